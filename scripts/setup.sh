@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set-up for a fresh Debian 12 machine of the project's kind. Idempotent: each step is skipped when done.
+#   - Debian packages: cmake + nasm (build libjpeg-turbo, which decodes JPEG exactly as the MediaPipe
+#     references did), pkg-config, python3 (ONNX Runtime comes from a PyPI wheel).
+#   - ONNX Runtime 1.31.1: libonnxruntime.so.1.31.1 out of the PyPI wheel onnxruntime==1.31.1, into .ort/.
+# Usage: scripts/setup.sh [--no-apt]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ORT_VERSION=1.31.1
+ORT_LIB=".ort/libonnxruntime.so.${ORT_VERSION}"
+
+need_apt=()
+for tool in cmake nasm pkg-config python3; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+done
+if [ "${1:-}" != "--no-apt" ] && [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -f "$ORT_LIB" ]; then
+  echo "setup: fetching ONNX Runtime ${ORT_VERSION} from PyPI (onnxruntime==${ORT_VERSION} wheel)"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tmp" "onnxruntime==${ORT_VERSION}"
+  wheel=$(ls "$tmp"/onnxruntime-*.whl)
+  mkdir -p .ort
+  python3 - "$wheel" "$ORT_LIB" <<'PY'
+import sys, zipfile, shutil
+wheel, dest = sys.argv[1], sys.argv[2]
+member = "onnxruntime/capi/libonnxruntime.so.1.31.1"
+with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dest, "wb") as out:
+    shutil.copyfileobj(src, out)
+PY
+  echo "setup: ONNX Runtime library at $ORT_LIB"
+fi

@@ -1,0 +1,155 @@
+//! Shared helpers for the golden tests: load the MediaPipe reference files and score results against
+//! them the way `scripts/refdata/compare_refs.py` does.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::path::{Path, PathBuf};
+
+use livepose::vision::{Engine, EngineConfig, FrameResult, PoseModel};
+use serde_json::Value;
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join(name)
+}
+
+pub fn read_json(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn read_jsonl(name: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The configuration that reproduces the references: legacy refinement kernel 9.
+pub fn legacy_engine(model: PoseModel, hands: bool) -> Engine {
+    let config = EngineConfig {
+        pose_model: model,
+        hands,
+        refine_kernel: 9,
+        ..Default::default()
+    };
+    Engine::new(config)
+        .unwrap_or_else(|e| panic!("cannot load models (run `make setup` and check models/): {e}"))
+}
+
+fn xy(v: &Value) -> [f64; 2] {
+    [v["x_px"].as_f64().unwrap(), v["y_px"].as_f64().unwrap()]
+}
+
+fn xyz_m(v: &Value) -> [f64; 3] {
+    [
+        v["x_m"].as_f64().unwrap(),
+        v["y_m"].as_f64().unwrap(),
+        v["z_m"].as_f64().unwrap(),
+    ]
+}
+
+fn dist2(a: [f64; 2], b: [f64; 2]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
+}
+
+fn dist3(a: [f64; 3], b: [f64; 3]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2) + (a[2] - b[2]).powi(2)).sqrt()
+}
+
+/// Pose errors against a reference POSE object, over landmarks the reference sees (visibility ≥ 0.5):
+/// per-landmark 2D errors (px) and world errors (mm).
+pub fn pose_errors(ours: &FrameResult, reference: &Value) -> (Vec<f64>, Vec<f64>) {
+    let pose = ours.pose.as_ref().expect("pose");
+    let mut px = Vec::new();
+    let mut mm = Vec::new();
+    let ref_lms = reference["landmarks"].as_array().unwrap();
+    let ref_world = reference["world_landmarks"].as_array().unwrap();
+    for i in 0..33 {
+        if ref_lms[i]["visibility"].as_f64().unwrap() < 0.5 {
+            continue;
+        }
+        let p = pose.landmarks[i].pos_in_image;
+        px.push(dist2([f64::from(p[0]), f64::from(p[1])], xy(&ref_lms[i])));
+        let w = pose.world_landmarks[i].pos_in_world;
+        mm.push(
+            1000.0
+                * dist3(
+                    [f64::from(w[0]), f64::from(w[1]), f64::from(w[2])],
+                    xyz_m(&ref_world[i]),
+                ),
+        );
+    }
+    (px, mm)
+}
+
+/// Matches our hands to the reference hands by position (as compare_refs.py); returns, per matched hand,
+/// the mean 2D error (px), the mean world error (mm) and whether MediaPipe's label agrees.
+pub fn hand_errors(ours: &FrameResult, reference: &Value) -> Vec<(f64, f64, bool)> {
+    let mut out = Vec::new();
+    let mut used = vec![false; ours.hands.len()];
+    for rh in reference.as_array().unwrap() {
+        let ref_pts: Vec<[f64; 2]> = rh["landmarks"].as_array().unwrap().iter().map(xy).collect();
+        let best = ours
+            .hands
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !used[*i])
+            .map(|(i, h)| {
+                let mean = h
+                    .landmarks
+                    .iter()
+                    .zip(&ref_pts)
+                    .map(|(l, r)| {
+                        dist2(
+                            [f64::from(l.pos_in_image[0]), f64::from(l.pos_in_image[1])],
+                            *r,
+                        )
+                    })
+                    .sum::<f64>()
+                    / 21.0;
+                (i, mean)
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((i, mean_px)) = best {
+            used[i] = true;
+            let h = &ours.hands[i];
+            let ref_world: Vec<[f64; 3]> = rh["world_landmarks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(xyz_m)
+                .collect();
+            let mean_mm = h
+                .world_landmarks
+                .iter()
+                .zip(&ref_world)
+                .map(|(w, r)| {
+                    1000.0
+                        * dist3(
+                            [
+                                f64::from(w.pos_in_world[0]),
+                                f64::from(w.pos_in_world[1]),
+                                f64::from(w.pos_in_world[2]),
+                            ],
+                            *r,
+                        )
+                })
+                .sum::<f64>()
+                / 21.0;
+            let same_label = h.handedness_mediapipe.label() == rh["handedness"].as_str().unwrap();
+            out.push((mean_px, mean_mm, same_label));
+        }
+    }
+    out
+}
+
+pub fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
