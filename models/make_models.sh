@@ -77,7 +77,7 @@ cd "$WORK"
 # 1. npm packages ------------------------------------------------------------
 echo "== npm pack"
 mkdir -p npm
-if ! (echo "$KNOWN_SUMS" | grep ' npm/' | sha256sum --quiet -c - 2>/dev/null); then
+if ! (echo "$KNOWN_SUMS" | grep ' npm/' | sha256sum --status -c - 2>/dev/null); then
   (cd npm && npm pack --silent "$POSE_PKG" "$HANDS_PKG" >/dev/null)
 fi
 echo "$KNOWN_SUMS" | grep ' npm/' | sha256sum -c -
@@ -151,7 +151,7 @@ echo "== check ONNX vs TFLite"
 
 # 6. SHA256SUMS + install ------------------------------------------------------
 (cd onnx && sha256sum $(for m in $MODELS; do echo "$m.onnx"; done | sort)) > SHA256SUMS.new
-if [ "$UPDATE_SUMS" = 0 ] && [ -f "$OUT/SHA256SUMS" ]; then
+if [ "$UPDATE_SUMS" = 0 ] && [ -s "$OUT/SHA256SUMS" ]; then
   echo "== verify against $OUT/SHA256SUMS"
   if ! diff "$OUT/SHA256SUMS" SHA256SUMS.new; then
     echo "new files differ from $OUT/SHA256SUMS; nothing copied" >&2
@@ -161,7 +161,7 @@ if [ "$UPDATE_SUMS" = 0 ] && [ -f "$OUT/SHA256SUMS" ]; then
 fi
 echo "== copy to $OUT"
 for m in $MODELS; do cp "onnx/$m.onnx" "$OUT/$m.onnx"; done
-if [ "$UPDATE_SUMS" = 1 ] || [ ! -f "$OUT/SHA256SUMS" ]; then
+if [ "$UPDATE_SUMS" = 1 ] || [ ! -s "$OUT/SHA256SUMS" ]; then
   cp SHA256SUMS.new "$OUT/SHA256SUMS"
   echo "wrote $OUT/SHA256SUMS"
 fi

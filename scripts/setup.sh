@@ -20,6 +20,10 @@ if [ "${1:-}" != "--no-apt" ] && [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/livepose"
+if [ ! -f "$ORT_LIB" ] && [ -f "$CACHE/libonnxruntime.so.${ORT_VERSION}" ]; then
+  mkdir -p .ort && cp "$CACHE/libonnxruntime.so.${ORT_VERSION}" "$ORT_LIB"
+fi
 if [ ! -f "$ORT_LIB" ]; then
   echo "setup: fetching ONNX Runtime ${ORT_VERSION} from PyPI (onnxruntime==${ORT_VERSION} wheel)"
   tmp=$(mktemp -d)
@@ -34,5 +38,6 @@ member = "onnxruntime/capi/libonnxruntime.so.1.31.1"
 with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dest, "wb") as out:
     shutil.copyfileobj(src, out)
 PY
+  mkdir -p "$CACHE" && cp "$ORT_LIB" "$CACHE/" || true
   echo "setup: ONNX Runtime library at $ORT_LIB"
 fi

@@ -1,9 +1,10 @@
 //! Golden tests on real photos against official MediaPipe 0.10.21 (`tests/fixtures/*.ref.json`, made by
 //! `scripts/refdata/make_refs.py` with the legacy `mp.solutions` API, static_image_mode=True).
 //!
-//! Tolerances (from the issue): mean 2D error over landmarks the reference sees (visibility ≥ 0.5)
-//! ≤ 2 px for the full model, world ≤ 10 mm, hands ≤ 2 px with the same hand count. Lite is held to
-//! the same bounds. The figures this reaches are in the README.
+//! The issue's bounds are a mean 2D error over landmarks the reference sees (visibility ≥ 0.5) ≤ 2 px,
+//! world ≤ 10 mm, hands ≤ 2 px with the same hand count. The crop reproduces OpenCV's fixed-point warp,
+//! so the engine reaches ~0.01 px / ~0.1 mm (README, "Fidelity"); the tests hold it to 0.1 px, 2 mm and
+//! 0.1 px for hands, 10–200× above what was measured, so a regression in any step shows up here.
 
 mod common;
 
@@ -17,9 +18,9 @@ const PHOTOS: [&str; 4] = [
     "astronaut.png",
     "grace_hopper.jpg",
 ];
-const MAX_MEAN_PX: f64 = 2.0;
-const MAX_WORLD_MM: f64 = 10.0;
-const MAX_HAND_PX: f64 = 2.0;
+const MAX_MEAN_PX: f64 = 0.1;
+const MAX_WORLD_MM: f64 = 2.0;
+const MAX_HAND_PX: f64 = 0.1;
 
 fn check_model(model: PoseModel, ref_key: &str, hands: bool) {
     let mut engine = legacy_engine(model, hands);
@@ -70,9 +71,12 @@ fn check_model(model: PoseModel, ref_key: &str, hands: bool) {
                 ref_hands.as_array().unwrap().len(),
                 "{photo}: hand count"
             );
-            for (px, mm, _) in hand_errors(&result, ref_hands) {
+            for (px, mm, same_label) in hand_errors(&result, ref_hands) {
                 eprintln!("{photo}: hand {px:.3} px, {mm:.2} mm");
                 assert!(px <= MAX_HAND_PX, "{photo}: hand error {px:.3} px");
+                assert!(mm <= MAX_WORLD_MM, "{photo}: hand world error {mm:.2} mm");
+                // messi5's hand scores 0.5007 "Left": only a faithful pipeline keeps that label.
+                assert!(same_label, "{photo}: handedness differs from MediaPipe");
             }
         }
     }
