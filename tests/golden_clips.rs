@@ -8,11 +8,16 @@
 //! 10 mm, with jitter within 5 % of MediaPipe's. All far inside the 2 px / 10 mm and
 //! MediaPipe's own static-vs-video gap (5.7 px).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use common::{fixture, hand_errors, legacy_engine, mean, pose_errors, read_jsonl};
 use livepose::vision::image::{MjpegFrames, rgb_image_from_bytes};
-use livepose::vision::smoothing::SmoothingMethod;
 use livepose::vision::{FrameResult, PoseModel, Tracker, TrackerConfig};
 
 const FRAME_US: i64 = 33_333;
@@ -94,7 +99,7 @@ fn score(ours: &[FrameResult], reference: &[serde_json::Value]) -> ClipScore {
     let (mut px, mut mm, mut hand_px) = (Vec::new(), Vec::new(), Vec::new());
     let (mut pose_agree, mut hand_count_agree) = (0, 0);
     for (o, r) in ours.iter().zip(reference) {
-        if o.pose.is_some() == !r["pose"].is_null() {
+        if o.pose.is_some() != r["pose"].is_null() {
             pose_agree += 1;
         }
         if o.pose.is_some() && !r["pose"].is_null() {
@@ -118,11 +123,7 @@ fn score(ours: &[FrameResult], reference: &[serde_json::Value]) -> ClipScore {
 }
 
 fn legacy_video() -> TrackerConfig {
-    TrackerConfig {
-        smoothing: SmoothingMethod::OneEuro,
-        smooth_hands: false,
-        ..TrackerConfig::VIDEO
-    }
+    TrackerConfig::LEGACY_VIDEO
 }
 
 #[test]
@@ -134,7 +135,12 @@ fn carphone_static_matches_mediapipe() {
         s.pose_px, s.world_mm, s.pose_agree, s.frames
     );
     assert_eq!(s.pose_agree, s.frames);
-    assert!(s.pose_px <= 0.1 && s.world_mm <= 2.0, "{} px, {} mm", s.pose_px, s.world_mm);
+    assert!(
+        s.pose_px <= 0.1 && s.world_mm <= 2.0,
+        "{} px, {} mm",
+        s.pose_px,
+        s.world_mm
+    );
 }
 
 #[test]

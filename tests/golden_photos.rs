@@ -6,6 +6,12 @@
 //! so the engine reaches ~0.01 px / ~0.1 mm (README, "Fidelity"); the tests hold it to 0.1 px, 2 mm and
 //! 0.1 px for hands, 10–200× above what was measured, so a regression in any step shows up here.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use common::{fixture, hand_errors, legacy_engine, mean, pose_errors, read_json};

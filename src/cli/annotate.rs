@@ -63,9 +63,9 @@ fn blend(image: &mut RgbImage, x: i64, y: i64, color: [u8; 3], alpha: f32) {
         return;
     }
     let i = (y as usize * image.width as usize + x as usize) * 3;
-    for c in 0..3 {
-        let old = f32::from(image.data[i + c]);
-        image.data[i + c] = (old + (f32::from(color[c]) - old) * alpha).round() as u8;
+    for (value, target) in image.data[i..i + 3].iter_mut().zip(color) {
+        let old = f32::from(*value);
+        *value = (old + (f32::from(target) - old) * alpha).round() as u8;
     }
 }
 

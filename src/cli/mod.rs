@@ -70,12 +70,13 @@ pub struct EngineArgs {
     /// Pose heatmap refinement window (7 = MediaPipe's graph; 9 = the legacy Python API).
     #[arg(long, default_value_t = DEFAULT_REFINE_KERNEL)]
     pub refine_kernel: usize,
-    /// Reproduce the legacy `mp.solutions` Python API exactly: refinement kernel 9, hands not smoothed.
+    /// Reproduce the legacy `mp.solutions` Python API: refinement kernel 9, hands not smoothed, palm
+    /// detector every frame while fewer than two hands are tracked.
     #[arg(long)]
     pub legacy: bool,
-    /// ONNX Runtime intra-op threads per model.
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
+    /// CPU threads for inference [default: cores, at most 4].
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Run the hand branch after the pose branch instead of beside it.
     #[arg(long)]
     pub sequential: bool,
@@ -88,8 +89,9 @@ pub struct EngineArgs {
     /// EMA weight of the newest value (with --smoothing ema).
     #[arg(long, default_value_t = PROTOTYPE_EMA_ALPHA)]
     pub ema_alpha: f32,
-    /// While fewer than two hands are tracked, run the palm detector every N frames (1 = every frame).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    /// While fewer than two hands are tracked, run the palm detector every N frames (1 = every frame,
+    /// as MediaPipe; --legacy sets 1).
+    #[arg(long, default_value_t = crate::vision::engine::DEFAULT_PALM_DETECTION_EVERY, value_parser = clap::value_parser!(u32).range(1..))]
     pub palm_every: u32,
 }
 
@@ -103,7 +105,10 @@ impl EngineArgs {
             } else {
                 self.refine_kernel
             },
-            intra_threads: self.threads.max(1),
+            threads: self
+                .threads
+                .unwrap_or_else(crate::vision::engine::default_threads)
+                .max(1),
             parallel_branches: !self.sequential,
             input_is_mirrored: self.mirrored,
             ..Default::default()
@@ -128,7 +133,7 @@ impl EngineArgs {
         crate::vision::TrackerConfig {
             smoothing: self.smoothing(),
             smooth_hands: !self.legacy,
-            palm_detection_every: self.palm_every,
+            palm_detection_every: if self.legacy { 1 } else { self.palm_every },
             ..crate::vision::TrackerConfig::VIDEO
         }
     }

@@ -191,12 +191,12 @@ pub fn crop_to_tensor(
                         0
                     }
                 };
-                for c in 0..3 {
+                for (c, o) in out.iter_mut().enumerate() {
                     let p = w00 * fetch(sx, sy, c)
                         + w01 * fetch(sx + 1, sy, c)
                         + w10 * fetch(sx, sy + 1, c)
                         + w11 * fetch(sx + 1, sy + 1, c);
-                    out[c] = ((p + round_shift) >> REMAP_COEF_BITS) as f32 * scale + offset;
+                    *o = ((p + round_shift) >> REMAP_COEF_BITS) as f32 * scale + offset;
                 }
             }
         }

@@ -66,8 +66,10 @@ pub struct EngineConfig {
     pub min_tracking_confidence: f32,
     /// Heatmap refinement window for pose landmarks (7 = MediaPipe graph, 9 = legacy Python API).
     pub refine_kernel: usize,
-    /// ONNX Runtime intra-op threads per session.
-    pub intra_threads: usize,
+    /// CPU threads inference may use. With `parallel_branches`, the pose and hand branches get half
+    /// each while both have work; a frame where the hand branch has nothing to do (no hand tracked, palm
+    /// detector not due) runs the pose landmark model with all of them.
+    pub threads: usize,
     /// Run the hand branch on its own thread beside the pose branch.
     pub parallel_branches: bool,
     /// Frames are mirrored (selfie view): decides which hand is the person's left.
@@ -84,13 +86,22 @@ impl Default for EngineConfig {
             min_detection_confidence: DEFAULT_MIN_DETECTION_CONFIDENCE,
             min_tracking_confidence: DEFAULT_MIN_TRACKING_CONFIDENCE,
             refine_kernel: DEFAULT_REFINE_KERNEL,
-            // Two branches in parallel, one thread each, fill the 2 cores this was tuned on without
+            // Two branches side by side, one thread each, fill the 2 cores this was tuned on without
             // oversubscribing them; see the README's "Threads" section.
-            intra_threads: 1,
+            threads: default_threads(),
             parallel_branches: true,
             input_is_mirrored: false,
         }
     }
+}
+
+/// Threads for inference by default: the machine's cores, at most 4 (these small models stop scaling
+/// beyond that).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4)
 }
 
 /// How one stream is tracked and smoothed.
@@ -103,16 +114,28 @@ pub struct TrackerConfig {
     /// Smooth hand landmarks too (MediaPipe's legacy Hands does not).
     pub smooth_hands: bool,
     /// While fewer than `max_hands` hands are tracked, run the palm detector every this many frames
-    /// (1 = every frame, as MediaPipe).
+    /// (1 = every frame, as MediaPipe's legacy graph; the default 3 finds a new hand within 100 ms at
+    /// 30 FPS and saves most of the detector's cost).
     pub palm_detection_every: u32,
 }
 
+/// Default palm detector throttle while tracking.
+pub const DEFAULT_PALM_DETECTION_EVERY: u32 = 3;
+
 impl TrackerConfig {
-    /// Video: tracking, MediaPipe's One Euro smoothing for body and hands, palm detector every frame.
+    /// Video: tracking, MediaPipe's One Euro smoothing for body and hands, palm detector throttled.
     pub const VIDEO: TrackerConfig = TrackerConfig {
         tracking: true,
         smoothing: SmoothingMethod::OneEuro,
         smooth_hands: true,
+        palm_detection_every: DEFAULT_PALM_DETECTION_EVERY,
+    };
+    /// What the legacy `mp.solutions` API does in video mode: hands not smoothed, palm detector every
+    /// frame while fewer than two hands are tracked.
+    pub const LEGACY_VIDEO: TrackerConfig = TrackerConfig {
+        tracking: true,
+        smoothing: SmoothingMethod::OneEuro,
+        smooth_hands: false,
         palm_detection_every: 1,
     };
     /// Every frame on its own, no smoothing.
@@ -215,7 +238,11 @@ impl HandTrack {
 
 struct PoseBranch {
     detector: PoseDetector,
+    /// Landmark model with the branch's share of the threads (runs beside the hand branch).
     landmarker: PoseLandmarker,
+    /// The same model with all the threads, for frames where the hand branch is idle; `None` when that
+    /// would be the same thread count.
+    landmarker_solo: Option<PoseLandmarker>,
 }
 
 struct HandBranch {
@@ -234,20 +261,40 @@ pub struct Engine {
 impl Engine {
     /// Loads and verifies every model the configuration needs.
     pub fn new(config: EngineConfig) -> Result<Self, ModelError> {
+        let threads = config.threads.max(1);
+        let split = config.hands && config.parallel_branches;
+        let shared = SessionOptions {
+            intra_threads: if split { (threads / 2).max(1) } else { threads },
+        };
         let options = SessionOptions {
-            intra_threads: config.intra_threads,
+            intra_threads: if split {
+                (threads - threads / 2).max(1)
+            } else {
+                threads
+            },
+        };
+        let solo = SessionOptions {
+            intra_threads: threads,
         };
         let dir = &config.models_dir;
-        let pose = PoseBranch {
-            detector: PoseDetector::new(
-                OnnxModel::load(dir, ModelFile::PoseDetection, options)?,
-                config.min_detection_confidence,
-            ),
-            landmarker: PoseLandmarker::new(
+        let pose_landmarker = |options| -> Result<PoseLandmarker, ModelError> {
+            Ok(PoseLandmarker::new(
                 OnnxModel::load(dir, config.pose_model.file(), options)?,
                 config.refine_kernel,
                 config.min_tracking_confidence,
+            ))
+        };
+        let pose = PoseBranch {
+            detector: PoseDetector::new(
+                OnnxModel::load(dir, ModelFile::PoseDetection, shared)?,
+                config.min_detection_confidence,
             ),
+            landmarker: pose_landmarker(shared)?,
+            landmarker_solo: if solo != shared {
+                Some(pose_landmarker(solo)?)
+            } else {
+                None
+            },
         };
         let hands = if config.hands {
             Some(HandBranch {
@@ -304,21 +351,39 @@ impl Engine {
         let mut timings = StageTimings::default();
         let mut hand_timings = StageTimings::default();
 
+        let hands_busy = self
+            .hands
+            .as_ref()
+            .is_some_and(|branch| hand_branch_has_work(branch, config, &tracker.hands));
         let pose_branch = &mut self.pose;
         let pose_track = &mut tracker.pose;
         let hands_track = &mut tracker.hands;
-        let mut run_pose = |timings: &mut StageTimings| {
+        let mut run_pose = |timings: &mut StageTimings, solo: bool| {
             pose_step(
                 pose_branch,
                 image,
                 timestamp_us,
                 config,
                 pose_track,
+                solo,
                 timings,
             )
         };
         let (pose_out, hands_out) = match self.hands.as_mut() {
-            None => (run_pose(&mut timings), Ok((Vec::new(), false))),
+            None => (run_pose(&mut timings, true), Ok((Vec::new(), false))),
+            Some(hand_branch) if !hands_busy => {
+                // Nothing for the hand branch this frame (it only counts the frame for the palm
+                // throttle): the pose model gets every thread.
+                let out = hands_step(
+                    hand_branch,
+                    image,
+                    timestamp_us,
+                    config,
+                    hands_track,
+                    &mut hand_timings,
+                );
+                (run_pose(&mut timings, true), out)
+            }
             Some(hand_branch) => {
                 let mut run_hands = |timings: &mut StageTimings| {
                     hands_step(
@@ -339,7 +404,7 @@ impl Engine {
                                 let out = run_hands(&mut t);
                                 (out, t)
                             });
-                        let pose_out = run_pose(&mut timings);
+                        let pose_out = run_pose(&mut timings, false);
                         let hands_out = match handle {
                             Ok(handle) => match handle.join() {
                                 Ok((out, t)) => {
@@ -359,7 +424,7 @@ impl Engine {
                         (pose_out, hands_out)
                     })
                 } else {
-                    let pose_out = run_pose(&mut timings);
+                    let pose_out = run_pose(&mut timings, true);
                     (pose_out, run_hands(&mut hand_timings))
                 }
             }
@@ -395,6 +460,7 @@ fn pose_step(
     timestamp_us: i64,
     config: TrackerConfig,
     track: &mut PoseTrack,
+    solo: bool,
     timings: &mut StageTimings,
 ) -> Result<(Option<Pose>, bool), VisionError> {
     let tracked_roi = if config.tracking { track.roi } else { None };
@@ -402,8 +468,12 @@ fn pose_step(
         Some(roi) => (Some(roi), false),
         None => (branch.detector.detect(image, timings)?, true),
     };
+    let landmarker = match (&mut branch.landmarker_solo, solo) {
+        (Some(solo_landmarker), true) => solo_landmarker,
+        _ => &mut branch.landmarker,
+    };
     let raw = match roi {
-        Some(roi) => branch.landmarker.landmarks(image, roi, timings)?,
+        Some(roi) => landmarker.landmarks(image, roi, timings)?,
         None => None,
     };
     let Some(raw) = raw else {
@@ -487,6 +557,20 @@ impl PoseTrack {
     fn landmarks_smoothing_is_one_euro(&self) -> bool {
         self.landmarks.method() == SmoothingMethod::OneEuro
     }
+}
+
+fn palm_detector_due(config: TrackerConfig, track: &HandsTrack) -> bool {
+    !config.tracking || track.frames_since_palm_detection + 1 >= config.palm_detection_every.max(1)
+}
+
+/// Whether the hand branch will run a model this frame.
+fn hand_branch_has_work(branch: &HandBranch, config: TrackerConfig, track: &HandsTrack) -> bool {
+    let tracked = if config.tracking {
+        track.hands.len()
+    } else {
+        0
+    };
+    tracked > 0 || (tracked < branch.max_hands && palm_detector_due(config, track))
 }
 
 /// Returns the hands found and whether the palm detector ran.

@@ -1,6 +1,11 @@
 //! Shared helpers for the golden tests: load the MediaPipe reference files and score results against
 //! them the way `scripts/refdata/compare_refs.py` does.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::path::{Path, PathBuf};
