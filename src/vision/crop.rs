@@ -125,6 +125,17 @@ fn source_from_tensor(roi: &Roi, width: u32, height: u32) -> [f64; 6] {
     ]
 }
 
+/// 1.5·2⁵²: adding and subtracting it rounds a double to an integer, ties to even, in the default
+/// rounding mode (exact for |x| < 2⁵¹).
+const ROUNDING_MAGIC: f64 = 6_755_399_441_055_744.0;
+
+/// `cvRound` for the warp: round half to even, saturating to `i32`. Written with the magic-number trick
+/// because `round_ties_even` is a libm call on baseline x86-64 (no SSE4.1), and this runs per pixel.
+fn round_to_i32(x: f64) -> i32 {
+    let clamped = x.clamp(f64::from(i32::MIN), f64::from(i32::MAX));
+    ((clamped + ROUNDING_MAGIC) - ROUNDING_MAGIC) as i32
+}
+
 /// Crops `roi` out of `image` into `tensor` (NHWC, `spec.width × spec.height × 3` floats), returning the
 /// geometry needed to map model outputs back to the image. `tensor` must have the right length.
 pub fn crop_to_tensor(
@@ -152,12 +163,8 @@ pub fn crop_to_tensor(
         for (u, out) in out_row.chunks_exact_mut(3).enumerate() {
             let fx = (row_x + m[0] * u as f64) * f64::from(INTER_TAB_SIZE);
             let fy = (row_y + m[3] * u as f64) * f64::from(INTER_TAB_SIZE);
-            let xi = fx
-                .clamp(f64::from(i32::MIN), f64::from(i32::MAX))
-                .round_ties_even() as i32;
-            let yi = fy
-                .clamp(f64::from(i32::MIN), f64::from(i32::MAX))
-                .round_ties_even() as i32;
+            let xi = round_to_i32(fx);
+            let yi = round_to_i32(fy);
             let sx = xi >> INTER_BITS;
             let sy = yi >> INTER_BITS;
             let ax = xi & (INTER_TAB_SIZE - 1);
@@ -225,6 +232,29 @@ mod tests {
         range: (0.0, 255.0),
         keep_aspect_ratio: true,
     };
+
+    #[test]
+    fn rounding_matches_round_ties_even() {
+        for x in [
+            0.5_f64,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            3.4999,
+            3.5001,
+            -7.5,
+            1e9 + 0.5,
+            123456.75,
+            -2e10,
+            2e10,
+        ] {
+            let expected = x
+                .clamp(f64::from(i32::MIN), f64::from(i32::MAX))
+                .round_ties_even() as i32;
+            assert_eq!(round_to_i32(x), expected, "{x}");
+        }
+    }
 
     #[test]
     fn identity_crop_copies_pixels() {
