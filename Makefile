@@ -1,6 +1,6 @@
 # livepose — one-command entry points. Each target does the set-up it needs (scripts/setup.sh:
 # Debian cmake + nasm for libjpeg-turbo, and ONNX Runtime 1.31.1 from the PyPI wheel into .ort/).
-.PHONY: setup run test bench models lint
+.PHONY: setup run analyze screenshot test bench models
 
 CARGO ?= cargo
 OUT ?= out
@@ -8,10 +8,21 @@ OUT ?= out
 setup:
 	@scripts/setup.sh
 
-# Track the bundled demo clip and photos: JSON + annotated PNGs in $(OUT)/.
+# The live app: camera 0, or the bundled demo clip when there is none.
 run: setup
-	$(CARGO) run --release -- analyze assets/demo/kenburns_messi.mjpeg tests/fixtures/messi5.jpg --out $(OUT) --annotate
-	@echo "results in $(OUT)/ (kenburns_messi.jsonl, messi5.json, annotated PNGs)"
+	$(CARGO) run
+
+# Track the bundled demo clip and a photo from the command line: JSON + annotated PNGs in $(OUT)/.
+analyze: setup
+	$(CARGO) run -- analyze assets/demo/kenburns_messi.mjpeg tests/fixtures/messi5.jpg --out $(OUT) --annotate
+
+# A screenshot of the app on the demo clip without a screen (Xvfb + Mesa's software Vulkan).
+screenshot: setup
+	$(CARGO) build
+	mkdir -p $(OUT)
+	WGPU_BACKEND=vulkan xvfb-run -a -s "-screen 0 1280x1024x24" $(CARGO) run -- --source demo --window 1100x560 \
+		--capture-after 4 --min-results 15 --screenshot $(OUT)/app.png --state $(OUT)/app-state.json
+	@echo "screenshot: $(OUT)/app.png, state: $(OUT)/app-state.json"
 
 # The whole test suite: unit tests, golden tests against MediaPipe, lints.
 test: setup

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Set-up for a fresh Debian 12 machine of the project's kind. Idempotent: each step is skipped when done.
-#   - Debian packages: cmake + nasm (build libjpeg-turbo, which decodes JPEG exactly as the MediaPipe
-#     references did), pkg-config, python3 (ONNX Runtime comes from a PyPI wheel).
+#   - Debian packages:
+#       cmake, nasm        build libjpeg-turbo, which decodes JPEG exactly as the MediaPipe references did
+#       libclang-dev       bindgen for the V4L2 camera bindings (nokhwa)
+#       python3            ONNX Runtime comes from a PyPI wheel
+#       libx11-6 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0
+#                          loaded at run time by the window (winit, X11)
+#       xvfb xauth mesa-vulkan-drivers libvulkan1
+#                          a virtual screen and software Vulkan (lavapipe) for the headless app test
 #   - ONNX Runtime 1.31.1: libonnxruntime.so.1.31.1 out of the PyPI wheel onnxruntime==1.31.1, into .ort/.
 # Usage: scripts/setup.sh [--no-apt]
 set -euo pipefail
@@ -10,8 +16,9 @@ ORT_VERSION=1.31.1
 ORT_LIB=".ort/libonnxruntime.so.${ORT_VERSION}"
 
 need_apt=()
-for tool in cmake nasm pkg-config python3; do
-  command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
+for pkg in cmake nasm libclang-dev python3 libx11-6 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0 \
+           xvfb xauth mesa-vulkan-drivers libvulkan1; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ "${1:-}" != "--no-apt" ] && [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"

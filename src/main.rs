@@ -1,4 +1,4 @@
-//! The `livepose` binary: parses the command line and runs the chosen command.
+//! The `livepose` binary: parses the command line and runs the live app or a command.
 
 use std::process::ExitCode;
 
@@ -19,9 +19,31 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        None => {
-            eprintln!("livepose: the live app is not built yet; use `livepose analyze --help`");
-            ExitCode::from(2)
-        }
+        None if cli.app.list_cameras => match livepose::source::camera::list_cameras() {
+            Ok(cameras) if cameras.is_empty() => {
+                println!("no cameras found");
+                ExitCode::SUCCESS
+            }
+            Ok(cameras) => {
+                for camera in cameras {
+                    println!("{}\t{}", camera.index, camera.name);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot list cameras: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        None => match cli.app.settings() {
+            Ok(settings) => match livepose::app::run(settings) {
+                bevy::app::AppExit::Success => ExitCode::SUCCESS,
+                bevy::app::AppExit::Error(code) => ExitCode::from(code.get()),
+            },
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
     }
 }

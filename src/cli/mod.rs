@@ -18,9 +18,13 @@ use crate::vision::smoothing::{PROTOTYPE_EMA_ALPHA, SmoothingMethod};
     version,
     about = "Real-time body and hand tracking (MediaPipe BlazePose + Hands on ONNX Runtime)"
 )]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Settings of the live app (used when no command is given).
+    #[command(flatten)]
+    pub app: AppArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,4 +163,147 @@ pub struct AnalyzeArgs {
     pub fps: f64,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// The live app's settings (`livepose` with no command).
+#[derive(Debug, Clone, Args)]
+pub struct AppArgs {
+    /// Where frames come from: `auto` (camera 0, else the bundled demo clip), `camera`, `demo`, or the
+    /// path of an .mjpeg clip, an image folder or an image (played looping).
+    #[arg(long, default_value = "auto")]
+    pub source: String,
+    /// Camera index (with --source auto or camera).
+    #[arg(long, default_value_t = 0)]
+    pub camera: u32,
+    /// Camera resolution, WIDTHxHEIGHT (the closest the camera offers is used; MJPEG preferred).
+    #[arg(long, default_value = "640x480", value_parser = parse_size)]
+    pub resolution: (u32, u32),
+    /// Camera frame rate, and the playback rate of files.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub fps: u32,
+    /// List the cameras and exit.
+    #[arg(long)]
+    pub list_cameras: bool,
+    /// Pose landmark model (also switchable in the panel).
+    #[arg(long, value_enum, default_value_t = ModelArg::Full)]
+    pub model: ModelArg,
+    /// Body only: do not run the hand models.
+    #[arg(long)]
+    pub no_hands: bool,
+    /// Landmark smoothing.
+    #[arg(long, value_enum, default_value_t = SmoothingArg::OneEuro)]
+    pub smoothing: SmoothingArg,
+    /// EMA weight of the newest value (with --smoothing ema).
+    #[arg(long, default_value_t = PROTOTYPE_EMA_ALPHA)]
+    pub ema_alpha: f32,
+    /// Draw the newest result as is instead of blending the last two.
+    #[arg(long)]
+    pub no_interpolation: bool,
+    /// Show the video mirrored (selfie view).
+    #[arg(long)]
+    pub mirror: bool,
+    /// CPU threads for inference [default: half the cores]; the rest is left to rendering.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: Option<u32>,
+    /// Folder holding the ONNX models [default: $LIVEPOSE_MODELS, ./models, or the build's models/].
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Window size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1280x720", value_parser = parse_size)]
+    pub window: (u32, u32),
+    /// Test mode: after this many seconds save --screenshot and --state, then exit.
+    #[arg(long, requires_all = ["screenshot", "state"])]
+    pub capture_after: Option<f32>,
+    /// Test mode: also wait for this many results (at most 6× --capture-after).
+    #[arg(long, default_value_t = 1)]
+    pub min_results: u64,
+    /// Test mode: where to save the screenshot (PNG).
+    #[arg(long, requires = "capture_after")]
+    pub screenshot: Option<PathBuf>,
+    /// Test mode: where to save the app state (JSON).
+    #[arg(long, requires = "capture_after")]
+    pub state: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X', '*'])
+        .ok_or_else(|| format!("expected WIDTHxHEIGHT, got {s:?}"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|v| (16..=8192).contains(v))
+    };
+    match (parse(w), parse(h)) {
+        (Some(w), Some(h)) => Ok((w, h)),
+        _ => Err(format!(
+            "expected WIDTHxHEIGHT with sides 16..=8192, got {s:?}"
+        )),
+    }
+}
+
+impl AppArgs {
+    /// The app settings these flags ask for.
+    pub fn settings(&self) -> anyhow::Result<crate::app::AppSettings> {
+        use crate::app::{AppSettings, CaptureRequest, SourceChoice};
+        use crate::source::camera::CameraRequest;
+        let camera = CameraRequest {
+            index: self.camera,
+            width: self.resolution.0,
+            height: self.resolution.1,
+            fps: self.fps,
+        };
+        let source = match self.source.as_str() {
+            "auto" => SourceChoice::Auto(camera),
+            "camera" => SourceChoice::Camera(camera),
+            "demo" => SourceChoice::File(crate::source::demo::bundled_demo_clip()),
+            path => {
+                let path = PathBuf::from(path);
+                anyhow::ensure!(
+                    path.exists(),
+                    "--source {}: no such file or folder (use auto, camera, demo or a path)",
+                    path.display()
+                );
+                SourceChoice::File(path)
+            }
+        };
+        let capture = match (self.capture_after, &self.screenshot, &self.state) {
+            (Some(after), Some(screenshot), Some(state)) => {
+                anyhow::ensure!(
+                    after.is_finite() && after >= 0.0,
+                    "--capture-after must be a number of seconds"
+                );
+                Some(CaptureRequest {
+                    after: std::time::Duration::from_secs_f32(after),
+                    min_results: self.min_results,
+                    screenshot: screenshot.clone(),
+                    state: state.clone(),
+                })
+            }
+            _ => None,
+        };
+        let smoothing = match self.smoothing {
+            SmoothingArg::OneEuro => SmoothingMethod::OneEuro,
+            SmoothingArg::Ema => SmoothingMethod::Ema {
+                alpha: self.ema_alpha.clamp(0.0, 1.0),
+            },
+            SmoothingArg::Off => SmoothingMethod::Off,
+        };
+        Ok(AppSettings {
+            source,
+            file_fps: self.fps as f32,
+            pose_model: self.model.into(),
+            hands: !self.no_hands,
+            smoothing,
+            interpolation: !self.no_interpolation,
+            mirror: self.mirror,
+            threads: self
+                .threads
+                .map_or_else(crate::app::default_app_threads, |t| t as usize),
+            models_dir: self.models.clone(),
+            window_size: self.window,
+            capture,
+        })
+    }
 }

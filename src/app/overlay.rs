@@ -1,0 +1,310 @@
+//! Present stage, 2D: the video frame as a texture and the skeleton drawn over the frame it came from
+//! (body pink, hands teal, joints as dots, low-visibility parts faded), with optional interpolation
+//! between the last two results and a mirror toggle.
+
+use std::time::Instant;
+
+use bevy::asset::RenderAssetUsages;
+use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+use bevy::window::PrimaryWindow;
+
+use crate::app::pipeline::{Results, TimedResult};
+use crate::app::stats::Stats;
+use crate::app::{AppSettings, AppSystems};
+use crate::interpolation::{blend_factor, interpolate};
+use crate::vision::FrameResult;
+use crate::vision::landmarks::{HAND_CONNECTIONS, POSE_CONNECTIONS};
+
+/// The prototype's colours.
+pub const BODY_COLOR: Color = Color::srgb(1.0, 0.25, 0.63);
+pub const HAND_COLOR: Color = Color::srgb(0.0, 0.78, 0.75);
+/// Body parts below this visibility are faded.
+const VISIBLE: f32 = 0.5;
+const FADED_ALPHA: f32 = 0.3;
+/// Logical px reserved on the right for the panel.
+pub const PANEL_WIDTH: f32 = 330.0;
+
+/// Where things go in the window (logical px, origin top-left).
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq)]
+pub struct Layout {
+    pub window: Vec2,
+    /// Video rectangle: top-left and size.
+    pub video_min: Vec2,
+    pub video_size: Vec2,
+    /// 3D view rectangle.
+    pub view3d_min: Vec2,
+    pub view3d_size: Vec2,
+    pub scale_factor: f32,
+}
+
+impl Layout {
+    /// Window logical px → 2D world coordinates (camera at the origin, y up).
+    pub fn world_from_window(&self, p: Vec2) -> Vec2 {
+        Vec2::new(p.x - self.window.x / 2.0, self.window.y / 2.0 - p.y)
+    }
+}
+
+/// The video texture and what is on it.
+#[derive(Resource, Default)]
+pub struct Video {
+    pub image: Handle<Image>,
+    /// Size of the frame now in the texture.
+    pub frame_size: UVec2,
+    /// Sequence number and capture time of the frame now in the texture.
+    pub frame_seq: Option<u64>,
+    pub frame_captured_at: Option<Instant>,
+}
+
+#[derive(Component)]
+struct VideoSprite;
+
+/// What the overlay drew last, in window logical px (read by the test-mode state dump).
+#[derive(Resource, Default, Debug, Clone, serde::Serialize)]
+pub struct OverlayDrawn {
+    /// Body landmarks drawn at full strength (visibility ≥ 0.5): index and window position.
+    pub body_points_in_window: Vec<(usize, [f32; 2])>,
+    pub hand_points_in_window: Vec<[f32; 2]>,
+    /// The blend factor used (1 = newest result as is).
+    pub blend: f32,
+}
+
+fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
+    let image = Image::new_fill(
+        Extent3d {
+            width: 2,
+            height: 2,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        &[0, 0, 0, 255],
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::MAIN_WORLD | RenderAssetUsages::RENDER_WORLD,
+    );
+    let handle = images.add(image);
+    commands.insert_resource(Video {
+        image: handle.clone(),
+        frame_size: UVec2::ZERO,
+        frame_seq: None,
+        frame_captured_at: None,
+    });
+    commands.spawn((
+        Camera2d,
+        Msaa::Off,
+        Camera {
+            order: 0,
+            ..default()
+        },
+    ));
+    commands.spawn((
+        VideoSprite,
+        Sprite {
+            image: handle,
+            custom_size: Some(Vec2::ZERO),
+            ..default()
+        },
+        Transform::default(),
+    ));
+}
+
+fn update_layout(
+    window: Single<&Window, With<PrimaryWindow>>,
+    mut layout: ResMut<Layout>,
+    video: Res<Video>,
+) {
+    let size = Vec2::new(window.width(), window.height());
+    let available = Vec2::new((size.x - PANEL_WIDTH).max(64.0), size.y);
+    let half = Vec2::new(available.x / 2.0, available.y);
+    // The video keeps its aspect ratio inside the left half.
+    let aspect = if video.frame_size.y > 0 {
+        video.frame_size.x as f32 / video.frame_size.y as f32
+    } else {
+        4.0 / 3.0
+    };
+    let video_size = if half.x / half.y > aspect {
+        Vec2::new(half.y * aspect, half.y)
+    } else {
+        Vec2::new(half.x, half.x / aspect)
+    };
+    let new = Layout {
+        window: size,
+        video_min: Vec2::new((half.x - video_size.x) / 2.0, (half.y - video_size.y) / 2.0),
+        video_size,
+        view3d_min: Vec2::new(half.x, 0.0),
+        view3d_size: half,
+        scale_factor: window.scale_factor(),
+    };
+    if *layout != new {
+        *layout = new;
+    }
+}
+
+/// The result whose frame is on screen: the newest, or — while blending — whichever of the last two the
+/// drawn skeleton is nearer to, so the skeleton stays on the frame it came from.
+pub fn frame_to_show(results: &Results, interpolation: bool, now: Instant) -> Option<&TimedResult> {
+    let newest = results.newest.as_ref()?;
+    match (&results.previous, interpolation) {
+        (Some(previous), true) => {
+            let interval = newest.arrived.saturating_duration_since(previous.arrived);
+            let t = blend_factor(now.saturating_duration_since(newest.arrived), interval);
+            Some(if t < 0.5 { previous } else { newest })
+        }
+        _ => Some(newest),
+    }
+}
+
+/// Copies the frame to show into the texture when it changes.
+fn upload_frame(
+    results: Res<Results>,
+    settings: Res<AppSettings>,
+    mut video: ResMut<Video>,
+    mut images: ResMut<Assets<Image>>,
+    mut stats: ResMut<Stats>,
+) {
+    let Some(shown) = frame_to_show(&results, settings.interpolation, Instant::now()) else {
+        return;
+    };
+    if video.frame_seq == Some(shown.frame.seq)
+        && video.frame_captured_at == Some(shown.frame.captured_at)
+    {
+        return;
+    }
+    let frame = &shown.frame.image;
+    let Some(mut image) = images.get_mut(&video.image) else {
+        return;
+    };
+    let size = Extent3d {
+        width: frame.width,
+        height: frame.height,
+        depth_or_array_layers: 1,
+    };
+    if image.texture_descriptor.size != size {
+        image.resize(size);
+    }
+    let rgba: Vec<u8> = frame
+        .data
+        .chunks_exact(3)
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect();
+    image.data = Some(rgba);
+    video.frame_size = UVec2::new(frame.width, frame.height);
+    video.frame_seq = Some(shown.frame.seq);
+    video.frame_captured_at = Some(shown.frame.captured_at);
+    stats.record_display(shown.frame.captured_at);
+}
+
+fn place_sprite(
+    layout: Res<Layout>,
+    settings: Res<AppSettings>,
+    mut sprite: Single<(&mut Sprite, &mut Transform), With<VideoSprite>>,
+) {
+    let center = layout.world_from_window(layout.video_min + layout.video_size / 2.0);
+    let (sprite, transform) = &mut *sprite;
+    sprite.custom_size = Some(layout.video_size);
+    sprite.flip_x = settings.mirror;
+    transform.translation = center.extend(0.0);
+}
+
+/// The result to draw now: the newest, or a blend of the last two.
+pub fn result_to_draw(
+    results: &Results,
+    interpolation: bool,
+    now: Instant,
+) -> Option<(FrameResult, f32)> {
+    let newest = results.newest.as_ref()?;
+    match (&results.previous, interpolation) {
+        (Some(previous), true) => {
+            let interval = newest.arrived.saturating_duration_since(previous.arrived);
+            let t = blend_factor(now.saturating_duration_since(newest.arrived), interval);
+            Some((interpolate(&previous.result, &newest.result, t), t))
+        }
+        _ => Some((newest.result.clone(), 1.0)),
+    }
+}
+
+fn draw_skeleton(
+    results: Res<Results>,
+    layout: Res<Layout>,
+    video: Res<Video>,
+    settings: Res<AppSettings>,
+    mut drawn: ResMut<OverlayDrawn>,
+    mut gizmos: Gizmos,
+) {
+    let Some((result, blend)) = result_to_draw(&results, settings.interpolation, Instant::now())
+    else {
+        return;
+    };
+    if video.frame_size.x == 0 || result.width != video.frame_size.x {
+        return;
+    }
+    let scale = layout.video_size.x / video.frame_size.x as f32;
+    let mirror = settings.mirror;
+    let to_window = |p: [f32; 2]| {
+        let u = if mirror {
+            video.frame_size.x as f32 - p[0]
+        } else {
+            p[0]
+        };
+        layout.video_min + Vec2::new(u, p[1]) * scale
+    };
+    let to_world = |p: [f32; 2]| layout.world_from_window(to_window(p));
+    let radius = (3.0 * scale).clamp(2.0, 5.0);
+    let mut out = OverlayDrawn { blend, ..default() };
+    if let Some(pose) = &result.pose {
+        for &(a, b) in &POSE_CONNECTIONS {
+            let (la, lb) = (&pose.landmarks[a], &pose.landmarks[b]);
+            let visible = la.visibility.min(lb.visibility) >= VISIBLE;
+            let color = if visible {
+                BODY_COLOR
+            } else {
+                BODY_COLOR.with_alpha(FADED_ALPHA)
+            };
+            gizmos.line_2d(to_world(la.pos_in_image), to_world(lb.pos_in_image), color);
+        }
+        for (i, l) in pose.landmarks.iter().enumerate() {
+            let visible = l.visibility >= VISIBLE;
+            let color = if visible {
+                BODY_COLOR
+            } else {
+                BODY_COLOR.with_alpha(FADED_ALPHA)
+            };
+            gizmos.circle_2d(to_world(l.pos_in_image), radius, color);
+            if visible {
+                out.body_points_in_window
+                    .push((i, to_window(l.pos_in_image).to_array()));
+            }
+        }
+    }
+    for hand in &result.hands {
+        for &(a, b) in &HAND_CONNECTIONS {
+            gizmos.line_2d(
+                to_world(hand.landmarks[a].pos_in_image),
+                to_world(hand.landmarks[b].pos_in_image),
+                HAND_COLOR,
+            );
+        }
+        for l in &hand.landmarks {
+            gizmos.circle_2d(to_world(l.pos_in_image), radius * 0.7, HAND_COLOR);
+            out.hand_points_in_window
+                .push(to_window(l.pos_in_image).to_array());
+        }
+    }
+    *drawn = out;
+}
+
+fn configure_gizmos(mut store: ResMut<GizmoConfigStore>) {
+    let (config, _) = store.config_mut::<DefaultGizmoConfigGroup>();
+    config.line.width = 3.0;
+}
+
+pub(super) fn plugin(app: &mut App) {
+    app.init_resource::<Layout>()
+        .init_resource::<OverlayDrawn>()
+        .add_systems(Startup, (setup, configure_gizmos))
+        .add_systems(
+            Update,
+            (update_layout, upload_frame, place_sprite, draw_skeleton)
+                .chain()
+                .in_set(AppSystems::Present),
+        );
+}

@@ -1,0 +1,125 @@
+//! Rolling statistics for the panel and the test-mode state dump: render, capture and inference rates,
+//! per-stage p50/p95, dropped frames, capture-to-display latency, and each joint angle's recent history.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bevy::prelude::*;
+
+use crate::app::AppSystems;
+use crate::app::pipeline::Results;
+use crate::vision::angles::Joint;
+use crate::vision::timings::Stage;
+
+/// How many samples the rolling figures keep.
+const WINDOW: usize = 120;
+/// Angle history length (≈ 4 s at 30 results/s).
+pub const ANGLE_HISTORY: usize = 120;
+
+fn push<T>(queue: &mut VecDeque<T>, value: T, cap: usize) {
+    if queue.len() == cap {
+        queue.pop_front();
+    }
+    queue.push_back(value);
+}
+
+/// p50 and p95 of the values (NaN when empty).
+pub fn percentiles(values: &VecDeque<f32>) -> (f32, f32) {
+    if values.is_empty() {
+        return (f32::NAN, f32::NAN);
+    }
+    let mut sorted: Vec<f32> = values.iter().copied().collect();
+    sorted.sort_by(f32::total_cmp);
+    let at = |p: f32| sorted[((sorted.len() - 1) as f32 * p).round() as usize];
+    (at(0.5), at(0.95))
+}
+
+#[derive(Resource)]
+pub struct Stats {
+    render_frames: VecDeque<Instant>,
+    result_times: VecDeque<Instant>,
+    pub stage_ms: Vec<VecDeque<f32>>,
+    /// Capture → on screen, ms, for each displayed result.
+    pub latency_ms: VecDeque<f32>,
+    /// Degrees, one queue per [`Joint::ALL`] entry (NaN where the joint was not measured).
+    pub angle_history: Vec<VecDeque<f32>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            render_frames: VecDeque::new(),
+            result_times: VecDeque::new(),
+            stage_ms: vec![VecDeque::new(); Stage::COUNT],
+            latency_ms: VecDeque::new(),
+            angle_history: vec![VecDeque::new(); Joint::ALL.len()],
+        }
+    }
+}
+
+fn rate(times: &VecDeque<Instant>) -> f32 {
+    match (times.front(), times.back()) {
+        (Some(first), Some(last)) if times.len() > 1 => {
+            let span = last.saturating_duration_since(*first).as_secs_f32();
+            if span > 0.0 {
+                (times.len() - 1) as f32 / span
+            } else {
+                0.0
+            }
+        }
+        _ => 0.0,
+    }
+}
+
+impl Stats {
+    pub fn render_fps(&self) -> f32 {
+        rate(&self.render_frames)
+    }
+
+    pub fn inference_fps(&self) -> f32 {
+        rate(&self.result_times)
+    }
+
+    pub fn stage(&self, stage: Stage) -> (f32, f32) {
+        percentiles(&self.stage_ms[stage as usize])
+    }
+
+    /// Records that the newest result's frame went on screen now.
+    pub fn record_display(&mut self, captured_at: Instant) {
+        push(
+            &mut self.latency_ms,
+            captured_at.elapsed().as_secs_f32() * 1000.0,
+            WINDOW,
+        );
+    }
+}
+
+fn update_stats(results: Res<Results>, mut stats: ResMut<Stats>) {
+    let now = Instant::now();
+    push(&mut stats.render_frames, now, WINDOW);
+    for (finished, timings) in &results.fresh {
+        push(&mut stats.result_times, *finished, WINDOW);
+        for (stage, ms) in timings.iter() {
+            push(&mut stats.stage_ms[stage as usize], ms, WINDOW);
+        }
+    }
+    if !results.changed() {
+        return;
+    }
+    let Some(newest) = &results.newest else {
+        return;
+    };
+    for (i, joint) in Joint::ALL.iter().enumerate() {
+        let degrees = newest
+            .result
+            .angles
+            .get(*joint)
+            .map_or(f32::NAN, |a| a.radians.to_degrees());
+        push(&mut stats.angle_history[i], degrees, ANGLE_HISTORY);
+    }
+}
+
+pub(super) fn plugin(app: &mut App) {
+    app.init_resource::<Stats>()
+        .add_systems(Update, update_stats.in_set(AppSystems::Present));
+}

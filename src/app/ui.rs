@@ -1,0 +1,220 @@
+//! The panel (egui, right side): source, model and filter controls that apply live; rates and per-stage
+//! timings; joint angles in degrees with confidence and a short history plot.
+
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
+
+use crate::app::overlay::PANEL_WIDTH;
+use crate::app::pipeline::{ActiveSource, Inference, Results, SharedSlot, SwitchSource};
+use crate::app::stats::{ANGLE_HISTORY, Stats, percentiles};
+use crate::app::{AppSettings, SourceChoice};
+use crate::source::camera::CameraRequest;
+use crate::source::demo::bundled_demo_clip;
+use crate::vision::angles::Joint;
+use crate::vision::engine::PoseModel;
+use crate::vision::smoothing::{PROTOTYPE_EMA_ALPHA, SmoothingMethod};
+use crate::vision::timings::Stage;
+
+/// The joint-angle rows as shown (for the test-mode state dump): name, degrees text, confidence text.
+#[derive(Resource, Default, Debug, Clone, serde::Serialize)]
+pub struct PanelText {
+    pub angle_rows: Vec<(String, String, String)>,
+}
+
+const STAGES_SHOWN: [Stage; 5] = [
+    Stage::PoseLandmarkInfer,
+    Stage::PalmDetectionInfer,
+    Stage::HandLandmarkInfer,
+    Stage::Smoothing,
+    Stage::Total,
+];
+
+fn fmt_ms((p50, p95): (f32, f32)) -> String {
+    if p50.is_nan() {
+        "–".into()
+    } else {
+        format!("{p50:.1} / {p95:.1}")
+    }
+}
+
+fn angle_plot(ui: &mut egui::Ui, history: &std::collections::VecDeque<f32>) {
+    let (response, painter) = ui.allocate_painter(egui::vec2(90.0, 18.0), egui::Sense::hover());
+    let rect = response.rect;
+    painter.rect_filled(rect, 2.0, egui::Color32::from_gray(30));
+    let step = rect.width() / (ANGLE_HISTORY.max(2) - 1) as f32;
+    let offset = ANGLE_HISTORY.saturating_sub(history.len());
+    let mut segment: Vec<egui::Pos2> = Vec::new();
+    let stroke = egui::Stroke::new(1.2, egui::Color32::from_rgb(255, 64, 160));
+    for (i, &deg) in history.iter().enumerate() {
+        if deg.is_finite() {
+            let x = rect.left() + (offset + i) as f32 * step;
+            let y = rect.bottom() - (deg / 180.0).clamp(0.0, 1.0) * rect.height();
+            segment.push(egui::pos2(x, y));
+        } else if segment.len() > 1 {
+            painter.add(egui::Shape::line(std::mem::take(&mut segment), stroke));
+        } else {
+            segment.clear();
+        }
+    }
+    if segment.len() > 1 {
+        painter.add(egui::Shape::line(segment, stroke));
+    }
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the panel shows and edits the whole app state"
+)]
+fn panel_ui(
+    mut contexts: EguiContexts,
+    mut settings: ResMut<AppSettings>,
+    mut switch: MessageWriter<SwitchSource>,
+    source: Res<ActiveSource>,
+    inference: Res<Inference>,
+    results: Res<Results>,
+    slot: Res<SharedSlot>,
+    stats: Res<Stats>,
+    mut panel: ResMut<PanelText>,
+) -> Result {
+    let ctx = contexts.ctx_mut()?;
+    let mut edited = settings.clone();
+    let mut rows = Vec::new();
+    let height = ctx.content_rect().height();
+    egui::Window::new("livepose")
+        .anchor(egui::Align2::RIGHT_TOP, [0.0, 0.0])
+        .fixed_size([PANEL_WIDTH - 16.0, height - 16.0])
+        .title_bar(false)
+        .resizable(false)
+        .collapsible(false)
+        .vscroll(true)
+        .show(ctx, |ui| {
+            ui.heading("Source");
+            let status = source.status();
+            ui.label(if status.name.is_empty() {
+                "starting…".to_owned()
+            } else {
+                status.name.clone()
+            });
+            if let Some(note) = &source.note {
+                ui.colored_label(egui::Color32::YELLOW, note);
+            }
+            if let Some(error) = &status.error {
+                ui.colored_label(egui::Color32::LIGHT_RED, error);
+            }
+            ui.horizontal(|ui| {
+                if ui.button("Camera 0").clicked() {
+                    switch.write(SwitchSource(SourceChoice::Camera(CameraRequest::default())));
+                }
+                if ui.button("Demo clip").clicked() {
+                    switch.write(SwitchSource(SourceChoice::File(bundled_demo_clip())));
+                }
+            });
+
+            ui.separator();
+            ui.heading("Model");
+            ui.horizontal(|ui| {
+                ui.radio_value(&mut edited.pose_model, PoseModel::Lite, "lite");
+                ui.radio_value(&mut edited.pose_model, PoseModel::Full, "full");
+                ui.radio_value(&mut edited.pose_model, PoseModel::Heavy, "heavy");
+                ui.checkbox(&mut edited.hands, "hands");
+            });
+            ui.horizontal(|ui| {
+                ui.label("smoothing");
+                let is_ema = matches!(edited.smoothing, SmoothingMethod::Ema { .. });
+                if ui
+                    .radio(edited.smoothing == SmoothingMethod::OneEuro, "One Euro")
+                    .clicked()
+                {
+                    edited.smoothing = SmoothingMethod::OneEuro;
+                }
+                if ui.radio(is_ema, "EMA").clicked() && !is_ema {
+                    edited.smoothing = SmoothingMethod::Ema {
+                        alpha: PROTOTYPE_EMA_ALPHA,
+                    };
+                }
+                if ui
+                    .radio(edited.smoothing == SmoothingMethod::Off, "off")
+                    .clicked()
+                {
+                    edited.smoothing = SmoothingMethod::Off;
+                }
+            });
+            if let SmoothingMethod::Ema { alpha } = &mut edited.smoothing {
+                ui.add(egui::Slider::new(alpha, 0.05..=1.0).text("EMA α (new value weight)"));
+            }
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut edited.interpolation, "interpolate");
+                ui.checkbox(&mut edited.mirror, "mirror");
+            });
+            if let Some(error) = &inference.error {
+                ui.colored_label(egui::Color32::LIGHT_RED, error);
+            } else if !inference.ready() {
+                ui.label("loading models…");
+            }
+
+            ui.separator();
+            ui.heading("Stats");
+            let latency = percentiles(&stats.latency_ms);
+            egui::Grid::new("stats").num_columns(2).show(ui, |ui| {
+                ui.label("render FPS");
+                ui.label(format!("{:.1}", stats.render_fps()));
+                ui.end_row();
+                ui.label("capture FPS");
+                ui.label(format!("{:.1}", status.capture_fps));
+                ui.end_row();
+                ui.label("inference FPS");
+                ui.label(format!("{:.1}", stats.inference_fps()));
+                ui.end_row();
+                ui.label("dropped frames");
+                ui.label(format!("{} of {}", slot.0.dropped(), slot.0.published()));
+                ui.end_row();
+                ui.label("capture to display ms");
+                ui.label(fmt_ms(latency));
+                ui.end_row();
+                for stage in STAGES_SHOWN {
+                    ui.label(format!("{} ms", stage.name()));
+                    ui.label(fmt_ms(stats.stage(stage)));
+                    ui.end_row();
+                }
+            });
+
+            ui.separator();
+            ui.heading("Joint angles");
+            let newest = results.newest.as_ref().map(|n| &n.result.angles);
+            egui::Grid::new("angles").num_columns(4).show(ui, |ui| {
+                for (i, joint) in Joint::ALL.iter().enumerate() {
+                    let angle = newest.and_then(|a| a.get(*joint));
+                    let degrees = angle.map_or("–".to_owned(), |a| {
+                        format!("{:.0}°", a.radians.to_degrees())
+                    });
+                    let confidence =
+                        angle.map_or("".to_owned(), |a| format!("{:.2}", a.confidence));
+                    let faded = angle.is_none_or(|a| a.confidence < 0.5);
+                    let name = joint.name().replace('_', " ");
+                    let text = |s: &str| {
+                        if faded {
+                            egui::RichText::new(s).weak()
+                        } else {
+                            egui::RichText::new(s)
+                        }
+                    };
+                    ui.label(text(&name));
+                    ui.label(text(&degrees).monospace());
+                    ui.label(text(&confidence).small());
+                    angle_plot(ui, &stats.angle_history[i]);
+                    ui.end_row();
+                    rows.push((name, degrees, confidence));
+                }
+            });
+        });
+    panel.angle_rows = rows;
+    if edited != *settings {
+        *settings = edited;
+    }
+    Ok(())
+}
+
+pub(super) fn plugin(app: &mut App) {
+    app.init_resource::<PanelText>()
+        .add_systems(EguiPrimaryContextPass, panel_ui);
+}

@@ -1,0 +1,181 @@
+//! Between two inference results, landmarks are blended as the prototype did: t = time since the newest
+//! result / interval between the last two, clamped to [0, 1], drawn = previous + (newest − previous)·t.
+//! Never extrapolated past the newest.
+
+use std::time::Duration;
+
+use crate::vision::landmarks::{FrameResult, Hand, ImageLandmark, Pose, WorldLandmark};
+
+/// The blend factor: 0 just after a result arrived (show the previous one), 1 once a full interval has
+/// passed (show the newest), and 1 when the interval is unknown.
+pub fn blend_factor(since_newest: Duration, interval: Duration) -> f32 {
+    if interval.is_zero() {
+        return 1.0;
+    }
+    (since_newest.as_secs_f32() / interval.as_secs_f32()).clamp(0.0, 1.0)
+}
+
+fn lerp(a: f32, b: f32, t: f32) -> f32 {
+    a + (b - a) * t
+}
+
+fn lerp_image(a: &ImageLandmark, b: &ImageLandmark, t: f32) -> ImageLandmark {
+    ImageLandmark {
+        pos_in_image: [
+            lerp(a.pos_in_image[0], b.pos_in_image[0], t),
+            lerp(a.pos_in_image[1], b.pos_in_image[1], t),
+        ],
+        depth: lerp(a.depth, b.depth, t),
+        visibility: lerp(a.visibility, b.visibility, t),
+        presence: lerp(a.presence, b.presence, t),
+    }
+}
+
+fn lerp_world(a: &WorldLandmark, b: &WorldLandmark, t: f32) -> WorldLandmark {
+    WorldLandmark {
+        pos_in_world: std::array::from_fn(|k| lerp(a.pos_in_world[k], b.pos_in_world[k], t)),
+        visibility: lerp(a.visibility, b.visibility, t),
+    }
+}
+
+fn lerp_pose(a: &Pose, b: &Pose, t: f32) -> Pose {
+    Pose {
+        landmarks: a
+            .landmarks
+            .iter()
+            .zip(&b.landmarks)
+            .map(|(x, y)| lerp_image(x, y, t))
+            .collect(),
+        world_landmarks: a
+            .world_landmarks
+            .iter()
+            .zip(&b.world_landmarks)
+            .map(|(x, y)| lerp_world(x, y, t))
+            .collect(),
+        presence: b.presence,
+        roi: b.roi,
+    }
+}
+
+fn lerp_hand(a: &Hand, b: &Hand, t: f32) -> Hand {
+    Hand {
+        landmarks: a
+            .landmarks
+            .iter()
+            .zip(&b.landmarks)
+            .map(|(x, y)| lerp_image(x, y, t))
+            .collect(),
+        world_landmarks: a
+            .world_landmarks
+            .iter()
+            .zip(&b.world_landmarks)
+            .map(|(x, y)| lerp_world(x, y, t))
+            .collect(),
+        ..b.clone()
+    }
+}
+
+/// Blends `previous` towards `newest`. Parts present in only one of them are taken from `newest` (a
+/// body that just appeared is drawn where it is, not faded in from nowhere); hands are paired by label.
+pub fn interpolate(previous: &FrameResult, newest: &FrameResult, t: f32) -> FrameResult {
+    let t = t.clamp(0.0, 1.0);
+    let mut out = newest.clone();
+    if t >= 1.0 || previous.width != newest.width || previous.height != newest.height {
+        return out;
+    }
+    if let (Some(a), Some(b)) = (&previous.pose, &newest.pose) {
+        out.pose = Some(lerp_pose(a, b, t));
+    }
+    for hand in &mut out.hands {
+        if let Some(prev) = previous
+            .hands
+            .iter()
+            .find(|h| h.handedness == hand.handedness)
+        {
+            *hand = lerp_hand(prev, hand, t);
+        }
+    }
+    for (angle, prev) in out
+        .angles
+        .angles
+        .iter_mut()
+        .filter_map(|a| previous.angles.get(a.joint).map(|p| (a, p)))
+    {
+        angle.radians = lerp(prev.radians, angle.radians, t);
+        angle.confidence = lerp(prev.confidence, angle.confidence, t);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::angles::JointAngles;
+    use crate::vision::roi::Roi;
+    use crate::vision::timings::StageTimings;
+
+    fn result(x: f32) -> FrameResult {
+        let lm = ImageLandmark {
+            pos_in_image: [x, 2.0 * x],
+            depth: 0.0,
+            visibility: 1.0,
+            presence: 1.0,
+        };
+        let w = WorldLandmark {
+            pos_in_world: [x / 100.0, 0.0, 0.0],
+            visibility: 1.0,
+        };
+        FrameResult {
+            timestamp_us: 0,
+            width: 640,
+            height: 480,
+            pose: Some(Pose {
+                landmarks: vec![lm; 33],
+                world_landmarks: vec![w; 33],
+                presence: 1.0,
+                roi: Roi::full_image(640, 480),
+            }),
+            hands: Vec::new(),
+            angles: JointAngles::default(),
+            pose_detector_ran: false,
+            palm_detector_ran: false,
+            timings: StageTimings::default(),
+        }
+    }
+
+    #[test]
+    fn blend_factor_is_clamped_and_never_extrapolates() {
+        let interval = Duration::from_millis(40);
+        assert_eq!(blend_factor(Duration::ZERO, interval), 0.0);
+        assert!((blend_factor(Duration::from_millis(10), interval) - 0.25).abs() < 1e-6);
+        assert_eq!(blend_factor(Duration::from_millis(40), interval), 1.0);
+        assert_eq!(blend_factor(Duration::from_millis(400), interval), 1.0);
+        assert_eq!(blend_factor(Duration::from_millis(5), Duration::ZERO), 1.0);
+    }
+
+    #[test]
+    fn endpoints_are_exact_and_midpoint_is_halfway() {
+        let (a, b) = (result(100.0), result(200.0));
+        let at0 = interpolate(&a, &b, 0.0);
+        assert_eq!(
+            at0.pose.as_ref().unwrap().landmarks[5].pos_in_image,
+            [100.0, 200.0]
+        );
+        let at1 = interpolate(&a, &b, 1.0);
+        assert_eq!(at1, b);
+        let mid = interpolate(&a, &b, 0.5);
+        let pose = mid.pose.unwrap();
+        assert_eq!(pose.landmarks[0].pos_in_image, [150.0, 300.0]);
+        assert!((pose.world_landmarks[0].pos_in_world[0] - 1.5).abs() < 1e-6);
+        // Beyond 1 is clamped: no extrapolation.
+        assert_eq!(interpolate(&a, &b, 3.0), b);
+    }
+
+    #[test]
+    fn a_body_that_just_appeared_is_not_blended() {
+        let mut a = result(100.0);
+        a.pose = None;
+        let b = result(200.0);
+        assert_eq!(interpolate(&a, &b, 0.3).pose, b.pose);
+    }
+}
