@@ -1,6 +1,6 @@
 # livepose — one-command entry points. Each target does the set-up it needs (scripts/setup.sh:
 # Debian cmake + nasm for libjpeg-turbo, and ONNX Runtime 1.31.1 from the PyPI wheel into .ort/).
-.PHONY: setup run analyze screenshot test bench models
+.PHONY: setup run serve analyze screenshot test bench bench-load models
 
 CARGO ?= cargo
 OUT ?= out
@@ -12,6 +12,10 @@ setup:
 run: setup
 	$(CARGO) run
 
+# The browser client without a window: open http://127.0.0.1:8000/ and press Start.
+serve: setup
+	$(CARGO) run --release -- serve
+
 # Track the bundled demo clip and a photo from the command line: JSON + annotated PNGs in $(OUT)/.
 analyze: setup
 	$(CARGO) run -- analyze assets/demo/kenburns_messi.mjpeg tests/fixtures/messi5.jpg --out $(OUT) --annotate
@@ -20,7 +24,7 @@ analyze: setup
 screenshot: setup
 	$(CARGO) build
 	mkdir -p $(OUT)
-	WGPU_BACKEND=vulkan xvfb-run -a -s "-screen 0 1280x1024x24" $(CARGO) run -- --source demo --window 1100x560 \
+	WGPU_BACKEND=vulkan xvfb-run -a -s "-screen 0 1280x1024x24" $(CARGO) run -- --source demo --no-server --window 1100x560 \
 		--capture-after 4 --min-results 15 --screenshot $(OUT)/app.png --state $(OUT)/app-state.json
 	@echo "screenshot: $(OUT)/app.png, state: $(OUT)/app-state.json"
 
@@ -33,6 +37,10 @@ test: setup
 # Speed: livepose's pipeline and, in the same run, the official MediaPipe Python pipeline.
 bench: setup
 	scripts/bench.sh
+
+# The server under load: N = 1, 2, 4, 8 WebSocket clients, then memory over 10 000 frames.
+bench-load: setup
+	$(CARGO) bench --bench load
 
 # Rebuild the ONNX models from the npm packages (needs npm and ~3 min; see models/README.md).
 models:

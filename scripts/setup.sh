@@ -8,6 +8,8 @@
 #                          loaded at run time by the window (winit, X11)
 #       xvfb xauth mesa-vulkan-drivers libvulkan1
 #                          a virtual screen and software Vulkan (lavapipe) for the headless app test
+#       chromium           headless browser for the end-to-end test of the web client
+#   - npm: playwright-core (tests/browser/package-lock.json) drives that Chromium; Node.js is on the machine.
 #   - ONNX Runtime 1.31.1: libonnxruntime.so.1.31.1 out of the PyPI wheel onnxruntime==1.31.1, into .ort/.
 # Usage: scripts/setup.sh [--no-apt]
 set -euo pipefail
@@ -17,7 +19,7 @@ ORT_LIB=".ort/libonnxruntime.so.${ORT_VERSION}"
 
 need_apt=()
 for pkg in cmake nasm libclang-dev python3 libx11-6 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0 \
-           xvfb xauth mesa-vulkan-drivers libvulkan1; do
+           xvfb xauth mesa-vulkan-drivers libvulkan1 chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ "${1:-}" != "--no-apt" ] && [ ${#need_apt[@]} -gt 0 ]; then
@@ -47,4 +49,13 @@ with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dest, "wb") as out
 PY
   mkdir -p "$CACHE" && cp "$ORT_LIB" "$CACHE/" || true
   echo "setup: ONNX Runtime library at $ORT_LIB"
+fi
+
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  if command -v npm >/dev/null; then
+    echo "setup: installing playwright-core for the browser test (npm ci in tests/browser)"
+    (cd tests/browser && npm ci --no-audit --no-fund --silent)
+  else
+    echo "setup: npm not found; the browser end-to-end test needs Node.js and npm" >&2
+  fi
 fi

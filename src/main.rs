@@ -19,6 +19,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Serve(args)) => match livepose::cli::serve::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         None if cli.app.list_cameras => match livepose::source::camera::list_cameras() {
             Ok(cameras) if cameras.is_empty() => {
                 println!("no cameras found");

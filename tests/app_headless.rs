@@ -32,6 +32,7 @@ fn app_tracks_the_demo_clip_and_draws_on_the_person() {
         .args([
             "--source",
             "demo",
+            "--no-server",
             "--window",
             "1100x560",
             "--capture-after",

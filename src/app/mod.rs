@@ -3,6 +3,7 @@
 //! `Capture → Infer → Present → Ui`.
 
 mod avatar;
+pub mod browser;
 mod headless;
 mod overlay;
 pub mod pipeline;
@@ -26,6 +27,8 @@ pub enum SourceChoice {
     Camera(crate::source::camera::CameraRequest),
     /// A clip (`.mjpeg`), an image folder or an image, looping.
     File(PathBuf),
+    /// The selected client of the built-in server (a browser tab streaming its camera).
+    Browser,
 }
 
 /// Everything the user can set, from the command line and live from the panel.
@@ -45,6 +48,8 @@ pub struct AppSettings {
     pub window_size: (u32, u32),
     /// Test mode: after this many seconds, save a screenshot and the app state, then exit.
     pub capture: Option<headless::CaptureRequest>,
+    /// The browser client's server (`None`: not serving).
+    pub server: Option<crate::server::ServerConfig>,
 }
 
 impl Default for AppSettings {
@@ -61,6 +66,7 @@ impl Default for AppSettings {
             models_dir: None,
             window_size: (1280, 720),
             capture: None,
+            server: None,
         }
     }
 }
@@ -115,6 +121,7 @@ pub fn run(settings: AppSettings) -> AppExit {
             stats::plugin,
             overlay::plugin,
             avatar::plugin,
+            browser::plugin,
             ui::plugin,
             headless::plugin,
         ))

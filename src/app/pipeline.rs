@@ -341,6 +341,8 @@ pub struct SwitchSource(pub SourceChoice);
 #[derive(Resource, Default)]
 pub struct ActiveSource {
     pub handle: Option<SourceHandle>,
+    /// What was asked for (the browser source has no handle: the server feeds results directly).
+    pub choice: Option<SourceChoice>,
     /// E.g. "no camera found: playing the demo clip".
     pub note: Option<String>,
 }
@@ -383,6 +385,7 @@ fn start_source(
             Ok(handle) => (Some(handle), None),
             Err(e) => demo(format!("{e}: playing the demo clip")),
         },
+        SourceChoice::Browser => (None, None),
     }
 }
 
@@ -404,6 +407,7 @@ fn switch_source(
     }
     active.handle = handle;
     active.note = note;
+    active.choice = Some(choice);
     inference.request_reset();
 }
 
@@ -763,7 +767,9 @@ mod tests {
         }
         assert_eq!(h.app.world().resource::<Inference>().frames_dispatched(), 0);
         assert_eq!(h.app.world().resource::<Results>().received, 0);
-        // Without a processor (models still loading), frames stay in the slot.
+        // Without a processor (models still loading), frames stay in the slot. (A slot of its own:
+        // the first app's task is still waiting on `h.slot` and would take the frame.)
+        let slot = Arc::new(FrameSlot::new());
         let mut empty = App::new();
         empty
             .add_plugins(MinimalPlugins.set(task_pool_plugin()))
@@ -771,10 +777,13 @@ mod tests {
                 Update,
                 (AppSystems::Capture, AppSystems::Infer, AppSystems::Present).chain(),
             )
-            .insert_resource(SharedSlot(Arc::clone(&h.slot)));
+            .insert_resource(SharedSlot(Arc::clone(&slot)));
         inference_cycle_plugin(&mut empty);
-        h.slot.publish(frame(7));
-        empty.update();
-        assert_eq!(h.slot.take().map(|f| f.seq), Some(7));
+        slot.publish(frame(7));
+        for _ in 0..5 {
+            empty.update();
+        }
+        assert_eq!(empty.world().resource::<Inference>().frames_dispatched(), 0);
+        assert_eq!(slot.take().map(|f| f.seq), Some(7));
     }
 }

@@ -61,6 +61,36 @@ fn angle_plot(ui: &mut egui::Ui, history: &std::collections::VecDeque<f32>) {
     }
 }
 
+/// The built-in server: its address, and the connected tabs (one can be chosen as the source).
+fn browser_ui(ui: &mut egui::Ui, browser: &crate::app::browser::BrowserServer, is_source: bool) {
+    if let Some(error) = &browser.error {
+        ui.colored_label(egui::Color32::LIGHT_RED, error);
+        return;
+    }
+    let (Some(url), Some(stats), Some(server)) =
+        (browser.url(), browser.stats(), browser.server.as_ref())
+    else {
+        return;
+    };
+    ui.label(format!("browser client: {url}"));
+    if is_source && stats.clients.is_empty() {
+        ui.colored_label(
+            egui::Color32::YELLOW,
+            "no tab connected: open the address above and press Start",
+        );
+    }
+    for client in &stats.clients {
+        let selected = stats.selected == Some(client.id);
+        let text = format!(
+            "#{} {}: {} received, {} processed, {} dropped",
+            client.id, client.peer, client.received, client.processed, client.dropped
+        );
+        if ui.radio(selected, text).clicked() {
+            server.select_client(Some(client.id));
+        }
+    }
+}
+
 #[allow(
     clippy::too_many_arguments,
     reason = "the panel shows and edits the whole app state"
@@ -75,6 +105,7 @@ fn panel_ui(
     slot: Res<SharedSlot>,
     stats: Res<Stats>,
     mut panel: ResMut<PanelText>,
+    browser: Res<crate::app::browser::BrowserServer>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?;
     let mut edited = settings.clone();
@@ -108,7 +139,11 @@ fn panel_ui(
                 if ui.button("Demo clip").clicked() {
                     switch.write(SwitchSource(SourceChoice::File(bundled_demo_clip())));
                 }
+                if browser.server.is_some() && ui.button("Browser").clicked() {
+                    switch.write(SwitchSource(SourceChoice::Browser));
+                }
             });
+            browser_ui(ui, &browser, source.choice == Some(SourceChoice::Browser));
 
             ui.separator();
             ui.heading("Model");

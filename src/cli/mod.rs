@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod annotate;
 pub mod output;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -31,6 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Track people in images, image folders and MJPEG files; write JSON (and annotated PNGs).
     Analyze(AnalyzeArgs),
+    /// Serve the browser client and its WebSocket without a window, for any number of clients.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -168,8 +171,9 @@ pub struct AnalyzeArgs {
 /// The live app's settings (`livepose` with no command).
 #[derive(Debug, Clone, Args)]
 pub struct AppArgs {
-    /// Where frames come from: `auto` (camera 0, else the bundled demo clip), `camera`, `demo`, or the
-    /// path of an .mjpeg clip, an image folder or an image (played looping).
+    /// Where frames come from: `auto` (camera 0, else the bundled demo clip), `camera`, `demo`,
+    /// `browser` (a tab streaming to the built-in server), or the path of an .mjpeg clip, an image
+    /// folder or an image (played looping).
     #[arg(long, default_value = "auto")]
     pub source: String,
     /// Camera index (with --source auto or camera).
@@ -211,6 +215,11 @@ pub struct AppArgs {
     /// Window size, WIDTHxHEIGHT.
     #[arg(long, default_value = "1280x720", value_parser = parse_size)]
     pub window: (u32, u32),
+    /// Do not serve the browser client.
+    #[arg(long)]
+    pub no_server: bool,
+    #[command(flatten)]
+    pub server: serve::ServerArgs,
     /// Test mode: after this many seconds save --screenshot and --state, then exit.
     #[arg(long, requires_all = ["screenshot", "state"])]
     pub capture_after: Option<f32>,
@@ -225,7 +234,7 @@ pub struct AppArgs {
     pub state: Option<PathBuf>,
 }
 
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
+pub(crate) fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s
         .split_once(['x', 'X', '*'])
         .ok_or_else(|| format!("expected WIDTHxHEIGHT, got {s:?}"))?;
@@ -258,6 +267,13 @@ impl AppArgs {
             "auto" => SourceChoice::Auto(camera),
             "camera" => SourceChoice::Camera(camera),
             "demo" => SourceChoice::File(crate::source::demo::bundled_demo_clip()),
+            "browser" => {
+                anyhow::ensure!(
+                    !self.no_server,
+                    "--source browser needs the server (drop --no-server)"
+                );
+                SourceChoice::Browser
+            }
             path => {
                 let path = PathBuf::from(path);
                 anyhow::ensure!(
@@ -290,6 +306,33 @@ impl AppArgs {
             },
             SmoothingArg::Off => SmoothingMethod::Off,
         };
+        let threads = self
+            .threads
+            .map_or_else(crate::app::default_app_threads, |t| t as usize);
+        let server = (!self.no_server).then(|| {
+            self.server.warn_if_remote();
+            crate::server::ServerConfig {
+                listen: self.server.listen,
+                allow_remote: self.server.allow_remote,
+                allowed_origins: self.server.allow_origins.clone(),
+                limits: self.server.limits(),
+                engine: crate::vision::EngineConfig {
+                    pose_model: self.model.into(),
+                    hands: !self.no_hands,
+                    threads,
+                    models_dir: self
+                        .models
+                        .clone()
+                        .unwrap_or_else(|| crate::vision::EngineConfig::default().models_dir),
+                    ..Default::default()
+                },
+                tracker: crate::vision::TrackerConfig {
+                    smoothing,
+                    ..crate::vision::TrackerConfig::VIDEO
+                },
+                ..Default::default()
+            }
+        });
         Ok(AppSettings {
             source,
             file_fps: self.fps as f32,
@@ -298,12 +341,11 @@ impl AppArgs {
             smoothing,
             interpolation: !self.no_interpolation,
             mirror: self.mirror,
-            threads: self
-                .threads
-                .map_or_else(crate::app::default_app_threads, |t| t as usize),
+            threads,
             models_dir: self.models.clone(),
             window_size: self.window,
             capture,
+            server,
         })
     }
 }

@@ -87,7 +87,7 @@ pub struct FrameJson {
     timings_ms: StageTimings,
 }
 
-fn pose_json(pose: &Pose) -> PoseJson {
+pub fn pose_json(pose: &Pose) -> PoseJson {
     PoseJson {
         landmarks: pose
             .landmarks
@@ -113,7 +113,7 @@ fn pose_json(pose: &Pose) -> PoseJson {
     }
 }
 
-fn hand_json(hand: &Hand) -> HandJson {
+pub fn hand_json(hand: &Hand) -> HandJson {
     HandJson {
         handedness: hand.handedness_mediapipe.label(),
         score: round6(hand.handedness_score),

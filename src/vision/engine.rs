@@ -43,6 +43,14 @@ impl PoseModel {
             PoseModel::Heavy => ModelFile::PoseLandmarkHeavy,
         }
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PoseModel::Lite => "lite",
+            PoseModel::Full => "full",
+            PoseModel::Heavy => "heavy",
+        }
+    }
 }
 
 /// Default score a detection needs (MediaPipe's `min_detection_confidence`).

@@ -158,3 +158,23 @@ pub fn mean(v: &[f64]) -> f64 {
         v.iter().sum::<f64>() / v.len() as f64
     }
 }
+
+/// Mean 2D error (px) between a pose in the JSON schema (`pose_result.pose`, analyze output) and a
+/// reference pose, over landmarks the reference sees (visibility ≥ 0.5).
+pub fn pose_json_error(ours: &Value, reference: &Value) -> f64 {
+    let ours = ours["landmarks"].as_array().unwrap();
+    let refs = reference["landmarks"].as_array().unwrap();
+    let errors: Vec<f64> = (0..33)
+        .filter(|&i| refs[i]["visibility"].as_f64().unwrap() >= 0.5)
+        .map(|i| dist2(xy(&ours[i]), xy(&refs[i])))
+        .collect();
+    mean(&errors)
+}
+
+/// The frames of an `.mjpeg` fixture, as JPEG byte strings.
+pub fn mjpeg_frames(name: &str) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(fixture(name)).unwrap();
+    livepose::vision::image::MjpegFrames::new(&bytes)
+        .map(|f| f.unwrap().to_vec())
+        .collect()
+}

@@ -1,0 +1,347 @@
+// livepose browser client: captures a camera (or a local video file), streams frames to the server's
+// WebSocket in the binary form of docs/PROTOCOL.md, and draws the returned skeleton over its own video,
+// blending the last two results as the prototype did. No build step, no dependencies.
+'use strict';
+(() => {
+  const PROTOCOL_VERSION = 1;
+  const HEADER_BYTES = 20;
+  // Backpressure: skip a frame (never queue it) while this much is unsent or this many are unanswered.
+  const MAX_BUFFERED_BYTES = 256 * 1024;
+  const MAX_UNANSWERED = 2;
+  // A frame with no answer after this long was dropped by the server (its slot is latest-wins).
+  const UNANSWERED_EXPIRY_MS = 2000;
+  const RTT_WINDOW = 200;
+  const BODY_COLOR = '#ff40a1';
+  const HAND_COLOR = '#00c7bf';
+  const POSE_EDGES = [[0,1],[1,2],[2,3],[3,7],[0,4],[4,5],[5,6],[6,8],[9,10],[11,12],[11,13],[13,15],
+    [15,17],[15,19],[15,21],[17,19],[12,14],[14,16],[16,18],[16,20],[16,22],[18,20],[11,23],[12,24],
+    [23,24],[23,25],[24,26],[25,27],[26,28],[27,29],[28,30],[29,31],[30,32],[27,31],[28,32]];
+  const HAND_EDGES = [[0,1],[1,2],[2,3],[3,4],[0,5],[5,6],[6,7],[7,8],[5,9],[9,10],[10,11],[11,12],
+    [9,13],[13,14],[14,15],[15,16],[13,17],[0,17],[17,18],[18,19],[19,20]];
+  const VISIBLE = 0.5;
+
+  const params = new URLSearchParams(location.search);
+  const quality = Number(params.get('quality') || 0.9);
+  const $ = (id) => document.getElementById(id);
+  const video = $('video');
+  const overlay = $('overlay');
+  const capture = document.createElement('canvas');
+
+  const state = {
+    running: false, ws: null, hello: null, seq: 0, encoding: false,
+    sent: 0, skipped: 0, results: 0, errors: 0, errorCodes: {}, lastError: null,
+    unanswered: new Map(), rtts: [], sendTimes: [], resultTimes: [],
+    previous: null, newest: null,
+    draws: 0, drawsWithPose: 0, lastDrawn: null,
+  };
+
+  // ---- capture --------------------------------------------------------------------------------------
+  let stream = null;
+  let freshFrame = false;
+  let lastTime = -1;
+
+  async function listCameras() {
+    const select = $('camera');
+    const current = select.value;
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    select.innerHTML = '';
+    devices.filter((d) => d.kind === 'videoinput').forEach((d, i) => {
+      const option = document.createElement('option');
+      option.value = d.deviceId;
+      option.textContent = d.label || `camera ${i}`;
+      select.appendChild(option);
+    });
+    if (current) select.value = current;
+  }
+
+  async function openCamera() {
+    const [width, height] = $('resolution').value.split('x').map(Number);
+    const deviceId = $('camera').value;
+    stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: width }, height: { ideal: height },
+        ...(deviceId ? { deviceId: { exact: deviceId } } : {}) },
+      audio: false,
+    });
+    video.srcObject = stream;
+    await listCameras();
+  }
+
+  function closeCamera() {
+    if (stream) stream.getTracks().forEach((t) => t.stop());
+    stream = null;
+  }
+
+  function watchFrames() {
+    if (!('requestVideoFrameCallback' in video)) return;
+    const onFrame = () => { freshFrame = true; if (state.running) video.requestVideoFrameCallback(onFrame); };
+    video.requestVideoFrameCallback(onFrame);
+  }
+
+  function hasNewFrame() {
+    if ('requestVideoFrameCallback' in video) {
+      const fresh = freshFrame;
+      freshFrame = false;
+      return fresh;
+    }
+    const changed = video.currentTime !== lastTime;
+    lastTime = video.currentTime;
+    return changed;
+  }
+
+  function sendFrame() {
+    const ws = state.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || video.readyState < 2 || !video.videoWidth) return;
+    const now = performance.now();
+    for (const [seq, sentAt] of state.unanswered) {
+      if (now - sentAt > UNANSWERED_EXPIRY_MS) state.unanswered.delete(seq);
+    }
+    if (state.encoding || ws.bufferedAmount > MAX_BUFFERED_BYTES || state.unanswered.size >= MAX_UNANSWERED) {
+      state.skipped += 1;
+      return;
+    }
+    capture.width = video.videoWidth;
+    capture.height = video.videoHeight;
+    capture.getContext('2d').drawImage(video, 0, 0, capture.width, capture.height);
+    const capturedAt = performance.now();
+    const seq = ++state.seq;
+    state.encoding = true;
+    capture.toBlob(async (blob) => {
+      state.encoding = false;
+      if (!blob || ws.readyState !== WebSocket.OPEN) return;
+      const image = new Uint8Array(await blob.arrayBuffer());
+      const message = new Uint8Array(HEADER_BYTES + image.length);
+      const view = new DataView(message.buffer);
+      message[0] = 0x4c; message[1] = 0x50; // "LP"
+      message[2] = PROTOCOL_VERSION;
+      message[3] = 1; // frame
+      view.setBigUint64(4, BigInt(seq), true);
+      view.setFloat64(12, capturedAt, true);
+      message.set(image, HEADER_BYTES);
+      ws.send(message);
+      state.sent += 1;
+      state.unanswered.set(seq, capturedAt);
+      state.sendTimes.push(performance.now());
+    }, 'image/jpeg', quality);
+  }
+
+  // ---- connection -----------------------------------------------------------------------------------
+  function connect() {
+    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+    const ws = new WebSocket(url);
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = () => setStatus('connected');
+    ws.onmessage = (event) => onMessage(event.data);
+    ws.onclose = (event) => {
+      if (state.ws === ws) state.ws = null;
+      if (state.running) {
+        setStatus(`disconnected (${event.code} ${event.reason || ''}); reconnecting`, true);
+        setTimeout(() => { if (state.running && !state.ws) state.ws = connect(); }, 1000);
+      }
+    };
+    ws.onerror = () => setStatus('connection error', true);
+    return ws;
+  }
+
+  function onMessage(data) {
+    let message;
+    try { message = JSON.parse(data); } catch (e) { return; }
+    const now = performance.now();
+    if (message.type === 'hello') {
+      state.hello = message;
+      setStatus(`connected: ${message.server}, model ${message.model}`);
+    } else if (message.type === 'pose_result') {
+      // Older unanswered frames were dropped by the server's latest-wins slot.
+      for (const seq of state.unanswered.keys()) if (seq < message.sequence) state.unanswered.delete(seq);
+      state.unanswered.delete(message.sequence);
+      state.rtts.push(now - message.timestamp);
+      if (state.rtts.length > RTT_WINDOW) state.rtts.shift();
+      state.results += 1;
+      state.resultTimes.push(now);
+      state.previous = state.newest;
+      state.newest = { at: now, message };
+    } else if (message.type === 'error') {
+      state.errors += 1;
+      state.errorCodes[message.code] = (state.errorCodes[message.code] || 0) + 1;
+      state.lastError = message;
+      if (message.sequence !== undefined) state.unanswered.delete(message.sequence);
+      setStatus(`server: ${message.code}: ${message.message}`, true);
+    }
+  }
+
+  // ---- drawing --------------------------------------------------------------------------------------
+  const lerp = (a, b, t) => a + (b - a) * t;
+
+  function blendPoints(from, to, t) {
+    if (!from || from.length !== to.length) return to;
+    return to.map((p, i) => ({ ...p, x_px: lerp(from[i].x_px, p.x_px, t), y_px: lerp(from[i].y_px, p.y_px, t),
+      visibility: p.visibility === undefined ? undefined : lerp(from[i].visibility, p.visibility, t) }));
+  }
+
+  /** The prototype's blend: t = time since the newest result / interval between the last two, ≤ 1. */
+  function blended(now) {
+    const newest = state.newest;
+    if (!newest) return null;
+    const previous = state.previous;
+    if (!$('interpolate').checked || !previous) return newest.message;
+    const interval = newest.at - previous.at;
+    const t = interval > 0 ? Math.min(1, Math.max(0, (now - newest.at) / interval)) : 1;
+    const a = previous.message;
+    const b = newest.message;
+    const pose = b.pose && a.pose ? { ...b.pose, landmarks: blendPoints(a.pose.landmarks, b.pose.landmarks, t) } : b.pose;
+    const hands = b.hands.map((hand) => {
+      const match = a.hands.find((h) => h.handedness === hand.handedness);
+      return match ? { ...hand, landmarks: blendPoints(match.landmarks, hand.landmarks, t) } : hand;
+    });
+    return { ...b, pose, hands };
+  }
+
+  function drawSkeleton(ctx, points, edges, color, radius) {
+    const alpha = (p) => (p.visibility === undefined ? 1 : p.visibility >= VISIBLE ? 1 : 0.25);
+    ctx.strokeStyle = color;
+    ctx.fillStyle = color;
+    ctx.lineWidth = Math.max(2, radius * 0.8);
+    for (const [i, j] of edges) {
+      ctx.globalAlpha = Math.min(alpha(points[i]), alpha(points[j]));
+      ctx.beginPath();
+      ctx.moveTo(points[i].x_px, points[i].y_px);
+      ctx.lineTo(points[j].x_px, points[j].y_px);
+      ctx.stroke();
+    }
+    for (const p of points) {
+      ctx.globalAlpha = alpha(p);
+      ctx.beginPath();
+      ctx.arc(p.x_px, p.y_px, radius, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  function draw(now) {
+    const result = blended(now);
+    if (!result) return;
+    if (overlay.width !== result.width || overlay.height !== result.height) {
+      overlay.width = result.width;
+      overlay.height = result.height;
+    }
+    const ctx = overlay.getContext('2d');
+    ctx.clearRect(0, 0, overlay.width, overlay.height);
+    const radius = Math.max(3, overlay.width / 200);
+    if (result.pose) {
+      drawSkeleton(ctx, result.pose.landmarks, POSE_EDGES, BODY_COLOR, radius);
+      state.drawsWithPose += 1;
+    }
+    for (const hand of result.hands) drawSkeleton(ctx, hand.landmarks, HAND_EDGES, HAND_COLOR, radius * 0.7);
+    state.draws += 1;
+    state.lastDrawn = { sequence: result.sequence, pose: result.pose ? result.pose.landmarks.map((p) => [p.x_px, p.y_px]) : null,
+      canvas: [overlay.width, overlay.height] };
+  }
+
+  // ---- stats ----------------------------------------------------------------------------------------
+  function percentile(values, q) {
+    if (!values.length) return null;
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  }
+
+  function perSecond(times, now) {
+    while (times.length && now - times[0] > 1000) times.shift();
+    return times.length;
+  }
+
+  function summary() {
+    const now = performance.now();
+    const newest = state.newest ? state.newest.message : null;
+    return {
+      sent: state.sent, skipped: state.skipped, results: state.results, errors: state.errors,
+      errorCodes: { ...state.errorCodes }, lastError: state.lastError,
+      sendFps: perSecond(state.sendTimes, now), resultFps: perSecond(state.resultTimes, now),
+      rttP50: percentile(state.rtts, 0.5), rttP95: percentile(state.rtts, 0.95),
+      serverDropped: newest ? newest.counters.dropped : 0,
+      draws: state.draws, drawsWithPose: state.drawsWithPose, lastDrawn: state.lastDrawn,
+      video: [video.videoWidth, video.videoHeight],
+    };
+  }
+
+  function showStats() {
+    const s = summary();
+    const ms = (v) => (v === null ? '–' : `${v.toFixed(0)} ms`);
+    $('s-sent').textContent = s.sent;
+    $('s-send-fps').textContent = s.sendFps;
+    $('s-results').textContent = s.results;
+    $('s-result-fps').textContent = s.resultFps;
+    $('s-rtt').textContent = `${ms(s.rttP50)} / ${ms(s.rttP95)}`;
+    $('s-skipped').textContent = s.skipped;
+    $('s-dropped').textContent = s.serverDropped;
+    $('s-errors').textContent = s.errors;
+    const newest = state.newest ? state.newest.message : null;
+    if (newest) {
+      const t = newest.timings_ms;
+      $('s-infer').textContent = `${(t.total || 0).toFixed(1)} ms + decode ${newest.server.decode_ms.toFixed(1)} ms`;
+      const rows = Object.entries(newest.angles).map(([name, a]) =>
+        `<tr><td>${name.replace('_', ' ')}</td><td>${(a.radians * 180 / Math.PI).toFixed(0)}°</td>` +
+        `<td>${(a.confidence * 100).toFixed(0)}%</td></tr>`);
+      $('angles').innerHTML = rows.join('');
+    }
+  }
+
+  function setStatus(text, error = false) {
+    const el = $('status');
+    el.textContent = text;
+    el.className = error ? 'error' : '';
+  }
+
+  // ---- control --------------------------------------------------------------------------------------
+  function tick(now) {
+    if (!state.running) return;
+    requestAnimationFrame(tick);
+    if (hasNewFrame()) sendFrame();
+    draw(now);
+  }
+
+  async function start(fileSource) {
+    if (state.running) stop();
+    try {
+      if (fileSource) {
+        closeCamera();
+        video.srcObject = null;
+        video.src = URL.createObjectURL(fileSource);
+        video.loop = true;
+      } else {
+        video.removeAttribute('src');
+        await openCamera();
+      }
+      await video.play();
+    } catch (e) {
+      setStatus(`cannot open the ${fileSource ? 'file' : 'camera'}: ${e.message || e}`, true);
+      return;
+    }
+    state.running = true;
+    state.ws = connect();
+    watchFrames();
+    requestAnimationFrame(tick);
+    $('start').disabled = true;
+    $('stop').disabled = false;
+  }
+
+  function stop() {
+    state.running = false;
+    if (state.ws) state.ws.close(1000, 'stopped');
+    state.ws = null;
+    closeCamera();
+    video.pause();
+    $('start').disabled = false;
+    $('stop').disabled = true;
+    setStatus('stopped');
+  }
+
+  $('start').onclick = () => start(null);
+  $('stop').onclick = stop;
+  $('file').onchange = (e) => { if (e.target.files[0]) start(e.target.files[0]); };
+  $('camera').onchange = () => { if (state.running && stream) start(null); };
+  $('resolution').onchange = () => { if (state.running && stream) start(null); };
+  $('mirror').onchange = (e) => { $('stage').style.transform = e.target.checked ? 'scaleX(-1)' : ''; };
+  setInterval(showStats, 250);
+  if (navigator.mediaDevices && navigator.mediaDevices.enumerateDevices) listCameras().catch(() => {});
+  window.livepose = { state, start, stop, summary };
+  if (params.get('autostart') === '1') start(null);
+})();

@@ -1,0 +1,139 @@
+//! `livepose serve`: the browser client and its WebSocket without a window, and the server flags the
+//! app shares.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::EngineArgs;
+use crate::server::{Limits, Server, ServerConfig};
+
+/// Server flags (also accepted by the app).
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Address to listen on (page at /, WebSocket at /ws).
+    #[arg(long, default_value = crate::server::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Allow listening on an address other machines can reach (off: loopback only).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Another origin allowed to open the WebSocket (repeatable; `*` allows any). The server's own
+    /// page is always allowed.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
+    /// Largest message accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_message_bytes)]
+    pub max_message_bytes: usize,
+    /// Largest image accepted, WIDTHxHEIGHT (checked from the header, before decoding).
+    #[arg(long, default_value = "1920x1920", value_parser = super::parse_size)]
+    pub max_image: (u32, u32),
+    /// Frames per second accepted from each client; faster frames are dropped with an error.
+    #[arg(long, default_value_t = Limits::default().max_fps)]
+    pub max_fps: f32,
+    /// Clients connected at once.
+    #[arg(long, default_value_t = Limits::default().max_clients)]
+    pub max_clients: usize,
+}
+
+impl ServerArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_message_bytes: self.max_message_bytes.max(1024),
+            max_width: self.max_image.0,
+            max_height: self.max_image.1,
+            max_fps: if self.max_fps.is_finite() && self.max_fps > 0.0 {
+                self.max_fps
+            } else {
+                Limits::default().max_fps
+            },
+            max_clients: self.max_clients.max(1),
+        }
+    }
+
+    /// Says what `--allow-remote` exposes.
+    pub fn warn_if_remote(&self) {
+        if self.allow_remote && !self.listen.ip().is_loopback() {
+            eprintln!(
+                "warning: listening on {}: anyone who can reach this machine can stream frames to it and \
+                 read the results (there is no authentication)",
+                self.listen
+            );
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Inference workers, each with its own engine (with --threads ONNX Runtime threads each).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub workers: u32,
+    /// Treat every frame on its own: no tracking, no smoothing.
+    #[arg(long)]
+    pub r#static: bool,
+    /// Print a line of per-client counters every this many seconds (0: never).
+    #[arg(long, default_value_t = 5.0)]
+    pub stats_every: f32,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Runs until the process is stopped.
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    args.server.warn_if_remote();
+    let config = ServerConfig {
+        listen: args.server.listen,
+        allow_remote: args.server.allow_remote,
+        allowed_origins: args.server.allow_origins.clone(),
+        limits: args.server.limits(),
+        engine: args.engine.engine_config(),
+        tracker: if args.r#static {
+            crate::vision::TrackerConfig::STATIC
+        } else {
+            args.engine.video_tracker_config()
+        },
+        workers: args.workers as usize,
+        ..ServerConfig::default()
+    };
+    let server = Server::start(config)?;
+    let url = server.url();
+    println!(
+        "livepose: serving {url} (WebSocket {}ws)",
+        url.replacen("http", "ws", 1)
+    );
+    let every = Duration::from_secs_f32(if args.stats_every.is_finite() {
+        args.stats_every.max(0.0)
+    } else {
+        0.0
+    });
+    loop {
+        std::thread::sleep(if every.is_zero() {
+            Duration::from_secs(3600)
+        } else {
+            every
+        });
+        if every.is_zero() {
+            continue;
+        }
+        let stats = server.stats();
+        let clients: Vec<String> = stats
+            .clients
+            .iter()
+            .map(|c| {
+                format!(
+                    "#{} {} received {} processed {} dropped {} rejected {}",
+                    c.id, c.peer, c.received, c.processed, c.dropped, c.rejected
+                )
+            })
+            .collect();
+        println!(
+            "livepose: {} client(s), {} frames received{}{}",
+            stats.clients.len(),
+            stats.frames_received,
+            if clients.is_empty() { "" } else { ": " },
+            clients.join("; ")
+        );
+    }
+}

@@ -1,0 +1,452 @@
+//! One connection: the HTTP request, then (for `/ws`) the WebSocket session of one client. Incoming
+//! frames are checked (size, format, dimensions from the header, sequence and timestamp order, rate)
+//! and put in the client's latest-wins slot; results and errors from the outbox are written back. The
+//! thread sleeps in `poll(2)` on the socket and the outbox's waker, so nothing spins and a client that
+//! stops reading only ever holds one unsent result.
+
+use std::io::Read as _;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags, Timespec};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+use super::http::{self, Request};
+use super::scheduler::{ClientShared, Pending};
+use super::wire::{self, ErrorCode, FrameMessage, HelloMessage, WireError};
+use super::{STOP_POLL, ServerShared, lock};
+
+/// Messages up to this many times the configured limit are read and answered with
+/// `message_too_large`; anything larger closes the connection (1009), so memory stays bounded.
+const HARD_LIMIT_FACTOR: usize = 4;
+/// At most one `rate_limited` error per this interval (every refused frame is still counted).
+const RATE_ERROR_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Sleeps until `fd` is readable or `timeout` passes.
+pub(crate) fn wait_readable(fd: &impl AsFd, timeout: Duration) {
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    let _ = rustix::event::poll(&mut fds, Some(&timespec(timeout)));
+}
+
+fn timespec(d: Duration) -> Timespec {
+    Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(d.subsec_nanos()),
+    }
+}
+
+pub(crate) fn handle_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<ServerShared>,
+) {
+    let request = match http::read_request(&mut stream) {
+        Ok(request) => request,
+        Err(http::HttpError::Closed) => return,
+        Err(e) => {
+            let _ = http::respond(
+                &mut stream,
+                "400 Bad Request",
+                "text/plain",
+                format!("{e}\n").as_bytes(),
+            );
+            return;
+        }
+    };
+    if !request.upgrade_websocket {
+        let _ = http::serve_file(&mut stream, &request);
+        return;
+    }
+    if let Err(e) = serve_websocket(stream, peer, &request, shared) {
+        eprintln!("livepose: client {peer}: {e}");
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("WebSocket error: {0}")]
+    WebSocket(#[from] tungstenite::Error),
+    #[error("closed: the client read no results for {0:?}")]
+    Stalled(Duration),
+}
+
+fn serve_websocket(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    request: &Request,
+    shared: &Arc<ServerShared>,
+) -> Result<(), ConnError> {
+    let refuse = |stream: &mut TcpStream, status: &str, why: &str| {
+        http::respond(stream, status, "text/plain", format!("{why}\n").as_bytes())
+    };
+    if request.path.split('?').next() != Some("/ws") {
+        return Ok(refuse(
+            &mut stream,
+            "404 Not Found",
+            "the WebSocket endpoint is /ws",
+        )?);
+    }
+    if !shared.origin_allowed(request.origin.as_deref(), request.host.as_deref()) {
+        return Ok(refuse(
+            &mut stream,
+            "403 Forbidden",
+            &format!(
+                "origin {} is not allowed (start the server with --allow-origin to allow it)",
+                request.origin.as_deref().unwrap_or("")
+            ),
+        )?);
+    }
+    let (Some(key), Some("13")) = (&request.websocket_key, request.websocket_version.as_deref())
+    else {
+        return Ok(refuse(
+            &mut stream,
+            "400 Bad Request",
+            "a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
+        )?);
+    };
+    http::accept_websocket(&mut stream, key)?;
+
+    let limits = shared.config.limits;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(
+            limits.max_message_bytes.saturating_mul(HARD_LIMIT_FACTOR),
+        ))
+        .max_frame_size(Some(
+            limits.max_message_bytes.saturating_mul(HARD_LIMIT_FACTOR),
+        ))
+        .write_buffer_size(0);
+    stream.set_read_timeout(None)?;
+    stream.set_nonblocking(true)?;
+    stream.set_nodelay(true)?;
+    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, Some(config));
+
+    let (waker_rx, waker_tx) = UnixStream::pair()?;
+    waker_rx.set_nonblocking(true)?;
+    waker_tx.set_nonblocking(true)?;
+    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+    let client = Arc::new(ClientShared::new(id, peer, shared.config.tracker, waker_tx));
+    if !shared
+        .scheduler
+        .register(Arc::clone(&client), limits.max_clients)
+    {
+        let json = wire::error_json(
+            ErrorCode::TooManyClients,
+            &format!("the server already has {} clients", limits.max_clients),
+            None,
+        );
+        let _ = ws.send(Message::text(json));
+        let _ = ws.close(Some(CloseFrame {
+            code: CloseCode::Again,
+            reason: "too many clients".into(),
+        }));
+        let _ = ws.flush();
+        return Ok(());
+    }
+    let hello = HelloMessage {
+        kind: "hello",
+        protocol: wire::PROTOCOL_VERSION,
+        server: concat!("livepose ", env!("CARGO_PKG_VERSION")),
+        client_id: id,
+        limits,
+        model: shared.config.engine.pose_model.name(),
+        hands: shared.config.engine.hands,
+    };
+    lock(&client.outbox)
+        .errors
+        .push_back(serde_json::to_string(&hello).unwrap_or_default());
+    let mut session = Session {
+        shared,
+        client: &client,
+        order: FrameOrder::default(),
+        rate: RateLimiter::new(limits.max_fps),
+    };
+    let outcome = session.run(&mut ws, &waker_rx);
+    shared.scheduler.unregister(&client);
+    outcome
+}
+
+/// Order checks on accepted frames.
+#[derive(Default)]
+struct FrameOrder {
+    last_sequence: Option<u64>,
+    last_timestamp_us: Option<i64>,
+}
+
+/// A token bucket: `rate` frames per second, bursts of up to one second's worth.
+struct RateLimiter {
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+    last_error: Option<Instant>,
+}
+
+impl RateLimiter {
+    fn new(max_fps: f32) -> Self {
+        let rate = f64::from(max_fps.max(0.1));
+        Self {
+            rate,
+            tokens: rate.max(1.0),
+            refilled: Instant::now(),
+            last_error: None,
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate.max(1.0));
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether to tell the client (at most once per [`RATE_ERROR_INTERVAL`]).
+    fn should_report(&mut self, now: Instant) -> bool {
+        let report = self
+            .last_error
+            .is_none_or(|t| now.saturating_duration_since(t) >= RATE_ERROR_INTERVAL);
+        if report {
+            self.last_error = Some(now);
+        }
+        report
+    }
+}
+
+struct Session<'a> {
+    shared: &'a Arc<ServerShared>,
+    client: &'a Arc<ClientShared>,
+    order: FrameOrder,
+    rate: RateLimiter,
+}
+
+fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+impl Session<'_> {
+    fn run(&mut self, ws: &mut WebSocket<TcpStream>, waker: &UnixStream) -> Result<(), ConnError> {
+        // Unflushed bytes are waiting in the socket's direction (the client is not reading).
+        let mut backlog_since: Option<Instant> = None;
+        loop {
+            if self.shared.stopping() {
+                let _ = ws.close(Some(CloseFrame {
+                    code: CloseCode::Away,
+                    reason: "server stopping".into(),
+                }));
+                let _ = ws.flush();
+                return Ok(());
+            }
+            // Everything the client sent so far.
+            loop {
+                match ws.read() {
+                    Ok(message) => self.on_message(message),
+                    Err(e) if would_block(&e) => break,
+                    Err(
+                        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
+                    ) => {
+                        return Ok(());
+                    }
+                    Err(tungstenite::Error::Capacity(e)) => {
+                        // Beyond the hard limit: the stream cannot be resynchronised, so close (1009).
+                        let _ = ws.close(Some(CloseFrame {
+                            code: CloseCode::Size,
+                            reason: "message too large".into(),
+                        }));
+                        let _ = ws.flush();
+                        return Err(ConnError::WebSocket(tungstenite::Error::Capacity(e)));
+                    }
+                    Err(tungstenite::Error::Io(e))
+                        if e.kind() == std::io::ErrorKind::ConnectionReset =>
+                    {
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            // Drain the waker, then send what the outbox holds unless the socket is still backed up.
+            let mut sink = [0_u8; 64];
+            while matches!((&*waker).read(&mut sink), Ok(n) if n > 0) {}
+            if backlog_since.is_none() {
+                self.write_outbox(ws)?;
+            }
+            match ws.flush() {
+                Ok(()) => backlog_since = None,
+                Err(e) if would_block(&e) => {
+                    let since = *backlog_since.get_or_insert_with(Instant::now);
+                    let timeout = self.shared.config.stall_timeout;
+                    if since.elapsed() >= timeout {
+                        return Err(ConnError::Stalled(timeout));
+                    }
+                }
+                Err(tungstenite::Error::ConnectionClosed) => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+            let mut socket_events = PollFlags::IN;
+            if backlog_since.is_some() {
+                socket_events |= PollFlags::OUT;
+            }
+            let mut fds = [
+                PollFd::new(ws.get_ref(), socket_events),
+                PollFd::new(waker, PollFlags::IN),
+            ];
+            let _ = rustix::event::poll(&mut fds, Some(&timespec(STOP_POLL)));
+        }
+    }
+
+    fn write_outbox(&self, ws: &mut WebSocket<TcpStream>) -> Result<(), ConnError> {
+        let (errors, result) = {
+            let mut outbox = lock(&self.client.outbox);
+            (std::mem::take(&mut outbox.errors), outbox.result.take())
+        };
+        for json in errors.into_iter().chain(result) {
+            match ws.write(Message::text(json)) {
+                Ok(()) => {}
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, message: Message) {
+        let limit = self.shared.config.limits.max_message_bytes;
+        let parsed = match message {
+            Message::Binary(bytes) if bytes.len() > limit => Err((
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "message of {} bytes exceeds the {limit}-byte limit",
+                    bytes.len()
+                ),
+            )),
+            Message::Text(text) if text.len() > limit => Err((
+                ErrorCode::MessageTooLarge,
+                format!(
+                    "message of {} bytes exceeds the {limit}-byte limit",
+                    text.len()
+                ),
+            )),
+            Message::Binary(bytes) => wire::frame_from_binary(&bytes).map_err(wire_error),
+            Message::Text(text) => wire::frame_from_text(text.as_str()).map_err(wire_error),
+            // Pings are answered by tungstenite; a close is seen by the next read.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => return,
+        };
+        let sequence = parsed.as_ref().ok().map(|frame| frame.sequence);
+        match parsed.and_then(|frame| self.check_frame(frame)) {
+            Ok(pending) => {
+                self.shared.frames_received.fetch_add(1, Ordering::Relaxed);
+                self.shared.scheduler.publish(self.client, pending);
+            }
+            Err((ErrorCode::RateLimited, message)) => {
+                self.client.rejected.fetch_add(1, Ordering::Relaxed);
+                if self.rate.should_report(Instant::now()) {
+                    self.client.push_error(wire::error_json(
+                        ErrorCode::RateLimited,
+                        &message,
+                        sequence,
+                    ));
+                }
+            }
+            Err((code, message)) => self.client.reject(code, &message, sequence),
+        }
+    }
+
+    /// Limits and order, from the header only (the image is decoded by inference, if it gets there).
+    fn check_frame(&mut self, frame: FrameMessage) -> Result<Pending, (ErrorCode, String)> {
+        let now = Instant::now();
+        let limits = self.shared.config.limits;
+        let seq = frame.sequence;
+        let with_seq = |code, message: String| (code, format!("frame {seq}: {message}"));
+        if let Some(last) = self.order.last_sequence
+            && seq <= last
+        {
+            return Err(with_seq(
+                ErrorCode::SequenceBackwards,
+                format!("sequence must increase (previous {last})"),
+            ));
+        }
+        // Whole µs; a timestamp that does not advance by at least 1 µs is not after the previous one.
+        let timestamp_us = (frame.timestamp_ms * 1e3).round();
+        if !timestamp_us.is_finite() || timestamp_us.abs() >= 9.0e15 {
+            return Err(with_seq(
+                ErrorCode::BadMessage,
+                "timestamp out of range".into(),
+            ));
+        }
+        let timestamp_us = timestamp_us as i64;
+        if let Some(last) = self.order.last_timestamp_us
+            && timestamp_us <= last
+        {
+            return Err(with_seq(
+                ErrorCode::TimestampBackwards,
+                format!(
+                    "timestamp {} ms is not after the previous frame's {} ms",
+                    frame.timestamp_ms,
+                    last as f64 / 1e3
+                ),
+            ));
+        }
+        let (_, width, height) =
+            wire::image_dimensions(&frame.image).map_err(|e| with_seq(e.code(), e.to_string()))?;
+        if width > limits.max_width || height > limits.max_height || width == 0 || height == 0 {
+            return Err(with_seq(
+                ErrorCode::ImageTooLarge,
+                format!(
+                    "image is {width}×{height}; the limit is {}×{}",
+                    limits.max_width, limits.max_height
+                ),
+            ));
+        }
+        if !self.rate.allow(now) {
+            return Err((
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} frames per second; frames dropped",
+                    limits.max_fps
+                ),
+            ));
+        }
+        self.order.last_sequence = Some(seq);
+        self.order.last_timestamp_us = Some(timestamp_us);
+        Ok(Pending {
+            message: frame,
+            timestamp_us,
+            received_at: now,
+        })
+    }
+}
+
+fn wire_error(e: WireError) -> (ErrorCode, String) {
+    (e.code(), e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limiter_allows_its_rate_and_a_one_second_burst() {
+        let mut limiter = RateLimiter::new(10.0);
+        let start = limiter.refilled;
+        // A burst of 10 passes, the 11th in the same instant does not.
+        assert_eq!((0..11).filter(|_| limiter.allow(start)).count(), 10);
+        // Over the next second at 100 frames/s, about 10 more pass.
+        let passed = (1..=100)
+            .filter(|i| limiter.allow(start + Duration::from_millis(10 * i)))
+            .count();
+        assert!((9..=11).contains(&passed), "{passed}");
+        assert!(limiter.should_report(start));
+        assert!(!limiter.should_report(start + Duration::from_millis(500)));
+        assert!(limiter.should_report(start + Duration::from_millis(1500)));
+    }
+}
