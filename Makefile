@@ -30,7 +30,7 @@ screenshot: setup
 
 # The whole test suite: unit tests, golden tests against MediaPipe, lints.
 test: setup
-	$(CARGO) test --all-targets
+	$(CARGO) test --lib --bins --tests
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 

@@ -99,24 +99,17 @@ fn browser_dir() -> PathBuf {
         .join("browser")
 }
 
-#[test]
-fn chromium_streams_the_clip_and_gets_faithful_results_back() {
-    assert!(
-        browser_dir()
-            .join("node_modules")
-            .join("playwright-core")
-            .exists(),
-        "playwright-core missing: run `make setup` (npm ci in tests/browser)"
-    );
-    let clip: Vec<RgbImage> = mjpeg_frames("carphone_640.mjpeg")
-        .iter()
-        .map(|jpeg| rgb_image_from_bytes(jpeg).unwrap())
-        .collect();
-    let refs = read_jsonl("carphone_640.static.ref.jsonl");
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let y4m = tmp.join("carphone_640.y4m");
-    write_y4m(&y4m, &clip);
+/// What one streaming session gave: the page's own summary, the frames the server processed (with
+/// their results), and the page's screenshot.
+struct Session {
+    summary: serde_json::Value,
+    tapped: Vec<TappedResult>,
+    screenshot: PathBuf,
+}
 
+/// Starts a server (static mode, legacy kernel, like the reference), opens the page in Chromium with
+/// the fake camera playing `y4m` and `query` in the page's address, streams for [`STREAM_SECONDS`].
+fn stream(y4m: &Path, query: &str, name: &str) -> Session {
     let server = Server::start(ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         tracker: TrackerConfig::STATIC,
@@ -131,8 +124,8 @@ fn chromium_streams_the_clip_and_gets_faithful_results_back() {
     let sink = Arc::clone(&tapped);
     server.set_tap(Some(Arc::new(move |t| sink.lock().unwrap().push(t))));
 
-    let screenshot = tmp.join("browser_e2e.png");
-    let url = format!("{}?autostart=1", server.url());
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png"));
+    let url = format!("{}?autostart=1&{query}", server.url());
     let output = std::process::Command::new("node")
         .arg(browser_dir().join("e2e.mjs"))
         .args([
@@ -146,25 +139,43 @@ fn chromium_streams_the_clip_and_gets_faithful_results_back() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "e2e.mjs failed:\n{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    eprintln!("page summary: {summary}");
+    eprintln!("{name}: page summary: {summary}");
+    drop(server);
+    let tapped = std::mem::take(&mut *tapped.lock().unwrap());
+    Session {
+        summary,
+        tapped,
+        screenshot,
+    }
+}
 
-    // Results arrive for most frames the page sent.
+/// Checks that results came back for most frames and that each served result is the engine's answer
+/// on the pixels the page sent; returns each frame's mean 2D error against MediaPipe's static reference
+/// of the clip frame it shows, sorted.
+fn errors_against_mediapipe(
+    session: &Session,
+    clip: &[RgbImage],
+    refs: &[serde_json::Value],
+) -> Vec<f64> {
+    let summary = &session.summary;
     let sent = summary["sent"].as_f64().unwrap();
     let results = summary["results"].as_f64().unwrap();
     assert!(sent >= 30.0, "the page sent only {sent} frames");
     assert!(results >= 0.8 * sent, "{results} results for {sent} frames");
     assert_eq!(summary["errors"], 0, "{summary}");
+    assert!(
+        session.tapped.len() as f64 >= 0.8 * results,
+        "tapped {} of {results}",
+        session.tapped.len()
+    );
 
-    // The landmarks agree with MediaPipe for the frames the server saw.
-    let tapped = std::mem::take(&mut *tapped.lock().unwrap());
-    drop(server);
-    let mut errors = Vec::new();
     let mut engine = livepose::vision::Engine::new(EngineConfig {
         refine_kernel: 9,
         ..Default::default()
     })
     .unwrap();
-    for t in &tapped {
+    let mut errors = Vec::new();
+    for t in &session.tapped {
         // Transport: what came back is exactly the engine's answer on the pixels the browser sent.
         let direct = engine
             .process(
@@ -215,32 +226,67 @@ fn chromium_streams_the_clip_and_gets_faithful_results_back() {
         errors.push(error);
     }
     errors.sort_by(f64::total_cmp);
-    let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+    let n = errors.len();
     eprintln!(
-        "{} frames: mean error {mean:.3} px, median {:.3}, p90 {:.3}, max {:.3}",
-        errors.len(),
-        errors[errors.len() / 2],
-        errors[errors.len() * 9 / 10],
-        errors[errors.len() - 1]
+        "{n} frames: mean error {:.3} px, median {:.3}, p90 {:.3}, max {:.3}",
+        errors.iter().sum::<f64>() / n as f64,
+        errors[n / 2],
+        errors[n * 9 / 10],
+        errors[n - 1]
     );
+    errors
+}
+
+#[test]
+fn chromium_streams_the_clip_and_gets_faithful_results_back() {
     assert!(
-        errors.len() as f64 >= 0.8 * results,
-        "tapped {} of {results}",
-        errors.len()
+        browser_dir()
+            .join("node_modules")
+            .join("playwright-core")
+            .exists(),
+        "playwright-core missing: run `make setup` (npm ci in tests/browser)"
     );
-    // Against MediaPipe on the original frames: the browser's JPEG re-encoding moves landmarks as any
-    // decoder change does (the "decoder floor" of the reference data: 1–2.5 px), and on a few borderline
-    // frames (carphone frame 32) it flips an arm. Measured: median 1.6 px, 90th percentile < 5 px.
+    let clip: Vec<RgbImage> = mjpeg_frames("carphone_640.mjpeg")
+        .iter()
+        .map(|jpeg| rgb_image_from_bytes(jpeg).unwrap())
+        .collect();
+    let refs = read_jsonl("carphone_640.static.ref.jsonl");
+    let y4m = Path::new(env!("CARGO_TARGET_TMPDIR")).join("carphone_640.y4m");
+    write_y4m(&y4m, &clip);
+
+    // Lossless transport (the page's PNG encoding): the server sees the camera's pixels, which differ
+    // from libjpeg's decode of the clip by 0.56 grey levels on average (the .y4m's 4:2:0 round trip and
+    // Chromium's YUV→RGB). Static mode is that sensitive: the same engine on the clip's frames with
+    // uniform ±1-level noise added (measured once, by hand) is 0.97 px median, 2.06 px p90, and flips
+    // an arm on a few borderline frames. So: the engine's 2 px bar on the mean over frames without the
+    // worst 5 %, and the median at most 1.5 px.
+    let png = stream(&y4m, "encoding=png", "browser_e2e_png");
+    let errors = errors_against_mediapipe(&png, &clip, &refs);
+    let median = errors[errors.len() / 2];
+    let kept = &errors[..errors.len() * 95 / 100];
+    let trimmed_mean = kept.iter().sum::<f64>() / kept.len() as f64;
+    assert!(median <= 1.5, "PNG: median {median} px from MediaPipe");
+    assert!(
+        trimmed_mean <= 2.0,
+        "PNG: mean {trimmed_mean} px from MediaPipe over the best 95 % of frames"
+    );
+
+    // The default encoding (JPEG 90 %): the page's lossy re-encoding moves landmarks as any decoder
+    // change does (the "decoder floor" of the reference data: 1–2.5 px on photos), and on borderline
+    // frames (carphone frame 32) it flips an arm.
+    let jpeg = stream(&y4m, "", "browser_e2e");
+    let errors = errors_against_mediapipe(&jpeg, &clip, &refs);
     let median = errors[errors.len() / 2];
     let p90 = errors[errors.len() * 9 / 10];
-    assert!(median <= 2.0, "median {median} px from MediaPipe");
-    assert!(p90 <= 6.0, "90th percentile {p90} px from MediaPipe");
+    assert!(median <= 2.0, "JPEG: median {median} px from MediaPipe");
+    assert!(p90 <= 6.0, "JPEG: 90th percentile {p90} px from MediaPipe");
 
     // The page drew the skeleton: its own record, and pink body pixels in the screenshot.
+    let summary = &jpeg.summary;
     assert!(summary["drawsWithPose"].as_u64().unwrap() > 10, "{summary}");
     let drawn = summary["lastDrawn"]["pose"].as_array().unwrap();
     assert_eq!(drawn.len(), 33);
-    let shot = image::open(&screenshot).unwrap().into_rgb8();
+    let shot = image::open(&jpeg.screenshot).unwrap().into_rgb8();
     let pink = shot
         .pixels()
         .filter(|p| p[0] > 220 && p[1] < 110 && p[2] > 120 && p[2] < 210)
@@ -248,7 +294,11 @@ fn chromium_streams_the_clip_and_gets_faithful_results_back() {
     assert!(
         pink > 300,
         "only {pink} body-coloured pixels in {}",
-        screenshot.display()
+        jpeg.screenshot.display()
     );
-    eprintln!("screenshot: {}", screenshot.display());
+    eprintln!(
+        "screenshots: {} {}",
+        png.screenshot.display(),
+        jpeg.screenshot.display()
+    );
 }

@@ -21,7 +21,11 @@
   const VISIBLE = 0.5;
 
   const params = new URLSearchParams(location.search);
-  const quality = Number(params.get('quality') || 0.9);
+  // Encoding of the frames sent: JPEG (small, the default), PNG (lossless, ~10× larger: loopback only)
+  // or WebP. `?encoding=png` and `?quality=80` (percent) preset the controls.
+  const ENCODINGS = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
+  if (params.get('encoding') in ENCODINGS) document.getElementById('encoding').value = params.get('encoding');
+  if (params.get('quality')) document.getElementById('quality').value = params.get('quality');
   const $ = (id) => document.getElementById(id);
   const video = $('video');
   const overlay = $('overlay');
@@ -121,7 +125,7 @@
       state.sent += 1;
       state.unanswered.set(seq, capturedAt);
       state.sendTimes.push(performance.now());
-    }, 'image/jpeg', quality);
+    }, ENCODINGS[$('encoding').value] || 'image/jpeg', Number($('quality').value) / 100);
   }
 
   // ---- connection -----------------------------------------------------------------------------------
