@@ -1,6 +1,6 @@
 # livepose — one-command entry points. Each target does the set-up it needs (scripts/setup.sh:
 # Debian cmake + nasm for libjpeg-turbo, and ONNX Runtime 1.31.1 from the PyPI wheel into .ort/).
-.PHONY: setup run serve analyze screenshot test bench bench-load models
+.PHONY: setup run serve analyze screenshot test bench bench-load bench-app models
 
 CARGO ?= cargo
 OUT ?= out
@@ -41,6 +41,10 @@ bench: setup
 # The server under load: N = 1, 2, 4, 8 WebSocket clients, then memory over 10 000 frames.
 bench-load: setup
 	$(CARGO) bench --bench load
+
+# The app in software rendering: render and inference FPS, capture-to-display latency, CPU per thread group.
+bench-app: setup
+	scripts/bench_app.sh
 
 # Rebuild the ONNX models from the npm packages (needs npm and ~3 min; see models/README.md).
 models:

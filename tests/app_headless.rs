@@ -1,7 +1,8 @@
-//! The real app, headless: under Xvfb with Mesa's software Vulkan (lavapipe), on the demo clip, until
-//! enough results arrived; then it saves a screenshot and its own state. Asserts that results arrived,
-//! that the overlay was drawn where the landmarks are (the screenshot has the body colour there), that
-//! the 3D view shows the avatar, and that the angle panel shows numbers.
+//! The real app, headless: under Xvfb with Mesa's software Vulkan (lavapipe), until enough results
+//! arrived; then it saves a screenshot and its own state. Asserts that results arrived, that the overlay
+//! was drawn where the landmarks are (the screenshot has the body colour there), that the 3D view shows
+//! the avatar, and that the angle panel shows numbers. Two sources: the bundled demo clip, and a
+//! WebSocket client streaming `carphone_640` to the app's built-in server (`--source browser`).
 //!
 //! Needs `xvfb-run` and `mesa-vulkan-drivers` (`scripts/setup.sh` installs them).
 
@@ -11,28 +12,38 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use livepose::server::wire::binary_from_frame;
+use tungstenite::Message;
+
+/// The two apps share 2 cores and must not run at once.
+static ONE_APP_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn is_body_colour(p: &image::Rgb<u8>) -> bool {
     p[0] > 190 && p[1] < 150 && p[2] > 100 && p[0] > p[1] + 80
 }
 
-#[test]
-fn app_tracks_the_demo_clip_and_draws_on_the_person() {
+/// Runs the app with `args` plus the test-mode flags; returns its state dump and screenshot.
+fn run_app(name: &str, args: &[&str]) -> (serde_json::Value, image::RgbImage, PathBuf) {
     let dir = std::env::temp_dir().join(format!("livepose-app-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let screenshot = dir.join("app.png");
-    let state_path = dir.join("state.json");
+    let screenshot = dir.join(format!("{name}.png"));
+    let state_path = dir.join(format!("{name}.json"));
     let xvfb = which("xvfb-run")
         .expect("xvfb-run is missing: run scripts/setup.sh (installs xvfb, mesa-vulkan-drivers)");
     let mut child = Command::new(xvfb)
         .args(["-a", "-s", "-screen 0 1280x1024x24"])
         .arg(env!("CARGO_BIN_EXE_livepose"))
+        .args(args)
         .args([
-            "--source",
-            "demo",
-            "--no-server",
             "--window",
             "1100x560",
             "--capture-after",
@@ -63,15 +74,25 @@ fn app_tracks_the_demo_clip_and_draws_on_the_person() {
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&state).unwrap());
+    let png = image::open(&screenshot).unwrap().to_rgb8();
+    (state, png, screenshot)
+}
 
-    // Results arrived, from the demo clip, with the frame it was computed on.
+/// Results arrived for frames of `frame_size`, the overlay sits on the body colour where the landmarks
+/// are (at least `min_points` of them drawn), the 3D view shows the avatar, and the angle panel shows
+/// degrees.
+fn assert_tracked_and_drawn(
+    state: &serde_json::Value,
+    png: &image::RgbImage,
+    frame_size: [u32; 2],
+    min_points: usize,
+) {
     assert!(
         state["results_received"].as_u64().unwrap() >= 15,
         "results: {}",
         state["results_received"]
     );
-    assert!(state["source"].as_str().unwrap().contains("kenburns_messi"));
-    assert_eq!(state["video_frame_size"], serde_json::json!([640, 480]));
+    assert_eq!(state["video_frame_size"], serde_json::json!(frame_size));
     assert!(state["inference_error"].is_null());
     assert_eq!(
         state["newest_pose_landmarks_px"].as_array().unwrap().len(),
@@ -79,7 +100,6 @@ fn app_tracks_the_demo_clip_and_draws_on_the_person() {
     );
 
     // The overlay was drawn inside the video rectangle, where the screenshot shows the body colour.
-    let png = image::open(&screenshot).unwrap().to_rgb8();
     let rect: Vec<f32> = state["video_rect"]
         .as_array()
         .unwrap()
@@ -90,7 +110,7 @@ fn app_tracks_the_demo_clip_and_draws_on_the_person() {
         .as_array()
         .unwrap();
     assert!(
-        points.len() >= 15,
+        points.len() >= min_points,
         "only {} body points drawn",
         points.len()
     );
@@ -145,6 +165,104 @@ fn app_tracks_the_demo_clip_and_draws_on_the_person() {
         .filter(|r| r[1].as_str().unwrap().ends_with('°'))
         .count();
     assert!(with_numbers >= 8, "only {with_numbers} angles shown");
+}
+
+#[test]
+fn app_tracks_the_demo_clip_and_draws_on_the_person() {
+    let _one = ONE_APP_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let (state, png, _) = run_app("demo", &["--source", "demo", "--no-server"]);
+    assert!(state["source"].as_str().unwrap().contains("kenburns_messi"));
+    assert_tracked_and_drawn(&state, &png, [640, 480], 15);
+}
+
+/// Streams `carphone_640` to the app's server like the page does (binary frames, 30 frames/s, at most
+/// 3 unanswered) until `stop`; returns how many `pose_result`s came back.
+fn stream_to(port: u16, stop: &AtomicBool) -> u64 {
+    let frames = common::mjpeg_frames("carphone_640.mjpeg");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    // The app starts its server once the window is up and the engine is loaded.
+    let mut ws = loop {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port))
+            && let Ok((ws, _)) = tungstenite::client(format!("ws://127.0.0.1:{port}/ws"), stream)
+        {
+            break ws;
+        }
+        assert!(Instant::now() < deadline, "the app's server never came up");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    ws.get_mut()
+        .set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let started = Instant::now();
+    let (mut seq, mut results) = (0_u64, 0_u64);
+    // Sent and not answered yet; a frame the server dropped (latest wins) is never answered, so entries
+    // expire after a second.
+    let mut unanswered: Vec<(u64, Instant)> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        unanswered.retain(|(_, at)| at.elapsed() < Duration::from_secs(1));
+        let due = (started.elapsed().as_secs_f64() * 30.0) as u64 + 1;
+        if seq < due && unanswered.len() < 3 {
+            seq += 1;
+            let frame = &frames[seq as usize % frames.len()];
+            let ts = started.elapsed().as_secs_f64() * 1e3;
+            if ws
+                .send(Message::binary(binary_from_frame(seq, ts, frame)))
+                .is_err()
+            {
+                break; // the app exited
+            }
+            unanswered.push((seq, Instant::now()));
+        }
+        match ws.read() {
+            Ok(Message::Text(text)) => {
+                let message: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+                if message["type"] == "pose_result" {
+                    results += 1;
+                    let answered = message["sequence"].as_u64().unwrap();
+                    unanswered.retain(|(q, _)| *q > answered);
+                } else if message["type"] == "error" {
+                    panic!("the app's server refused a frame: {message}");
+                }
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break, // the app exited
+        }
+    }
+    results
+}
+
+#[test]
+fn app_shows_what_a_browser_client_streams() {
+    let _one = ONE_APP_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let client = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("test-browser-client".into())
+            .spawn(move || stream_to(port, &stop))
+            .unwrap()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let (state, png, _) = run_app("browser", &["--source", "browser", "--listen", &listen]);
+    stop.store(true, Ordering::Relaxed);
+    let client_results = client.join().unwrap();
+    assert!(
+        client_results >= 15,
+        "the client got {client_results} results"
+    );
+    assert_eq!(state["browser_clients"], 1, "{}", state["browser_clients"]);
+    // carphone is a head-and-shoulders shot: the face and both shoulders (13 points) are in view.
+    assert_tracked_and_drawn(&state, &png, [640, 480], 12);
 }
 
 fn which(name: &str) -> Option<std::path::PathBuf> {

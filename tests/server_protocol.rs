@@ -473,3 +473,88 @@ fn a_client_that_never_reads_does_not_block_the_others() {
     let silent = flood.join().unwrap();
     drop(silent);
 }
+
+#[test]
+fn model_hands_and_smoothing_change_while_serving() {
+    let server = start(|_| {});
+    let photo = std::fs::read(fixture("messi5.jpg")).unwrap();
+    let reference: Value =
+        serde_json::from_slice(&std::fs::read(fixture("messi5.ref.json")).unwrap()).unwrap();
+    let (mut ws, hello) = connect(&server);
+    assert_eq!(
+        (&hello["model"], &hello["hands"]),
+        (&"full".into(), &true.into())
+    );
+    send_frame(&mut ws, 1, 1.0, &photo);
+    let (full, _) = result_for(&mut ws, 1);
+    assert_eq!(full["model"], "full");
+    assert!(pose_json_error(&full["pose"], &reference["pose"]) < 0.1);
+    assert_eq!(full["hands"].as_array().unwrap().len(), 1);
+
+    // Lite without hands, from the next frame on, on the same connection.
+    let lite = EngineConfig {
+        pose_model: livepose::vision::PoseModel::Lite,
+        hands: false,
+        refine_kernel: 9,
+        threads: 2,
+        ..Default::default()
+    };
+    server.reconfigure(lite.clone(), TrackerConfig::STATIC);
+    send_frame(&mut ws, 2, 2.0, &photo);
+    let (result, _) = result_for(&mut ws, 2);
+    assert_eq!(result["model"], "lite");
+    assert!(pose_json_error(&result["pose"], &reference["pose_lite"]) < 0.1);
+    assert!(result["hands"].as_array().unwrap().is_empty());
+    assert_eq!(connect(&server).1["model"], "lite");
+
+    // Models that cannot be loaded: the error is reported, the server keeps serving with what it had.
+    server.reconfigure(
+        EngineConfig {
+            models_dir: "/nonexistent/models".into(),
+            ..lite
+        },
+        TrackerConfig::STATIC,
+    );
+    send_frame(&mut ws, 3, 3.0, &photo);
+    let (result, errors) = result_for(&mut ws, 3);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(result["model"], "lite");
+    let error = server
+        .stats()
+        .reconfigure_error
+        .expect("the failure is reported");
+    assert!(error.contains("/nonexistent/models"), "{error}");
+}
+
+#[test]
+fn idle_connections_are_bounded_and_time_out() {
+    use std::io::Read as _;
+    let server = start(|c| c.limits.max_clients = 1);
+    // Connections that never send a request head hold a thread each, up to max_clients + 16 of them.
+    let idle: Vec<TcpStream> = (0..17)
+        .map(|_| TcpStream::connect(server.local_addr()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut refused = TcpStream::connect(server.local_addr()).unwrap();
+    refused.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let mut response = String::new();
+    refused.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 503"), "{response:?}");
+    // Within the 5 s allowed for a request head they are closed, and the server takes clients again.
+    let started = Instant::now();
+    for mut stream in idle {
+        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut ws, _) = connect(&server);
+    let (frames, _) = carphone();
+    send_frame(&mut ws, 1, 1.0, &frames[0]);
+    result_for(&mut ws, 1);
+}

@@ -280,7 +280,7 @@
     const newest = state.newest ? state.newest.message : null;
     if (newest) {
       const t = newest.timings_ms;
-      $('s-infer').textContent = `${(t.total || 0).toFixed(1)} ms + decode ${newest.server.decode_ms.toFixed(1)} ms`;
+      $('s-infer').textContent = `${newest.model}: ${(t.total || 0).toFixed(1)} ms + decode ${newest.server.decode_ms.toFixed(1)} ms`;
       const rows = Object.entries(newest.angles).map(([name, a]) =>
         `<tr><td>${name.replace('_', ' ')}</td><td>${(a.radians * 180 / Math.PI).toFixed(0)}°</td>` +
         `<td>${(a.confidence * 100).toFixed(0)}%</td></tr>`);

@@ -12,7 +12,9 @@ use bevy::prelude::*;
 use bevy::tasks::futures::check_ready;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
 
-use crate::app::pipeline::{ActiveSource, InferenceCycle, Results, TimedResult};
+use crate::app::pipeline::{
+    ActiveSource, InferenceCycle, Results, TimedResult, engine_config, tracker_config,
+};
 use crate::app::{AppSettings, SourceChoice};
 use crate::server::{Server, ServerStats, TappedResult};
 
@@ -46,9 +48,12 @@ fn lock(feed: &Feed) -> std::sync::MutexGuard<'_, VecDeque<TappedResult>> {
 }
 
 fn start_server(settings: Res<AppSettings>, mut browser: ResMut<BrowserServer>) {
-    let Some(config) = settings.server.clone() else {
+    let Some(mut config) = settings.server.clone() else {
         return;
     };
+    // The same models and smoothing as the app's own inference; changed together from the panel.
+    config.engine = engine_config(&settings);
+    config.tracker = tracker_config(&settings);
     // Loading the server's engine takes a second; keep the window responsive meanwhile.
     browser.starting =
         Some(AsyncComputeTaskPool::get().spawn(async move {
@@ -56,8 +61,13 @@ fn start_server(settings: Res<AppSettings>, mut browser: ResMut<BrowserServer>) 
         }));
 }
 
-/// Installs the server when it has started; taps it while the browser is the source.
-fn manage_server(mut browser: ResMut<BrowserServer>, active: Res<ActiveSource>) {
+/// Installs the server when it has started; passes model and smoothing changes on; taps it while the
+/// browser is the source.
+fn manage_server(
+    mut browser: ResMut<BrowserServer>,
+    active: Res<ActiveSource>,
+    settings: Res<AppSettings>,
+) {
     if let Some(task) = browser.starting.as_mut()
         && let Some(started) = check_ready(task)
     {
@@ -72,6 +82,11 @@ fn manage_server(mut browser: ResMut<BrowserServer>, active: Res<ActiveSource>) 
                 browser.error = Some(e);
             }
         }
+    }
+    if settings.is_changed()
+        && let Some(server) = browser.server.as_ref()
+    {
+        server.reconfigure(engine_config(&settings), tracker_config(&settings));
     }
     let want_tap = active.choice == Some(SourceChoice::Browser);
     if want_tap == browser.tapping {

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 
+use crate::app::browser::BrowserServer;
 use crate::app::overlay::{Layout, OverlayDrawn, Video};
 use crate::app::pipeline::{ActiveSource, Inference, Results, SharedSlot};
 use crate::app::stats::{Stats, percentiles};
 use crate::app::ui::PanelText;
-use crate::app::{AppSettings, AppSystems};
+use crate::app::{AppSettings, AppSystems, SourceChoice};
 use crate::vision::timings::Stage;
 
 /// What to capture and when.
@@ -83,6 +84,51 @@ struct StateDump<'a> {
     panel: &'a PanelText,
     newest_pose_landmarks_px: Option<Vec<[f32; 2]>>,
     newest_hands: usize,
+    /// WebSocket clients connected to the built-in server.
+    browser_clients: usize,
+    /// Seconds since the app started, and the CPU seconds each thread name used in that time (Linux:
+    /// `/proc/self/task`; empty elsewhere; names are cut to 15 characters by Linux). Bevy's "Async Compute
+    /// T…" threads run inference (and ONNX Runtime's pool threads, which inherit that name), "livepose-hands"
+    /// the hand branch beside it; the main thread, "Compute Task Po…" and Mesa's "llvmpipe-N" render.
+    wall_seconds: f64,
+    cpu_seconds_by_thread: std::collections::BTreeMap<String, f64>,
+}
+
+/// Clock ticks per second of `/proc/*/stat` times (USER_HZ, 100 on every Linux architecture Rust targets
+/// here).
+const USER_HZ: f64 = 100.0;
+
+/// CPU seconds (user + system) used by this process's threads, summed by thread name.
+fn cpu_seconds_by_thread() -> std::collections::BTreeMap<String, f64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("stat")),
+        ) else {
+            continue;
+        };
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        let Some((_, after_name)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
+            // "Compute Task Pool (1)" and "llvmpipe-3" are grouped by their name without the number.
+            let name = name
+                .trim()
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == ')' || c == '(' || c == '-')
+                .trim_end()
+                .to_owned();
+            *by_name.entry(name).or_insert(0.0) += (user + system) / USER_HZ;
+        }
+    }
+    by_name
 }
 
 #[allow(clippy::too_many_arguments, reason = "a dump of the whole app state")]
@@ -98,6 +144,7 @@ fn on_captured(
     video: Res<Video>,
     capture: Res<CaptureState>,
     panel: Res<PanelText>,
+    browser: Res<BrowserServer>,
     mut exit: MessageWriter<AppExit>,
 ) {
     let Some(request) = &settings.capture else {
@@ -126,7 +173,11 @@ fn on_captured(
         results_superseded: inference.results_superseded(),
         frames_published: slot.0.published(),
         frames_dropped: slot.0.dropped(),
-        source: status.name,
+        source: if source.choice == Some(SourceChoice::Browser) {
+            "browser".to_owned()
+        } else {
+            status.name
+        },
         source_note: source.note.clone(),
         inference_error: inference.error.clone(),
         render_fps: stats.render_fps(),
@@ -158,6 +209,9 @@ fn on_captured(
             .and_then(|n| n.result.pose.as_ref())
             .map(|p| p.landmarks.iter().map(|l| l.pos_in_image).collect()),
         newest_hands: results.newest.as_ref().map_or(0, |n| n.result.hands.len()),
+        browser_clients: browser.stats().map_or(0, |s| s.clients.len()),
+        wall_seconds: capture.started.elapsed().as_secs_f64(),
+        cpu_seconds_by_thread: cpu_seconds_by_thread(),
     };
     match serde_json::to_vec_pretty(&dump) {
         Ok(bytes) => {

@@ -110,6 +110,12 @@ pub fn run(settings: AppSettings) -> AppExit {
                 .set(pipeline::task_pool_plugin()),
         )
         .add_plugins(bevy_egui::EguiPlugin::default())
+        // The panel's context goes on the full-window 2D camera (`overlay`), not on whichever camera is
+        // found first: on the 3D camera it would be confined to the 3D viewport.
+        .insert_resource(bevy_egui::EguiGlobalSettings {
+            auto_create_primary_context: false,
+            ..default()
+        })
         .insert_resource(settings)
         .insert_resource(ClearColor(Color::srgb(0.08, 0.08, 0.1)))
         .configure_sets(

@@ -90,6 +90,8 @@ fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
     });
     commands.spawn((
         Camera2d,
+        // The egui panel is drawn by this camera: it covers the whole window.
+        bevy_egui::PrimaryEguiContext,
         Msaa::Off,
         Camera {
             order: 0,
@@ -248,6 +250,18 @@ fn draw_skeleton(
         layout.video_min + Vec2::new(u, p[1]) * scale
     };
     let to_world = |p: [f32; 2]| layout.world_from_window(to_window(p));
+    // Landmarks can lie outside the frame (a body cut by the image edge): draw only what is on the video.
+    let (video_min, video_max) = (layout.video_min, layout.video_min + layout.video_size);
+    let inside = |p: Vec2| p.cmpge(video_min).all() && p.cmple(video_max).all();
+    let mut line = |a: [f32; 2], b: [f32; 2], color: Color| {
+        if let Some((a, b)) = clip_segment(to_window(a), to_window(b), video_min, video_max) {
+            gizmos.line_2d(
+                layout.world_from_window(a),
+                layout.world_from_window(b),
+                color,
+            );
+        }
+    };
     let radius = (3.0 * scale).clamp(2.0, 5.0);
     let mut out = OverlayDrawn { blend, ..default() };
     if let Some(pose) = &result.pose {
@@ -259,9 +273,24 @@ fn draw_skeleton(
             } else {
                 BODY_COLOR.with_alpha(FADED_ALPHA)
             };
-            gizmos.line_2d(to_world(la.pos_in_image), to_world(lb.pos_in_image), color);
+            line(la.pos_in_image, lb.pos_in_image, color);
         }
+    }
+    for hand in &result.hands {
+        for &(a, b) in &HAND_CONNECTIONS {
+            line(
+                hand.landmarks[a].pos_in_image,
+                hand.landmarks[b].pos_in_image,
+                HAND_COLOR,
+            );
+        }
+    }
+    if let Some(pose) = &result.pose {
         for (i, l) in pose.landmarks.iter().enumerate() {
+            let in_window = to_window(l.pos_in_image);
+            if !inside(in_window) {
+                continue;
+            }
             let visible = l.visibility >= VISIBLE;
             let color = if visible {
                 BODY_COLOR
@@ -270,26 +299,50 @@ fn draw_skeleton(
             };
             gizmos.circle_2d(to_world(l.pos_in_image), radius, color);
             if visible {
-                out.body_points_in_window
-                    .push((i, to_window(l.pos_in_image).to_array()));
+                out.body_points_in_window.push((i, in_window.to_array()));
             }
         }
     }
     for hand in &result.hands {
-        for &(a, b) in &HAND_CONNECTIONS {
-            gizmos.line_2d(
-                to_world(hand.landmarks[a].pos_in_image),
-                to_world(hand.landmarks[b].pos_in_image),
-                HAND_COLOR,
-            );
-        }
         for l in &hand.landmarks {
-            gizmos.circle_2d(to_world(l.pos_in_image), radius * 0.7, HAND_COLOR);
-            out.hand_points_in_window
-                .push(to_window(l.pos_in_image).to_array());
+            let in_window = to_window(l.pos_in_image);
+            if inside(in_window) {
+                gizmos.circle_2d(to_world(l.pos_in_image), radius * 0.7, HAND_COLOR);
+                out.hand_points_in_window.push(in_window.to_array());
+            }
         }
     }
     *drawn = out;
+}
+
+/// The part of the segment a–b inside the rectangle `min`–`max` (Liang–Barsky), if any.
+pub fn clip_segment(a: Vec2, b: Vec2, min: Vec2, max: Vec2) -> Option<(Vec2, Vec2)> {
+    if !(a.is_finite() && b.is_finite()) {
+        return None;
+    }
+    let d = b - a;
+    let (mut t0, mut t1) = (0.0_f32, 1.0_f32);
+    // For each edge: p·t ≤ q keeps the point inside.
+    for (p, q) in [
+        (-d.x, a.x - min.x),
+        (d.x, max.x - a.x),
+        (-d.y, a.y - min.y),
+        (d.y, max.y - a.y),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let t = q / p;
+            if p < 0.0 {
+                t0 = t0.max(t);
+            } else {
+                t1 = t1.min(t);
+            }
+        }
+    }
+    (t0 <= t1 && t0.is_finite() && t1.is_finite()).then(|| (a + d * t0, a + d * t1))
 }
 
 fn configure_gizmos(mut store: ResMut<GizmoConfigStore>) {
@@ -307,4 +360,38 @@ pub(super) fn plugin(app: &mut App) {
                 .chain()
                 .in_set(AppSystems::Present),
         );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_clipped_to_the_video() {
+        let (min, max) = (Vec2::new(0.0, 0.0), Vec2::new(100.0, 50.0));
+        let inside = (Vec2::new(10.0, 10.0), Vec2::new(90.0, 40.0));
+        assert_eq!(clip_segment(inside.0, inside.1, min, max), Some(inside));
+        // Leaving through the bottom edge: cut where it crosses y = 50.
+        let (a, b) = clip_segment(Vec2::new(50.0, 25.0), Vec2::new(50.0, 125.0), min, max).unwrap();
+        assert_eq!((a, b), (Vec2::new(50.0, 25.0), Vec2::new(50.0, 50.0)));
+        // Crossing the whole rectangle diagonally, both ends outside.
+        let (a, b) =
+            clip_segment(Vec2::new(-50.0, -25.0), Vec2::new(150.0, 75.0), min, max).unwrap();
+        assert!(
+            a.abs_diff_eq(Vec2::new(0.0, 0.0), 1e-4) && b.abs_diff_eq(Vec2::new(100.0, 50.0), 1e-4)
+        );
+        // Entirely outside, parallel to an edge, or not finite: nothing to draw.
+        assert_eq!(
+            clip_segment(Vec2::new(120.0, 0.0), Vec2::new(130.0, 40.0), min, max),
+            None
+        );
+        assert_eq!(
+            clip_segment(Vec2::new(-5.0, 10.0), Vec2::new(-5.0, 40.0), min, max),
+            None
+        );
+        assert_eq!(
+            clip_segment(Vec2::new(f32::NAN, 1.0), Vec2::new(5.0, 5.0), min, max),
+            None
+        );
+    }
 }

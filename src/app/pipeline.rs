@@ -418,7 +418,8 @@ struct EngineLoader {
     loaded: Option<EngineConfig>,
 }
 
-fn engine_config(settings: &AppSettings) -> EngineConfig {
+/// The engine the settings ask for (the app's own, and the built-in server's).
+pub(crate) fn engine_config(settings: &AppSettings) -> EngineConfig {
     let mut config = EngineConfig {
         pose_model: settings.pose_model,
         hands: settings.hands,
@@ -433,7 +434,7 @@ fn engine_config(settings: &AppSettings) -> EngineConfig {
     config
 }
 
-fn tracker_config(settings: &AppSettings) -> TrackerConfig {
+pub(crate) fn tracker_config(settings: &AppSettings) -> TrackerConfig {
     TrackerConfig {
         smoothing: settings.smoothing,
         ..TrackerConfig::VIDEO

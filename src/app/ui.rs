@@ -73,6 +73,9 @@ fn browser_ui(ui: &mut egui::Ui, browser: &crate::app::browser::BrowserServer, i
         return;
     };
     ui.label(format!("browser client: {url}"));
+    if let Some(error) = &stats.reconfigure_error {
+        ui.colored_label(egui::Color32::LIGHT_RED, format!("server: {error}"));
+    }
     if is_source && stats.clients.is_empty() {
         ui.colored_label(
             egui::Color32::YELLOW,
@@ -121,7 +124,10 @@ fn panel_ui(
         .show(ctx, |ui| {
             ui.heading("Source");
             let status = source.status();
-            ui.label(if status.name.is_empty() {
+            let browser_is_source = source.choice == Some(SourceChoice::Browser);
+            ui.label(if browser_is_source {
+                "browser: the selected tab's camera".to_owned()
+            } else if status.name.is_empty() {
                 "starting…".to_owned()
             } else {
                 status.name.clone()
@@ -143,7 +149,7 @@ fn panel_ui(
                     switch.write(SwitchSource(SourceChoice::Browser));
                 }
             });
-            browser_ui(ui, &browser, source.choice == Some(SourceChoice::Browser));
+            browser_ui(ui, &browser, browser_is_source);
 
             ui.separator();
             ui.heading("Model");

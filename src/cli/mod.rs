@@ -309,6 +309,7 @@ impl AppArgs {
         let threads = self
             .threads
             .map_or_else(crate::app::default_app_threads, |t| t as usize);
+        // The app sets the server's engine and tracker from its own settings (`app::browser`).
         let server = (!self.no_server).then(|| {
             self.server.warn_if_remote();
             crate::server::ServerConfig {
@@ -316,20 +317,6 @@ impl AppArgs {
                 allow_remote: self.server.allow_remote,
                 allowed_origins: self.server.allow_origins.clone(),
                 limits: self.server.limits(),
-                engine: crate::vision::EngineConfig {
-                    pose_model: self.model.into(),
-                    hands: !self.no_hands,
-                    threads,
-                    models_dir: self
-                        .models
-                        .clone()
-                        .unwrap_or_else(|| crate::vision::EngineConfig::default().models_dir),
-                    ..Default::default()
-                },
-                tracker: crate::vision::TrackerConfig {
-                    smoothing,
-                    ..crate::vision::TrackerConfig::VIDEO
-                },
                 ..Default::default()
             }
         });

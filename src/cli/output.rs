@@ -139,6 +139,24 @@ pub fn hand_json(hand: &Hand) -> HandJson {
     }
 }
 
+/// The joint angles by name (`left_elbow`, …), radians with their confidence.
+pub fn angles_json(result: &FrameResult) -> std::collections::BTreeMap<&'static str, AngleJson> {
+    result
+        .angles
+        .angles
+        .iter()
+        .map(|a| {
+            (
+                a.joint.name(),
+                AngleJson {
+                    radians: round6(a.radians),
+                    confidence: round6(a.confidence),
+                },
+            )
+        })
+        .collect()
+}
+
 /// Builds the JSON object for one result. `frame` and `timestamp_us` are written for clips only.
 pub fn frame_json(
     file: &str,
@@ -154,20 +172,7 @@ pub fn frame_json(
         timestamp_us: frame.map(|_| result.timestamp_us),
         pose: result.pose.as_ref().map(pose_json),
         hands: result.hands.iter().map(hand_json).collect(),
-        angles: result
-            .angles
-            .angles
-            .iter()
-            .map(|a| {
-                (
-                    a.joint.name(),
-                    AngleJson {
-                        radians: round6(a.radians),
-                        confidence: round6(a.confidence),
-                    },
-                )
-            })
-            .collect(),
+        angles: angles_json(result),
         model,
         pose_detector_ran: result.pose_detector_ran,
         palm_detector_ran: result.palm_detector_ran,

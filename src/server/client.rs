@@ -132,7 +132,8 @@ fn serve_websocket(
     waker_rx.set_nonblocking(true)?;
     waker_tx.set_nonblocking(true)?;
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let client = Arc::new(ClientShared::new(id, peer, shared.config.tracker, waker_tx));
+    let live = shared.live_settings();
+    let client = Arc::new(ClientShared::new(id, peer, live.tracker, waker_tx));
     if !shared
         .scheduler
         .register(Arc::clone(&client), limits.max_clients)
@@ -156,8 +157,8 @@ fn serve_websocket(
         server: concat!("livepose ", env!("CARGO_PKG_VERSION")),
         client_id: id,
         limits,
-        model: shared.config.engine.pose_model.name(),
-        hands: shared.config.engine.hands,
+        model: live.engine.pose_model.name(),
+        hands: live.engine.hands,
     };
     lock(&client.outbox)
         .errors

@@ -30,6 +30,8 @@ pub struct Request {
 pub enum HttpError {
     #[error("connection closed before a full request head")]
     Closed,
+    #[error("no complete request head within {HEAD_TIMEOUT:?}")]
+    Timeout,
     #[error("request head larger than {MAX_HEAD_BYTES} bytes")]
     TooLarge,
     #[error("malformed request: {0}")]
@@ -40,10 +42,16 @@ pub enum HttpError {
 
 /// Reads and parses a request head (and nothing after it).
 pub fn read_request(stream: &mut TcpStream) -> Result<Request, HttpError> {
-    stream.set_read_timeout(Some(HEAD_TIMEOUT))?;
+    // One deadline for the whole head, so a client trickling bytes cannot hold the thread.
+    let deadline = std::time::Instant::now() + HEAD_TIMEOUT;
     let mut head = Vec::with_capacity(1024);
     let mut byte = [0_u8; 1024];
     loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(HttpError::Timeout);
+        }
+        stream.set_read_timeout(Some(left))?;
         // Peek, then consume only up to the end of the head, so WebSocket bytes are never swallowed.
         let n = stream.peek(&mut byte)?;
         if n == 0 {

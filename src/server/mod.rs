@@ -30,6 +30,8 @@ pub use wire::Limits;
 
 /// Default address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// Connections beyond `max_clients` that may be open at once (page loads, refused upgrades).
+const EXTRA_CONNECTIONS: usize = 16;
 /// How often idle threads look at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
@@ -108,11 +110,28 @@ pub(crate) struct ServerShared {
     tap: Mutex<Option<Tap>>,
     /// Frames accepted, over all clients.
     frames_received: AtomicU64,
+    /// The engine and tracker settings in force; workers and clients adopt them at their next frame.
+    live: Mutex<LiveSettings>,
+    /// Bumped by [`Server::reconfigure`], so workers look at `live` only when it changed.
+    live_generation: AtomicU64,
+    /// Why the last reconfiguration could not be applied (a worker keeps its previous engine).
+    reconfigure_error: Mutex<Option<String>>,
+}
+
+/// Settings that can change while the server runs.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LiveSettings {
+    pub engine: EngineConfig,
+    pub tracker: TrackerConfig,
 }
 
 impl ServerShared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn live_settings(&self) -> LiveSettings {
+        lock(&self.live).clone()
     }
 
     fn ms_since_start(&self, at: Instant) -> f64 {
@@ -167,6 +186,8 @@ pub struct ServerStats {
     pub clients: Vec<ClientStats>,
     pub frames_received: u64,
     pub selected: Option<u64>,
+    /// Why the last [`Server::reconfigure`] failed, if it did.
+    pub reconfigure_error: Option<String>,
 }
 
 /// A running server. Dropping it closes every connection and stops every thread.
@@ -199,7 +220,6 @@ impl Server {
                 source,
             })?;
         let shared = Arc::new(ServerShared {
-            config,
             local_addr,
             stop: AtomicBool::new(false),
             started: Instant::now(),
@@ -209,6 +229,13 @@ impl Server {
             selected: AtomicU64::new(0),
             tap: Mutex::new(None),
             frames_received: AtomicU64::new(0),
+            live: Mutex::new(LiveSettings {
+                engine: config.engine.clone(),
+                tracker: config.tracker,
+            }),
+            live_generation: AtomicU64::new(0),
+            reconfigure_error: Mutex::new(None),
+            config,
         });
         let mut server = Server {
             shared: Arc::clone(&shared),
@@ -252,6 +279,20 @@ impl Server {
             clients,
             frames_received: self.shared.frames_received.load(Ordering::Relaxed),
             selected,
+            reconfigure_error: lock(&self.shared.reconfigure_error).clone(),
+        }
+    }
+
+    /// Changes the model, hands and smoothing while serving. Each worker loads the new engine before its
+    /// next frame (keeping the old one if that fails: see [`ServerStats::reconfigure_error`]); each
+    /// client's tracker takes the new settings at its next frame. Unchanged settings cost nothing.
+    pub fn reconfigure(&self, engine: EngineConfig, tracker: TrackerConfig) {
+        let wanted = LiveSettings { engine, tracker };
+        let mut live = lock(&self.shared.live);
+        if *live != wanted {
+            *live = wanted;
+            *lock(&self.shared.reconfigure_error) = None;
+            self.shared.live_generation.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -292,14 +333,27 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<ServerShared>) {
     let mut connection_index = 0_u64;
     while !shared.stopping() {
         match listener.accept() {
-            Ok((stream, peer)) => {
+            Ok((mut stream, peer)) => {
+                let mut connections = lock(&shared.connections);
+                connections.retain(|t| !t.is_finished());
+                // Every connection has a thread: bound them (WebSocket clients are bounded again, with a
+                // `too_many_clients` message, when they register).
+                let max_connections = shared.config.limits.max_clients + EXTRA_CONNECTIONS;
+                if connections.len() >= max_connections {
+                    let _ = stream.set_write_timeout(Some(STOP_POLL));
+                    let _ = http::respond(
+                        &mut stream,
+                        "503 Service Unavailable",
+                        "text/plain",
+                        b"too many connections\n",
+                    );
+                    continue;
+                }
                 connection_index += 1;
                 let conn_shared = Arc::clone(shared);
                 let spawned = std::thread::Builder::new()
                     .name(format!("livepose-conn-{connection_index}"))
                     .spawn(move || client::handle_connection(stream, peer, &conn_shared));
-                let mut connections = lock(&shared.connections);
-                connections.retain(|t| !t.is_finished());
                 match spawned {
                     Ok(thread) => connections.push(thread),
                     Err(e) => eprintln!("livepose: cannot start a connection thread: {e}"),

@@ -246,11 +246,28 @@ pub(crate) fn selected_client(shared: &ServerShared, clients: &[ClientStats]) ->
 
 /// An inference worker: until the server stops, take the next ready client and process its frame.
 pub(crate) fn run_worker(shared: &ServerShared, mut engine: Engine) {
+    let mut generation = 0;
+    let mut tracker_config = shared.live_settings().tracker;
     while let Some(client) = shared.scheduler.next_client() {
+        let live_generation = shared.live_generation.load(Ordering::Acquire);
+        if live_generation != generation {
+            generation = live_generation;
+            let live = shared.live_settings();
+            tracker_config = live.tracker;
+            if live.engine != *engine.config() {
+                match Engine::new(live.engine) {
+                    Ok(new) => engine = new,
+                    Err(e) => {
+                        *lock(&shared.reconfigure_error) =
+                            Some(format!("cannot load the new models: {e}"));
+                    }
+                }
+            }
+        }
         if !client.closed.load(Ordering::Relaxed)
             && let Some(pending) = Scheduler::take_pending(&client)
         {
-            process_frame(shared, &mut engine, &client, pending);
+            process_frame(shared, &mut engine, tracker_config, &client, pending);
         }
         shared.scheduler.finish(&client);
     }
@@ -259,6 +276,7 @@ pub(crate) fn run_worker(shared: &ServerShared, mut engine: Engine) {
 fn process_frame(
     shared: &ServerShared,
     engine: &mut Engine,
+    tracker_config: TrackerConfig,
     client: &ClientShared,
     pending: Pending,
 ) {
@@ -272,7 +290,13 @@ fn process_frame(
         }
     };
     let decoded = Instant::now();
-    let result = engine.process(&image, pending.timestamp_us, &mut lock(&client.tracker));
+    let result = {
+        let mut tracker = lock(&client.tracker);
+        if tracker.config != tracker_config {
+            tracker.set_config(tracker_config);
+        }
+        engine.process(&image, pending.timestamp_us, &mut tracker)
+    };
     let result = match result {
         Ok(result) => result,
         Err(e) => {
@@ -287,7 +311,8 @@ fn process_frame(
         sent_ms: shared.ms_since_start(Instant::now()),
         decode_ms: decoded.saturating_duration_since(started).as_secs_f64() * 1e3,
     };
-    match wire::pose_result_json(&pending.message, &result, times, client.counters()) {
+    let model = engine.config().pose_model.name();
+    match wire::pose_result_json(&pending.message, &result, model, times, client.counters()) {
         Ok(json) => client.deliver_result(json),
         Err(e) => client.reject(ErrorCode::InferenceFailed, &e.to_string(), Some(sequence)),
     }

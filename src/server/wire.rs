@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::output::{HandJson, PoseJson, hand_json, pose_json};
+use crate::cli::output::{AngleJson, HandJson, PoseJson, angles_json, hand_json, pose_json};
 use crate::vision::FrameResult;
 use crate::vision::timings::StageTimings;
 
@@ -271,12 +271,6 @@ pub fn error_json(code: ErrorCode, message: &str, sequence: Option<u64>) -> Stri
     serde_json::to_string(&message).unwrap_or_else(|_| r#"{"type":"error"}"#.to_owned())
 }
 
-#[derive(Serialize)]
-pub struct AngleJson {
-    pub radians: f64,
-    pub confidence: f64,
-}
-
 /// Server-side times of one frame, in ms since the server started (one clock, so differences are exact).
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct ServerTimes {
@@ -311,6 +305,8 @@ pub struct PoseResultMessage {
     pub timestamp: f64,
     pub width: u32,
     pub height: u32,
+    /// The pose model that produced the result (`lite`, `full`, `heavy`).
+    pub model: &'static str,
     pub pose: Option<PoseJson>,
     pub hands: Vec<HandJson>,
     pub angles: BTreeMap<&'static str, AngleJson>,
@@ -323,6 +319,7 @@ pub struct PoseResultMessage {
 pub fn pose_result_json(
     frame: &FrameMessage,
     result: &FrameResult,
+    model: &'static str,
     server: ServerTimes,
     counters: ClientCounters,
 ) -> Result<String, serde_json::Error> {
@@ -332,22 +329,10 @@ pub fn pose_result_json(
         timestamp: frame.timestamp_ms,
         width: result.width,
         height: result.height,
+        model,
         pose: result.pose.as_ref().map(pose_json),
         hands: result.hands.iter().map(hand_json).collect(),
-        angles: result
-            .angles
-            .angles
-            .iter()
-            .map(|a| {
-                (
-                    a.joint.name(),
-                    AngleJson {
-                        radians: f64::from(a.radians),
-                        confidence: f64::from(a.confidence),
-                    },
-                )
-            })
-            .collect(),
+        angles: angles_json(result),
         timings_ms: result.timings,
         server,
         counters,

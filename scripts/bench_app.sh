@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The app's speed in software rendering, one command (`make bench-app`): the release build under Xvfb
+# with Mesa's lavapipe, on the bundled demo clip, for SECS seconds (default 20). Prints render FPS,
+# inference FPS, capture-to-display latency p50/p95 and the CPU each group of threads used. A second run
+# with inference idle (the browser source with no client connected) gives the render rate without it.
+#   SECS     seconds per run (default 20)
+#   WINDOW   window size (default 1100x560, as the screenshot test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS="${SECS:-20}"
+WINDOW="${WINDOW:-1100x560}"
+OUT=out/bench-app
+mkdir -p "$OUT"
+cargo build --release --bin livepose
+bin="${CARGO_TARGET_DIR:-target}/release/livepose"
+for run in demo idle; do
+  if [ "$run" = demo ]; then
+    args=(--source demo --no-server)
+  else
+    args=(--source browser --listen 127.0.0.1:0)
+  fi
+  WGPU_BACKEND=vulkan RUST_LOG=warn xvfb-run -a -s "-screen 0 1280x1024x24" "$bin" "${args[@]}" \
+    --window "$WINDOW" --capture-after "$SECS" --min-results 0 \
+    --screenshot "$OUT/$run.png" --state "$OUT/$run.json"
+done
+python3 - "$OUT/demo.json" "$OUT/idle.json" <<'PY'
+import json, sys
+def groups(state):
+    cpu = state["cpu_seconds_by_thread"]
+    inference = sum(v for k, v in cpu.items() if k.startswith("Async Compute") or k == "livepose-hands")
+    source = sum(v for k, v in cpu.items() if k.startswith("livepose-demo") or k.startswith("livepose-camera"))
+    render = sum(cpu.values()) - inference - source
+    wall = state["wall_seconds"]
+    return inference / wall, render / wall, source / wall, cpu
+demo = json.load(open(sys.argv[1])); idle = json.load(open(sys.argv[2]))
+inf, ren, src, cpu = groups(demo)
+print(f"demo clip ({demo['source']}), {demo['wall_seconds']:.0f} s, window {demo['window']}:")
+print(f"  render FPS {demo['render_fps']:.1f}, inference FPS {demo['inference_fps']:.1f}, capture FPS {demo['capture_fps']:.1f}")
+print(f"  capture-to-display latency p50 {demo['latency_ms_p50']:.0f} ms, p95 {demo['latency_ms_p95']:.0f} ms; "
+      f"inference total p50 {demo['inference_total_ms_p50']:.1f} ms, p95 {demo['inference_total_ms_p95']:.1f} ms")
+print(f"  frames published {demo['frames_published']}, dropped in the slot {demo['frames_dropped']}, results {demo['results_received']}")
+print(f"  CPU (cores busy on average): inference {inf:.2f}, rendering + app {ren:.2f}, source {src:.2f}")
+print("  by thread: " + ", ".join(f"{k} {v / demo['wall_seconds']:.2f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v > 0.05))
+inf, ren, src, _ = groups(idle)
+print(f"inference idle (no frames): render FPS {idle['render_fps']:.1f}; CPU rendering + app {ren:.2f}, inference {inf:.2f}")
+PY
+echo "screenshots and state: $OUT/"
