@@ -220,7 +220,9 @@ fn main() {
     }
 
     // Memory: 4 clients streaming as fast as their window allows, until the server received 10 000 frames.
-    println!("\nmemory: 4 clients, unpaced, until the server has received {MEMORY_FRAMES} frames");
+    println!(
+        "\nmemory: 4 clients, unpaced, until they have sent {MEMORY_FRAMES} frames (all accepted: --max-fps 1000)"
+    );
     let server = ServerProcess::start(&["--max-fps", "1000"]);
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));

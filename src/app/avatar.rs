@@ -12,7 +12,7 @@ use crate::app::overlay::{BODY_COLOR, HAND_COLOR, Layout, result_to_draw};
 use crate::app::pipeline::Results;
 use crate::app::{AppSettings, AppSystems};
 use crate::vision::landmarks::{
-    HAND_CONNECTIONS, HAND_LANDMARK_COUNT, Handedness, POSE_CONNECTIONS, POSE_LANDMARK_COUNT,
+    HAND_CONNECTIONS, HAND_LANDMARK_COUNT, Hand, POSE_CONNECTIONS, POSE_LANDMARK_COUNT, Pose,
 };
 
 /// The 3D view's render layer (the 2D overlay stays on layer 0).
@@ -185,11 +185,9 @@ fn skeleton(results: &Results, interpolation: bool) -> Option<Skeleton> {
         p.y += lift;
     }
     let mut hands = [None, None];
-    for (slot, hand) in result.hands.iter().take(2).enumerate() {
-        let wrist = match hand.handedness {
-            Handedness::Left => body[LEFT_WRIST].0,
-            Handedness::Right => body[RIGHT_WRIST].0,
-        };
+    let wrists = wrists_for_hands(pose, &result.hands);
+    for (slot, (hand, wrist)) in result.hands.iter().zip(wrists).take(2).enumerate() {
+        let wrist = body[wrist].0;
         let points: Vec<Vec3> = hand
             .world_landmarks
             .iter()
@@ -199,6 +197,38 @@ fn skeleton(results: &Results, interpolation: bool) -> Option<Skeleton> {
         hands[slot] = Some(points.into_iter().map(|p| p + offset).collect());
     }
     Some(Skeleton { body, hands })
+}
+
+/// The body wrist (`LEFT_WRIST` or `RIGHT_WRIST`) each hand attaches to: the nearer one in the image
+/// (for two hands, the pairing with the smaller total distance). The handedness classifier is not used:
+/// on borderline hands it is a coin toss (messi5's hand scores 0.50 in MediaPipe itself), and a hand on
+/// the wrong arm is worse than no label.
+fn wrists_for_hands(pose: &Pose, hands: &[Hand]) -> Vec<usize> {
+    let distance = |hand: &Hand, wrist: usize| {
+        let (a, b) = (
+            hand.landmarks[0].pos_in_image,
+            pose.landmarks[wrist].pos_in_image,
+        );
+        let d = (a[0] - b[0]).hypot(a[1] - b[1]);
+        if d.is_finite() { d } else { f32::MAX }
+    };
+    match hands {
+        [] => Vec::new(),
+        [one] => vec![if distance(one, LEFT_WRIST) <= distance(one, RIGHT_WRIST) {
+            LEFT_WRIST
+        } else {
+            RIGHT_WRIST
+        }],
+        [first, second, ..] => {
+            let straight = distance(first, LEFT_WRIST) + distance(second, RIGHT_WRIST);
+            let crossed = distance(first, RIGHT_WRIST) + distance(second, LEFT_WRIST);
+            if straight <= crossed {
+                vec![LEFT_WRIST, RIGHT_WRIST]
+            } else {
+                vec![RIGHT_WRIST, LEFT_WRIST]
+            }
+        }
+    }
 }
 
 fn place_bone(transform: &mut Transform, a: Vec3, b: Vec3, radius: f32) -> bool {
@@ -359,4 +389,72 @@ pub(super) fn plugin(app: &mut App) {
                 .chain()
                 .in_set(AppSystems::Present),
         );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::Handedness;
+    use crate::vision::landmarks::{ImageLandmark, WorldLandmark};
+    use crate::vision::roi::Roi;
+
+    fn at(x: f32, y: f32) -> ImageLandmark {
+        ImageLandmark {
+            pos_in_image: [x, y],
+            visibility: 1.0,
+            presence: 1.0,
+            ..Default::default()
+        }
+    }
+
+    /// A body whose left wrist is at (300, 200) and right wrist at (100, 200).
+    fn pose() -> Pose {
+        let mut landmarks = vec![at(200.0, 100.0); POSE_LANDMARK_COUNT];
+        landmarks[LEFT_WRIST] = at(300.0, 200.0);
+        landmarks[RIGHT_WRIST] = at(100.0, 200.0);
+        Pose {
+            landmarks,
+            world_landmarks: vec![WorldLandmark::default(); POSE_LANDMARK_COUNT],
+            presence: 1.0,
+            roi: Roi::full_image(400, 300),
+        }
+    }
+
+    /// A hand whose wrist is at (x, y), labelled `label` (deliberately wrong in the test).
+    fn hand(x: f32, y: f32, label: Handedness) -> Hand {
+        Hand {
+            landmarks: vec![at(x, y); HAND_LANDMARK_COUNT],
+            world_landmarks: vec![WorldLandmark::default(); HAND_LANDMARK_COUNT],
+            handedness_mediapipe: label.other(),
+            handedness_score: 0.5,
+            handedness: label,
+            presence: 1.0,
+            roi: Roi::full_image(400, 300),
+        }
+    }
+
+    #[test]
+    fn hands_attach_to_the_nearest_wrist_whatever_their_label() {
+        let pose = pose();
+        // One hand near the left wrist, labelled right: it still goes on the left arm.
+        let left_hand = hand(305.0, 210.0, Handedness::Right);
+        assert_eq!(
+            wrists_for_hands(&pose, &[left_hand.clone()]),
+            vec![LEFT_WRIST]
+        );
+        // Two hands, both labelled the same: each on its own arm.
+        let right_hand = hand(95.0, 195.0, Handedness::Right);
+        assert_eq!(
+            wrists_for_hands(&pose, &[right_hand.clone(), left_hand.clone()]),
+            vec![RIGHT_WRIST, LEFT_WRIST]
+        );
+        assert_eq!(
+            wrists_for_hands(&pose, &[left_hand, right_hand]),
+            vec![LEFT_WRIST, RIGHT_WRIST]
+        );
+        // A hand with non-finite landmarks does not poison the choice.
+        let lost = hand(f32::NAN, 0.0, Handedness::Left);
+        assert_eq!(wrists_for_hands(&pose, &[lost]).len(), 1);
+        assert!(wrists_for_hands(&pose, &[]).is_empty());
+    }
 }
