@@ -439,7 +439,7 @@ mod tests {
         // One hand near the left wrist, labelled right: it still goes on the left arm.
         let left_hand = hand(305.0, 210.0, Handedness::Right);
         assert_eq!(
-            wrists_for_hands(&pose, &[left_hand.clone()]),
+            wrists_for_hands(&pose, std::slice::from_ref(&left_hand)),
             vec![LEFT_WRIST]
         );
         // Two hands, both labelled the same: each on its own arm.
