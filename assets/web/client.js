@@ -21,7 +21,7 @@
   const VISIBLE = 0.5;
 
   const params = new URLSearchParams(location.search);
-  // Encoding of the frames sent: JPEG (small, the default), PNG (lossless, ~10× larger: loopback only)
+  // Encoding of the frames sent: JPEG (small, the default), PNG (lossless, ~9× larger: for loopback)
   // or WebP. `?encoding=png` and `?quality=80` (percent) preset the controls.
   const ENCODINGS = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
   if (params.get('encoding') in ENCODINGS) document.getElementById('encoding').value = params.get('encoding');
