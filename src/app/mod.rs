@@ -59,7 +59,7 @@ impl Default for AppSettings {
             file_fps: 30.0,
             pose_model: PoseModel::Full,
             hands: true,
-            smoothing: SmoothingMethod::OneEuro,
+            smoothing: SmoothingMethod::ONE_EURO,
             interpolation: true,
             mirror: false,
             threads: default_app_threads(),

@@ -12,7 +12,7 @@ use crate::source::camera::CameraRequest;
 use crate::source::demo::bundled_demo_clip;
 use crate::vision::angles::Joint;
 use crate::vision::engine::PoseModel;
-use crate::vision::smoothing::{PROTOTYPE_EMA_ALPHA, SmoothingMethod};
+use crate::vision::smoothing::{OneEuroTuning, PROTOTYPE_EMA_ALPHA, SmoothingMethod};
 use crate::vision::timings::Stage;
 
 /// The joint-angle rows as shown (for the test-mode state dump): name, degrees text, confidence text.
@@ -162,11 +162,9 @@ fn panel_ui(
             ui.horizontal(|ui| {
                 ui.label("smoothing");
                 let is_ema = matches!(edited.smoothing, SmoothingMethod::Ema { .. });
-                if ui
-                    .radio(edited.smoothing == SmoothingMethod::OneEuro, "One Euro")
-                    .clicked()
-                {
-                    edited.smoothing = SmoothingMethod::OneEuro;
+                let is_one_euro = edited.smoothing.is_one_euro();
+                if ui.radio(is_one_euro, "One Euro").clicked() && !is_one_euro {
+                    edited.smoothing = SmoothingMethod::ONE_EURO;
                 }
                 if ui.radio(is_ema, "EMA").clicked() && !is_ema {
                     edited.smoothing = SmoothingMethod::Ema {
@@ -180,8 +178,27 @@ fn panel_ui(
                     edited.smoothing = SmoothingMethod::Off;
                 }
             });
-            if let SmoothingMethod::Ema { alpha } = &mut edited.smoothing {
-                ui.add(egui::Slider::new(alpha, 0.05..=1.0).text("EMA α (new value weight)"));
+            match &mut edited.smoothing {
+                SmoothingMethod::Ema { alpha } => {
+                    ui.add(egui::Slider::new(alpha, 0.05..=1.0).text("EMA α (new value weight)"));
+                }
+                SmoothingMethod::OneEuro(tuning) => {
+                    // Factors on MediaPipe's parameters (1 = MediaPipe); logarithmic, as they act.
+                    ui.add(
+                        egui::Slider::new(&mut tuning.min_cutoff_scale, 0.1..=10.0)
+                            .logarithmic(true)
+                            .text("min cutoff × (lower: steadier)"),
+                    );
+                    ui.add(
+                        egui::Slider::new(&mut tuning.beta_scale, 0.1..=10.0)
+                            .logarithmic(true)
+                            .text("beta × (higher: less lag)"),
+                    );
+                    if *tuning != OneEuroTuning::MEDIAPIPE && ui.button("MediaPipe's").clicked() {
+                        *tuning = OneEuroTuning::MEDIAPIPE;
+                    }
+                }
+                SmoothingMethod::Off => {}
             }
             ui.horizontal(|ui| {
                 ui.checkbox(&mut edited.interpolation, "interpolate");

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::vision::engine::PoseModel;
 use crate::vision::pose::{DEFAULT_REFINE_KERNEL, LEGACY_REFINE_KERNEL};
-use crate::vision::smoothing::{PROTOTYPE_EMA_ALPHA, SmoothingMethod};
+use crate::vision::smoothing::{OneEuroTuning, PROTOTYPE_EMA_ALPHA, SmoothingMethod};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,6 +62,38 @@ pub enum SmoothingArg {
     Off,
 }
 
+/// Landmark smoothing, for every command that tracks video.
+#[derive(Debug, Clone, Args)]
+pub struct SmoothingArgs {
+    /// Landmark smoothing for video.
+    #[arg(long, value_enum, default_value_t = SmoothingArg::OneEuro)]
+    pub smoothing: SmoothingArg,
+    /// EMA weight of the newest value (with --smoothing ema).
+    #[arg(long, default_value_t = PROTOTYPE_EMA_ALPHA)]
+    pub ema_alpha: f32,
+    /// One Euro: multiply MediaPipe's min_cutoff by this (below 1: steadier when still, more lag).
+    #[arg(long, default_value_t = 1.0)]
+    pub one_euro_min_cutoff: f64,
+    /// One Euro: multiply MediaPipe's beta by this (above 1: less lag in fast motion, more jitter).
+    #[arg(long, default_value_t = 1.0)]
+    pub one_euro_beta: f64,
+}
+
+impl SmoothingArgs {
+    pub fn method(&self) -> SmoothingMethod {
+        match self.smoothing {
+            SmoothingArg::OneEuro => SmoothingMethod::OneEuro(OneEuroTuning {
+                min_cutoff_scale: self.one_euro_min_cutoff,
+                beta_scale: self.one_euro_beta,
+            }),
+            SmoothingArg::Ema => SmoothingMethod::Ema {
+                alpha: self.ema_alpha.clamp(0.0, 1.0),
+            },
+            SmoothingArg::Off => SmoothingMethod::Off,
+        }
+    }
+}
+
 /// Engine settings shared by every command that runs the models.
 #[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
@@ -90,12 +122,8 @@ pub struct EngineArgs {
     /// Frames are mirrored (selfie view); decides which hand is the person's left.
     #[arg(long)]
     pub mirrored: bool,
-    /// Landmark smoothing for video.
-    #[arg(long, value_enum, default_value_t = SmoothingArg::OneEuro)]
-    pub smoothing: SmoothingArg,
-    /// EMA weight of the newest value (with --smoothing ema).
-    #[arg(long, default_value_t = PROTOTYPE_EMA_ALPHA)]
-    pub ema_alpha: f32,
+    #[command(flatten)]
+    pub smoothing: SmoothingArgs,
     /// While fewer than two hands are tracked, run the palm detector every N frames (1 = every frame,
     /// as MediaPipe; --legacy sets 1).
     #[arg(long, default_value_t = crate::vision::engine::DEFAULT_PALM_DETECTION_EVERY, value_parser = clap::value_parser!(u32).range(1..))]
@@ -127,13 +155,7 @@ impl EngineArgs {
     }
 
     pub fn smoothing(&self) -> SmoothingMethod {
-        match self.smoothing {
-            SmoothingArg::OneEuro => SmoothingMethod::OneEuro,
-            SmoothingArg::Ema => SmoothingMethod::Ema {
-                alpha: self.ema_alpha.clamp(0.0, 1.0),
-            },
-            SmoothingArg::Off => SmoothingMethod::Off,
-        }
+        self.smoothing.method()
     }
 
     pub fn video_tracker_config(&self) -> crate::vision::TrackerConfig {
@@ -194,12 +216,8 @@ pub struct AppArgs {
     /// Body only: do not run the hand models.
     #[arg(long)]
     pub no_hands: bool,
-    /// Landmark smoothing.
-    #[arg(long, value_enum, default_value_t = SmoothingArg::OneEuro)]
-    pub smoothing: SmoothingArg,
-    /// EMA weight of the newest value (with --smoothing ema).
-    #[arg(long, default_value_t = PROTOTYPE_EMA_ALPHA)]
-    pub ema_alpha: f32,
+    #[command(flatten)]
+    pub smoothing: SmoothingArgs,
     /// Draw the newest result as is instead of blending the last two.
     #[arg(long)]
     pub no_interpolation: bool,
@@ -299,13 +317,7 @@ impl AppArgs {
             }
             _ => None,
         };
-        let smoothing = match self.smoothing {
-            SmoothingArg::OneEuro => SmoothingMethod::OneEuro,
-            SmoothingArg::Ema => SmoothingMethod::Ema {
-                alpha: self.ema_alpha.clamp(0.0, 1.0),
-            },
-            SmoothingArg::Off => SmoothingMethod::Off,
-        };
+        let smoothing = self.smoothing.method();
         let threads = self
             .threads
             .map_or_else(crate::app::default_app_threads, |t| t as usize);

@@ -134,7 +134,7 @@ impl TrackerConfig {
     /// Video: tracking, MediaPipe's One Euro smoothing for body and hands, palm detector throttled.
     pub const VIDEO: TrackerConfig = TrackerConfig {
         tracking: true,
-        smoothing: SmoothingMethod::OneEuro,
+        smoothing: SmoothingMethod::ONE_EURO,
         smooth_hands: true,
         palm_detection_every: DEFAULT_PALM_DETECTION_EVERY,
     };
@@ -142,7 +142,7 @@ impl TrackerConfig {
     /// frame while fewer than two hands are tracked.
     pub const LEGACY_VIDEO: TrackerConfig = TrackerConfig {
         tracking: true,
-        smoothing: SmoothingMethod::OneEuro,
+        smoothing: SmoothingMethod::ONE_EURO,
         smooth_hands: false,
         palm_detection_every: 1,
     };
@@ -563,7 +563,7 @@ fn smooth_pose(
 
 impl PoseTrack {
     fn landmarks_smoothing_is_one_euro(&self) -> bool {
-        self.landmarks.method() == SmoothingMethod::OneEuro
+        self.landmarks.method().is_one_euro()
     }
 }
 

@@ -41,11 +41,45 @@ const DEFAULT_FREQUENCY_HZ: f64 = 30.0;
 /// Below this object scale (px) value scaling is meaningless and landmarks pass through.
 const MIN_OBJECT_SCALE: f32 = 1e-6;
 
+/// Adjusts MediaPipe's One Euro filters: both factors multiply the parameters of every filter (image,
+/// world and auxiliary landmarks), so their balance stays MediaPipe's. 1 and 1 is MediaPipe.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OneEuroTuning {
+    /// Multiplies `min_cutoff`: below 1 smooths still landmarks more (less jitter, more lag).
+    pub min_cutoff_scale: f64,
+    /// Multiplies `beta`: above 1 follows fast motion more closely (less lag, more jitter).
+    pub beta_scale: f64,
+}
+
+impl OneEuroTuning {
+    /// MediaPipe's own parameters.
+    pub const MEDIAPIPE: OneEuroTuning = OneEuroTuning {
+        min_cutoff_scale: 1.0,
+        beta_scale: 1.0,
+    };
+
+    /// `params` with this tuning applied (non-finite or non-positive factors count as 1).
+    pub fn apply(self, params: OneEuroParams) -> OneEuroParams {
+        let factor = |f: f64| if f.is_finite() && f > 0.0 { f } else { 1.0 };
+        OneEuroParams {
+            min_cutoff: params.min_cutoff * factor(self.min_cutoff_scale),
+            beta: params.beta * factor(self.beta_scale),
+            derivate_cutoff: params.derivate_cutoff,
+        }
+    }
+}
+
+impl Default for OneEuroTuning {
+    fn default() -> Self {
+        Self::MEDIAPIPE
+    }
+}
+
 /// How landmarks are smoothed over time.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SmoothingMethod {
-    /// MediaPipe's One Euro filters (image, world, auxiliary) and visibility low-pass.
-    OneEuro,
+    /// MediaPipe's One Euro filters (image, world, auxiliary) and visibility low-pass, optionally tuned.
+    OneEuro(OneEuroTuning),
     /// `smoothed = alpha · new + (1 − alpha) · previous`, per coordinate (the prototype used 0.7).
     Ema { alpha: f32 },
     /// Raw model output.
@@ -58,6 +92,15 @@ struct LowPass {
     initialized: bool,
     raw: f32,
     stored: f32,
+}
+
+impl SmoothingMethod {
+    /// MediaPipe's One Euro filters with MediaPipe's parameters (the default).
+    pub const ONE_EURO: SmoothingMethod = SmoothingMethod::OneEuro(OneEuroTuning::MEDIAPIPE);
+
+    pub fn is_one_euro(self) -> bool {
+        matches!(self, SmoothingMethod::OneEuro(_))
+    }
 }
 
 impl LowPass {
@@ -170,14 +213,15 @@ impl PointsFilter {
                     *state = Some(*p);
                 }
             }
-            SmoothingMethod::OneEuro => {
+            SmoothingMethod::OneEuro(tuning) => {
                 let value_scale = match object_scale {
                     None => 1.0,
                     Some(scale) if scale < MIN_OBJECT_SCALE || !scale.is_finite() => return,
                     Some(scale) => 1.0 / f64::from(scale),
                 };
                 if self.one_euro.len() != points.len() {
-                    self.one_euro = vec![[OneEuro::new(self.params); 3]; points.len()];
+                    self.one_euro =
+                        vec![[OneEuro::new(tuning.apply(self.params)); 3]; points.len()];
                 }
                 for (p, filters) in points.iter_mut().zip(&mut self.one_euro) {
                     for k in 0..3 {
@@ -314,5 +358,54 @@ mod tests {
         let mut r = [[0.0, 0.0, 0.0]];
         f.apply(3, None, &mut r);
         assert_eq!(r[0][0], 0.0);
+    }
+
+    /// Spread of the filtered output over the last half of ±0.5 px jitter on a 200 px object.
+    fn jitter_spread(method: SmoothingMethod) -> f32 {
+        let mut f = PointsFilter::new(method, POSE_LANDMARK_FILTER);
+        let mut out = Vec::new();
+        for k in 1..100_i64 {
+            let mut p = [[if k % 2 == 0 { 100.5 } else { 99.5 }, 0.0, 0.0]];
+            f.apply(k * FRAME_US, Some(200.0), &mut p);
+            out.push(p[0][0]);
+        }
+        out[50..].iter().cloned().fold(f32::MIN, f32::max)
+            - out[50..].iter().cloned().fold(f32::MAX, f32::min)
+    }
+
+    #[test]
+    fn one_euro_tuning_scales_mediapipes_parameters() {
+        assert_eq!(
+            OneEuroTuning::MEDIAPIPE.apply(POSE_WORLD_FILTER),
+            POSE_WORLD_FILTER
+        );
+        let tuned = OneEuroTuning {
+            min_cutoff_scale: 2.0,
+            beta_scale: 0.5,
+        }
+        .apply(POSE_LANDMARK_FILTER);
+        assert_eq!((tuned.min_cutoff, tuned.beta), (0.1, 40.0));
+        // Nonsense factors leave MediaPipe's values.
+        let nonsense = OneEuroTuning {
+            min_cutoff_scale: f64::NAN,
+            beta_scale: -3.0,
+        };
+        assert_eq!(nonsense.apply(POSE_AUX_FILTER), POSE_AUX_FILTER);
+        // A higher cutoff lets more jitter through, a lower one less.
+        let spread = |min_cutoff_scale| {
+            jitter_spread(SmoothingMethod::OneEuro(OneEuroTuning {
+                min_cutoff_scale,
+                beta_scale: 1.0,
+            }))
+        };
+        let (steadier, mediapipe, livelier) = (spread(0.2), spread(1.0), spread(20.0));
+        assert!(
+            steadier < mediapipe && mediapipe < livelier,
+            "{steadier} {mediapipe} {livelier}"
+        );
+        assert!(
+            mediapipe < jitter_spread(SmoothingMethod::Off),
+            "smoothing reduces jitter"
+        );
     }
 }
