@@ -151,6 +151,31 @@ fn run_client(
     report
 }
 
+/// Starts `n` client threads streaming to `server` at `fps` (0: unpaced) until `stop`.
+fn spawn_clients(
+    n: usize,
+    fps: f64,
+    server: &ServerProcess,
+    frames: &Arc<Vec<Vec<u8>>>,
+    stop: &Arc<AtomicBool>,
+    received: &Arc<AtomicU64>,
+) -> Vec<std::thread::JoinHandle<ClientReport>> {
+    (0..n)
+        .map(|i| {
+            let (addr, frames, stop, received) = (
+                server.addr.clone(),
+                Arc::clone(frames),
+                Arc::clone(stop),
+                Arc::clone(received),
+            );
+            std::thread::Builder::new()
+                .name(format!("load-client-{i}"))
+                .spawn(move || run_client(&addr, &frames, fps, &stop, &received))
+                .unwrap()
+        })
+        .collect()
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -181,20 +206,7 @@ fn main() {
         let server = ServerProcess::start(&[]);
         let stop = Arc::new(AtomicBool::new(false));
         let received = Arc::new(AtomicU64::new(0));
-        let clients: Vec<_> = (0..n)
-            .map(|i| {
-                let (addr, frames, stop, received) = (
-                    server.addr.clone(),
-                    Arc::clone(&frames),
-                    Arc::clone(&stop),
-                    Arc::clone(&received),
-                );
-                std::thread::Builder::new()
-                    .name(format!("load-client-{i}"))
-                    .spawn(move || run_client(&addr, &frames, CAMERA_FPS, &stop, &received))
-                    .unwrap()
-            })
-            .collect();
+        let clients = spawn_clients(n, CAMERA_FPS, &server, &frames, &stop, &received);
         // Warm-up (engine caches, first detections) is included: this is what a user gets.
         std::thread::sleep(Duration::from_secs(seconds));
         stop.store(true, Ordering::Relaxed);
@@ -219,27 +231,14 @@ fn main() {
         assert_eq!(errors, 0, "the server reported errors");
     }
 
-    // Memory: 4 clients streaming as fast as their window allows, until the server received 10 000 frames.
+    // Memory: 4 clients streaming as fast as their window allows, until they sent 10 000 frames.
     println!(
         "\nmemory: 4 clients, unpaced, until they have sent {MEMORY_FRAMES} frames (all accepted: --max-fps 1000)"
     );
     let server = ServerProcess::start(&["--max-fps", "1000"]);
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
-    let clients: Vec<_> = (0..4)
-        .map(|i| {
-            let (addr, frames, stop, received) = (
-                server.addr.clone(),
-                Arc::clone(&frames),
-                Arc::clone(&stop),
-                Arc::clone(&received),
-            );
-            std::thread::Builder::new()
-                .name(format!("memory-client-{i}"))
-                .spawn(move || run_client(&addr, &frames, 0.0, &stop, &received))
-                .unwrap()
-        })
-        .collect();
+    let clients = spawn_clients(4, 0.0, &server, &frames, &stop, &received);
     let started = Instant::now();
     let mut next_sample = 1_000;
     let mut samples = Vec::new();
