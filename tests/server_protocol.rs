@@ -321,9 +321,10 @@ fn image_size_and_frame_rate_limits_are_enforced() {
     send_frame(&mut ws, 21, 21.0, &frames[21]);
     let (result, _) = result_for(&mut ws, 21);
     let counters = &result["counters"];
-    // Five in the burst (a sixth if the sends took over 200 ms), then frame 21 after the pause.
+    // Five in the burst (one more for every 200 ms the 20 sends took: allow two on a loaded machine),
+    // then frame 21 after the pause.
     let received = counters["received"].as_u64().unwrap();
-    assert!((6..=7).contains(&received), "{counters}");
+    assert!((6..=8).contains(&received), "{counters}");
     assert_eq!(
         counters["rejected"].as_u64(),
         Some(21 - received),
