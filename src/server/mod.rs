@@ -274,7 +274,7 @@ impl Server {
 
     pub fn stats(&self) -> ServerStats {
         let clients = self.shared.scheduler.client_stats();
-        let selected = scheduler::selected_client(&self.shared, &clients);
+        let selected = scheduler::selected_client(&self.shared, clients.iter().map(|c| c.id));
         ServerStats {
             clients,
             frames_received: self.shared.frames_received.load(Ordering::Relaxed),

@@ -236,12 +236,15 @@ impl Scheduler {
 }
 
 /// The client whose results feed the tap: the chosen one if connected, else the most recent.
-pub(crate) fn selected_client(shared: &ServerShared, clients: &[ClientStats]) -> Option<u64> {
+pub(crate) fn selected_client(
+    shared: &ServerShared,
+    ids: impl Iterator<Item = u64> + Clone,
+) -> Option<u64> {
     let chosen = shared.selected.load(Ordering::Relaxed);
-    if chosen != 0 && clients.iter().any(|c| c.id == chosen) {
+    if chosen != 0 && ids.clone().any(|id| id == chosen) {
         return Some(chosen);
     }
-    clients.iter().map(|c| c.id).max()
+    ids.max()
 }
 
 /// An inference worker: until the server stops, take the next ready client and process its frame.
@@ -318,7 +321,8 @@ fn process_frame(
     }
     let tap = lock(&shared.tap).clone();
     if let Some(tap) = tap
-        && selected_client(shared, &shared.scheduler.client_stats()) == Some(client.id)
+        && selected_client(shared, lock(&shared.scheduler.clients).iter().map(|c| c.id))
+            == Some(client.id)
     {
         tap(TappedResult {
             client_id: client.id,
