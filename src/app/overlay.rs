@@ -249,7 +249,6 @@ fn draw_skeleton(
         };
         layout.video_min + Vec2::new(u, p[1]) * scale
     };
-    let to_world = |p: [f32; 2]| layout.world_from_window(to_window(p));
     // Landmarks can lie outside the frame (a body cut by the image edge): draw only what is on the video.
     let (video_min, video_max) = (layout.video_min, layout.video_min + layout.video_size);
     let inside = |p: Vec2| p.cmpge(video_min).all() && p.cmple(video_max).all();
@@ -297,7 +296,7 @@ fn draw_skeleton(
             } else {
                 BODY_COLOR.with_alpha(FADED_ALPHA)
             };
-            gizmos.circle_2d(to_world(l.pos_in_image), radius, color);
+            gizmos.circle_2d(layout.world_from_window(in_window), radius, color);
             if visible {
                 out.body_points_in_window.push((i, in_window.to_array()));
             }
@@ -307,7 +306,11 @@ fn draw_skeleton(
         for l in &hand.landmarks {
             let in_window = to_window(l.pos_in_image);
             if inside(in_window) {
-                gizmos.circle_2d(to_world(l.pos_in_image), radius * 0.7, HAND_COLOR);
+                gizmos.circle_2d(
+                    layout.world_from_window(in_window),
+                    radius * 0.7,
+                    HAND_COLOR,
+                );
                 out.hand_points_in_window.push(in_window.to_array());
             }
         }
