@@ -6,8 +6,11 @@
 //! `--clips a.mjpeg,b.mjpeg` (default: the two fixture clips), `--only NAME` (one configuration).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
+use livepose::frame::{FrameInput, FrameMeta, Payload};
+use livepose::service::{Delivery, Service, ServiceConfig, StreamKind, StreamSpec};
 use livepose::vision::image::{MjpegFrames, rgb_image_from_bytes};
 use livepose::vision::timings::Stage;
 use livepose::vision::{Engine, EngineConfig, FrameResult, RgbImage, Tracker, TrackerConfig};
@@ -17,7 +20,9 @@ const FRAME_US: i64 = 33_333;
 struct Setup {
     name: &'static str,
     threads: usize,
-    parallel: bool,
+    /// Through the inference service with this many workers (`analyze`, `serve` and the app run this
+    /// way); `None`: `Engine::process` on one thread, the hand branch after the pose branch.
+    workers: Option<usize>,
     palm_every: u32,
 }
 
@@ -26,31 +31,31 @@ const SETUPS: [Setup; 5] = [
     Setup {
         name: "default",
         threads: 2,
-        parallel: true,
+        workers: Some(2),
         palm_every: 3,
     },
     Setup {
-        name: "parallel-palm-every-frame",
+        name: "service-palm-every-frame",
         threads: 2,
-        parallel: true,
+        workers: Some(2),
         palm_every: 1,
     },
     Setup {
         name: "sequential-2t",
         threads: 2,
-        parallel: false,
+        workers: None,
         palm_every: 3,
     },
     Setup {
         name: "sequential-2t-palm-every-frame",
         threads: 2,
-        parallel: false,
+        workers: None,
         palm_every: 1,
     },
     Setup {
         name: "sequential-1t",
         threads: 1,
-        parallel: false,
+        workers: None,
         palm_every: 3,
     },
 ];
@@ -68,37 +73,87 @@ fn stats(mut v: Vec<f64>) -> (f64, f64, usize) {
     (percentile(&v, 0.5), percentile(&v, 0.95), v.len())
 }
 
-fn decode_clip(path: &Path) -> (Vec<RgbImage>, Vec<f64>) {
+fn decode_clip(path: &Path) -> (Vec<Arc<RgbImage>>, Vec<f64>) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut frames = Vec::new();
     let mut decode_ms = Vec::new();
     for jpeg in MjpegFrames::new(&bytes) {
         let jpeg = jpeg.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let start = Instant::now();
-        frames
-            .push(rgb_image_from_bytes(jpeg).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+        frames.push(Arc::new(
+            rgb_image_from_bytes(jpeg).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        ));
         decode_ms.push(start.elapsed().as_secs_f64() * 1e3);
     }
     (frames, decode_ms)
 }
 
+/// Runs every frame through `runner`; returns the results and the wall time.
 fn run_pass(
-    engine: &mut Engine,
-    frames: &[RgbImage],
+    runner: &mut Runner,
+    frames: &[Arc<RgbImage>],
     config: TrackerConfig,
 ) -> (Vec<FrameResult>, f64) {
-    let mut tracker = Tracker::new(config);
-    let start = Instant::now();
-    let results = frames
-        .iter()
-        .enumerate()
-        .map(|(k, f)| {
-            engine
-                .process(f, (k as i64 + 1) * FRAME_US, &mut tracker)
-                .unwrap_or_else(|e| panic!("frame {k}: {e}"))
-        })
-        .collect();
-    (results, start.elapsed().as_secs_f64())
+    match runner {
+        Runner::Engine(engine) => {
+            let mut tracker = Tracker::new(config);
+            let start = Instant::now();
+            let results = frames
+                .iter()
+                .enumerate()
+                .map(|(k, f)| {
+                    engine
+                        .process(f, (k as i64 + 1) * FRAME_US, &mut tracker)
+                        .unwrap_or_else(|e| panic!("frame {k}: {e}"))
+                })
+                .collect();
+            (results, start.elapsed().as_secs_f64())
+        }
+        Runner::Service(service) => {
+            // As `analyze` feeds it: a lossless stream, at most 4 results outstanding.
+            let stream = service.open_stream(StreamSpec {
+                name: "bench".into(),
+                kind: StreamKind::Analysis,
+                tracker: config,
+                delivery: Delivery::Lossless,
+            });
+            let subscription = stream.subscribe(8);
+            let start = Instant::now();
+            let mut results = Vec::with_capacity(frames.len());
+            let take = |results: &mut Vec<FrameResult>| {
+                let done = subscription
+                    .recv_timeout(std::time::Duration::from_secs(60))
+                    .expect("a result");
+                results.push((*done.outcome.expect("processed")).clone());
+            };
+            for (k, f) in frames.iter().enumerate() {
+                let now = Instant::now();
+                stream
+                    .publish(FrameInput {
+                        meta: FrameMeta {
+                            seq: k as u64,
+                            timestamp_us: (k as i64 + 1) * FRAME_US,
+                            captured_at: now,
+                            client_timestamp_ms: None,
+                        },
+                        payload: Payload::Decoded(Arc::clone(f)),
+                    })
+                    .expect("published");
+                while (k + 1 - results.len()) >= 4 {
+                    take(&mut results);
+                }
+            }
+            while results.len() < frames.len() {
+                take(&mut results);
+            }
+            (results, start.elapsed().as_secs_f64())
+        }
+    }
+}
+
+enum Runner {
+    Engine(Box<Engine>),
+    Service(Service),
 }
 
 fn main() {
@@ -128,24 +183,35 @@ fn main() {
         .iter()
         .filter(|s| only.as_deref().is_none_or(|o| o == s.name))
     {
-        let config = EngineConfig {
-            threads: setup.threads,
-            parallel_branches: setup.parallel,
-            ..Default::default()
+        let mut runner = match setup.workers {
+            Some(workers) => Runner::Service(
+                Service::start(ServiceConfig::new(
+                    EngineConfig::default(),
+                    setup.threads,
+                    workers,
+                ))
+                .unwrap_or_else(|e| panic!("{e}")),
+            ),
+            None => Runner::Engine(Box::new(
+                Engine::new(EngineConfig {
+                    threads: setup.threads,
+                    solo_threads: setup.threads,
+                    ..Default::default()
+                })
+                .unwrap_or_else(|e| panic!("{e}")),
+            )),
         };
-        let mut engine = Engine::new(config).unwrap_or_else(|e| panic!("{e}"));
         let tracker_config = TrackerConfig {
             palm_detection_every: setup.palm_every,
             ..TrackerConfig::VIDEO
         };
         println!(
-            "\n=== {} (threads {}, branches {}, palm detector every {} frame(s)) ===",
+            "\n=== {} (threads {}, {}, palm detector every {} frame(s)) ===",
             setup.name,
             setup.threads,
-            if setup.parallel {
-                "parallel"
-            } else {
-                "sequential"
+            match setup.workers {
+                Some(w) => format!("inference service with {w} worker(s)"),
+                None => "Engine::process, branches one after the other".into(),
             },
             setup.palm_every
         );
@@ -153,9 +219,9 @@ fn main() {
         for clip in &clips {
             let (frames, decode_ms) = decode_clip(clip);
             // Warm-up pass (allocations, ORT's first-run costs), then the best of `passes`.
-            let _ = run_pass(&mut engine, &frames[..frames.len().min(10)], tracker_config);
+            let _ = run_pass(&mut runner, &frames[..frames.len().min(10)], tracker_config);
             let best = (0..passes.max(1))
-                .map(|_| run_pass(&mut engine, &frames, tracker_config))
+                .map(|_| run_pass(&mut runner, &frames, tracker_config))
                 .min_by(|a, b| a.1.total_cmp(&b.1))
                 .unwrap_or_else(|| unreachable!("passes ≥ 1"));
             let (results, seconds) = best;
@@ -199,7 +265,7 @@ fn main() {
                     serde_json::json!({"p50_ms": p50, "p95_ms": p95, "frames": n}),
                 );
             }
-            // Frames where the hand branch had nothing to run (pose landmark model gets every thread).
+            // Frames where the hand branch had nothing to run (the pose landmark model may get every thread).
             let idle: Vec<f64> = tracked
                 .iter()
                 .filter(|r| {

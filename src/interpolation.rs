@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::vision::landmarks::{FrameResult, Hand, ImageLandmark, Pose, WorldLandmark};
+use crate::vision::FrameResult;
+use crate::vision::landmarks::{Hand, ImageLandmark, Pose, WorldLandmark};
 
 /// The blend factor: 0 just after a result arrived (show the previous one), 1 once a full interval has
 /// passed (show the newest), and 1 when the interval is unknown.

@@ -1,17 +1,25 @@
 //! livepose: real-time body and hand tracking.
 //!
+//! Modules, each using only those listed before it:
 //! - [`vision`]: the engine (MediaPipe BlazePose + Hands on ONNX Runtime), no Bevy types.
-//! - [`frame`], [`frame_slot`], [`source`]: frames, the latest-wins slot, and the sources (camera, demo).
+//! - [`mailbox`], [`frame`]: the one bounded drop-oldest buffer between threads; frames and the clock.
+//! - [`schema`]: the JSON schema of results (files, `pose_result`, recordings).
+//! - [`service`]: the inference service: streams of frames in, subscriptions to results out, one pool of
+//!   workers for the whole process.
 //! - [`interpolation`]: blending between the last two results for display.
-//! - [`server`]: the browser client's HTTP + WebSocket server (`livepose serve`, and inside the app).
-//! - [`app`]: the Bevy app (video + overlay, 3D avatar, angle panel).
+//! - [`source`]: the camera and file sources, each publishing into a stream.
+//! - [`server`]: the browser client's HTTP + WebSocket server over the service (`livepose serve`, and
+//!   inside the app).
+//! - [`app`]: the Bevy app (video + overlay, 3D avatar, angle panel), a client of the service.
 //! - [`cli`]: the command line.
 
 pub mod app;
 pub mod cli;
 pub mod frame;
-pub mod frame_slot;
 pub mod interpolation;
+pub mod mailbox;
+pub mod schema;
 pub mod server;
+pub mod service;
 pub mod source;
 pub mod vision;

@@ -5,8 +5,24 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use livepose::cli::{Cli, Command};
 
+/// Log lines of the commands without a window go to stderr (`RUST_LOG` filters them; default: info).
+/// The app logs through Bevy's own log plugin instead.
+fn init_command_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.command.is_some() {
+        init_command_logging();
+    }
     match cli.command {
         Some(Command::Analyze(args)) => match livepose::cli::analyze::run(&args) {
             Ok(0) => ExitCode::SUCCESS,
@@ -42,6 +58,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        None if !livepose::app::display_available() => {
+            eprintln!(
+                "livepose: no display (neither DISPLAY nor WAYLAND_DISPLAY is set), so the window cannot \
+                 open. Without a screen, use `livepose serve` (the browser client) or `livepose analyze FILE`."
+            );
+            ExitCode::from(2)
+        }
         None => match cli.app.settings() {
             Ok(settings) => match livepose::app::run(settings) {
                 bevy::app::AppExit::Success => ExitCode::SUCCESS,

@@ -24,9 +24,11 @@ mod common;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::{mjpeg_frames, pose_json_error, read_jsonl};
-use livepose::server::{Server, ServerConfig, TappedResult};
+use livepose::server::{Server, ServerConfig};
+use livepose::service::{Service, ServiceConfig, StreamKind, StreamResult};
 use livepose::vision::image::rgb_image_from_bytes;
 use livepose::vision::{EngineConfig, RgbImage, TrackerConfig};
 
@@ -99,30 +101,81 @@ fn browser_dir() -> PathBuf {
         .join("browser")
 }
 
+/// A frame the server processed, with its result.
+struct Tapped {
+    seq: u64,
+    image: Arc<RgbImage>,
+    result: Arc<livepose::vision::FrameResult>,
+}
+
+impl Tapped {
+    fn from(result: StreamResult) -> Option<Self> {
+        Some(Self {
+            seq: result.meta.seq,
+            image: result.image?,
+            result: result.outcome.ok()?,
+        })
+    }
+}
+
 /// What one streaming session gave: the page's own summary, the frames the server processed (with
 /// their results), and the page's screenshot.
 struct Session {
     summary: serde_json::Value,
-    tapped: Vec<TappedResult>,
+    tapped: Vec<Tapped>,
     screenshot: PathBuf,
 }
 
 /// Starts a server (static mode, legacy kernel, like the reference), opens the page in Chromium with
 /// the fake camera playing `y4m` and `query` in the page's address, streams for [`STREAM_SECONDS`].
 fn stream(y4m: &Path, query: &str, name: &str) -> Session {
-    let server = Server::start(ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tracker: TrackerConfig::STATIC,
-        engine: EngineConfig {
-            refine_kernel: 9,
-            ..Default::default()
+    let engine = EngineConfig {
+        refine_kernel: 9,
+        ..Default::default()
+    };
+    let service = Arc::new(Service::start(ServiceConfig::new(engine, 2, 2)).unwrap());
+    let server = Server::start(
+        ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tracker: TrackerConfig::STATIC,
+            ..ServerConfig::default()
         },
-        ..ServerConfig::default()
-    })
+        Arc::clone(&service),
+    )
     .unwrap();
-    let tapped: Arc<Mutex<Vec<TappedResult>>> = Arc::default();
-    let sink = Arc::clone(&tapped);
-    server.set_tap(Some(Arc::new(move |t| sink.lock().unwrap().push(t))));
+    // Every result of the page's stream, as the server computed it: a second subscriber beside the
+    // connection, subscribed as soon as the stream opens (the page connects before its first frame).
+    let tapped: Arc<Mutex<Vec<Tapped>>> = Arc::default();
+    let watching = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let (service, sink, watching) = (
+            Arc::clone(&service),
+            Arc::clone(&tapped),
+            Arc::clone(&watching),
+        );
+        std::thread::Builder::new()
+            .name("test-watch-streams".into())
+            .spawn(move || {
+                let mut subscriptions = Vec::new();
+                while watching.load(std::sync::atomic::Ordering::Relaxed) {
+                    for info in service.streams() {
+                        let new = !subscriptions
+                            .iter()
+                            .any(|s: &livepose::service::Subscription| s.stream() == info.id);
+                        if new && matches!(info.kind, StreamKind::WebSocket { .. }) {
+                            subscriptions.extend(service.subscribe(info.id, 4096));
+                        }
+                    }
+                    for sub in &subscriptions {
+                        while let Some(result) = sub.try_recv() {
+                            sink.lock().unwrap().extend(Tapped::from(result));
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+            .unwrap()
+    };
 
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.png"));
     let url = format!("{}?autostart=1&{query}", server.url());
@@ -141,6 +194,9 @@ fn stream(y4m: &Path, query: &str, name: &str) -> Session {
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     eprintln!("{name}: page summary: {summary}");
     drop(server);
+    std::thread::sleep(Duration::from_millis(100));
+    watching.store(false, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().unwrap();
     let tapped = std::mem::take(&mut *tapped.lock().unwrap());
     Session {
         summary,
@@ -179,7 +235,7 @@ fn errors_against_mediapipe(
         // Transport: what came back is exactly the engine's answer on the pixels the browser sent.
         let direct = engine
             .process(
-                &t.frame.image,
+                &t.image,
                 1,
                 &mut livepose::vision::Tracker::new(TrackerConfig::STATIC),
             )
@@ -194,10 +250,10 @@ fn errors_against_mediapipe(
             assert!(
                 d < 1e-3,
                 "frame {}: served result differs from the engine by {d} px",
-                t.frame.seq
+                t.seq
             );
         }
-        let diffs: Vec<f64> = clip.iter().map(|f| difference(&t.frame.image, f)).collect();
+        let diffs: Vec<f64> = clip.iter().map(|f| difference(&t.image, f)).collect();
         let (k, best) = diffs
             .iter()
             .copied()
@@ -207,9 +263,9 @@ fn errors_against_mediapipe(
         assert!(
             best < 4.0,
             "frame {} matches no clip frame (best {best})",
-            t.frame.seq
+            t.seq
         );
-        let ours = serde_json::to_value(livepose::cli::output::pose_json(
+        let ours = serde_json::to_value(livepose::schema::pose_json(
             t.result
                 .pose
                 .as_ref()
@@ -220,7 +276,7 @@ fn errors_against_mediapipe(
         if std::env::var_os("LIVEPOSE_E2E_VERBOSE").is_some() {
             eprintln!(
                 "seq {} -> clip frame {k} (difference {best:.2}): {error:.3} px",
-                t.frame.seq
+                t.seq
             );
         }
         errors.push(error);

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use common::{fixture, mjpeg_frames, pose_json_error, read_jsonl};
 use livepose::server::wire::binary_from_frame;
 use livepose::server::{Limits, Server, ServerConfig};
+use livepose::service::{Service, ServiceConfig};
 use livepose::vision::{EngineConfig, TrackerConfig};
 use serde_json::Value;
 use tungstenite::client::IntoClientRequest as _;
@@ -28,19 +29,25 @@ use tungstenite::{Message, WebSocket};
 /// No single read may take longer (a watchdog: a hung server fails the test instead of hanging it).
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The engine of the references: legacy refinement kernel 9.
+fn legacy() -> EngineConfig {
+    EngineConfig {
+        refine_kernel: 9,
+        ..Default::default()
+    }
+}
+
+/// A server over its own service (2 threads, 2 workers: the `serve` default on these machines).
 fn start(adjust: impl FnOnce(&mut ServerConfig)) -> Server {
+    let service = Service::start(ServiceConfig::new(legacy(), 2, 2))
+        .expect("the service starts (models present: run `make setup`)");
     let mut config = ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         tracker: TrackerConfig::STATIC,
-        engine: EngineConfig {
-            refine_kernel: 9,
-            threads: 2,
-            ..Default::default()
-        },
         ..ServerConfig::default()
     };
     adjust(&mut config);
-    Server::start(config).expect("server starts (models present: run `make setup`)")
+    Server::start(config, std::sync::Arc::new(service)).expect("server starts")
 }
 
 type Ws = WebSocket<TcpStream>;
@@ -354,10 +361,13 @@ fn the_origin_is_checked() {
     // Another port of localhost is another origin.
     assert!(try_connect(&server, Some(&format!("http://127.0.0.1:{}", port + 1))).is_err());
     // Listening on a non-loopback address needs the explicit flag.
-    let refused = Server::start(ServerConfig {
-        listen: "0.0.0.0:0".parse().unwrap(),
-        ..ServerConfig::default()
-    });
+    let refused = Server::start(
+        ServerConfig {
+            listen: "0.0.0.0:0".parse().unwrap(),
+            ..ServerConfig::default()
+        },
+        std::sync::Arc::clone(server.service()),
+    );
     assert!(matches!(
         refused,
         Err(livepose::server::ServerError::RemoteNotAllowed(_))
@@ -496,11 +506,9 @@ fn model_hands_and_smoothing_change_while_serving() {
     let lite = EngineConfig {
         pose_model: livepose::vision::PoseModel::Lite,
         hands: false,
-        refine_kernel: 9,
-        threads: 2,
-        ..Default::default()
+        ..legacy()
     };
-    server.reconfigure(lite.clone(), TrackerConfig::STATIC);
+    server.service().reconfigure(lite.clone());
     send_frame(&mut ws, 2, 2.0, &photo);
     let (result, _) = result_for(&mut ws, 2);
     assert_eq!(result["model"], "lite");
@@ -509,18 +517,16 @@ fn model_hands_and_smoothing_change_while_serving() {
     assert_eq!(connect(&server).1["model"], "lite");
 
     // Models that cannot be loaded: the error is reported, the server keeps serving with what it had.
-    server.reconfigure(
-        EngineConfig {
-            models_dir: "/nonexistent/models".into(),
-            ..lite
-        },
-        TrackerConfig::STATIC,
-    );
+    server.service().reconfigure(EngineConfig {
+        models_dir: "/nonexistent/models".into(),
+        ..lite
+    });
     send_frame(&mut ws, 3, 3.0, &photo);
     let (result, errors) = result_for(&mut ws, 3);
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(result["model"], "lite");
     let error = server
+        .service()
         .stats()
         .reconfigure_error
         .expect("the failure is reported");

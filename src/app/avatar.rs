@@ -8,8 +8,8 @@ use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
 
+use crate::app::infer::Results;
 use crate::app::overlay::{BODY_COLOR, HAND_COLOR, Layout, result_to_draw};
-use crate::app::pipeline::Results;
 use crate::app::{AppSettings, AppSystems};
 use crate::vision::landmarks::{
     HAND_CONNECTIONS, HAND_LANDMARK_COUNT, Hand, POSE_CONNECTIONS, POSE_LANDMARK_COUNT, Pose,

@@ -9,8 +9,9 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 
 use crate::app::browser::BrowserServer;
+use crate::app::capture::Capture;
+use crate::app::infer::{Inference, Results};
 use crate::app::overlay::{Layout, OverlayDrawn, Video};
-use crate::app::pipeline::{ActiveSource, Inference, Results, SharedSlot};
 use crate::app::stats::{Stats, percentiles};
 use crate::app::ui::PanelText;
 use crate::app::{AppSettings, AppSystems, SourceChoice};
@@ -33,6 +34,8 @@ struct CaptureState {
     requested: bool,
     /// The overlay as drawn in the update whose frame the screenshot shows.
     overlay: Option<OverlayDrawn>,
+    /// The sequence number of the video frame on screen in that update.
+    shown_frame_seq: Option<u64>,
 }
 
 fn maybe_capture(
@@ -40,6 +43,7 @@ fn maybe_capture(
     settings: Res<AppSettings>,
     results: Res<Results>,
     overlay: Res<OverlayDrawn>,
+    video: Res<Video>,
     mut state: ResMut<CaptureState>,
 ) {
     let Some(request) = &settings.capture else {
@@ -53,6 +57,7 @@ fn maybe_capture(
     if elapsed >= request.after && (enough || elapsed >= request.after * 6) {
         state.requested = true;
         state.overlay = Some(overlay.clone());
+        state.shown_frame_seq = video.frame_seq;
         commands
             .spawn(Screenshot::primary_window())
             .observe(on_captured);
@@ -61,11 +66,18 @@ fn maybe_capture(
 
 #[derive(serde::Serialize)]
 struct StateDump<'a> {
+    /// Results the app took from the stream shown.
     results_received: u64,
-    frames_dispatched: u64,
-    results_superseded: u64,
+    /// The stream shown: frames published into it, dropped by its latest-wins slot, results.
     frames_published: u64,
     frames_dropped: u64,
+    stream_results: u64,
+    /// The inference service: engines loaded, workers, ONNX Runtime thread budget, reloads.
+    service: Option<crate::service::ServiceStats>,
+    /// Every stream of the process (the app's source and each browser tab).
+    streams: Vec<crate::service::StreamInfo>,
+    /// The video frame on screen when the screenshot was taken (its source's sequence number).
+    shown_frame_seq: Option<u64>,
     source: String,
     source_note: Option<String>,
     inference_error: Option<String>,
@@ -87,9 +99,10 @@ struct StateDump<'a> {
     /// WebSocket clients connected to the built-in server.
     browser_clients: usize,
     /// Seconds since the app started, and the CPU seconds each thread name used in that time (Linux:
-    /// `/proc/self/task`; empty elsewhere; names are cut to 15 characters by Linux). Bevy's "Async Compute
-    /// T…" threads run inference (and ONNX Runtime's pool threads, which inherit that name), "livepose-hands"
-    /// the hand branch beside it; the main thread, "Compute Task Po…" and Mesa's "llvmpipe-N" render.
+    /// `/proc/self/task`; empty elsewhere; names are cut to 15 characters by Linux). The service's
+    /// "livepose-infer-N" workers run inference (ONNX Runtime's pool threads, if any, inherit that name);
+    /// the main thread, "Compute Task Po…" and Mesa's "llvmpipe-N" render; "livepose-conn-N" are the
+    /// built-in server's connections.
     wall_seconds: f64,
     cpu_seconds_by_thread: std::collections::BTreeMap<String, f64>,
 }
@@ -137,8 +150,7 @@ fn on_captured(
     settings: Res<AppSettings>,
     results: Res<Results>,
     inference: Res<Inference>,
-    slot: Res<SharedSlot>,
-    source: Res<ActiveSource>,
+    source: Res<Capture>,
     stats: Res<Stats>,
     layout: Res<Layout>,
     video: Res<Video>,
@@ -166,13 +178,20 @@ fn on_captured(
     let (latency_p50, latency_p95) = percentiles(&stats.latency_ms);
     let (total_p50, total_p95) = stats.stage(Stage::Total);
     let status = source.status();
+    let stream = inference.stream_stats().unwrap_or_default();
     let empty = OverlayDrawn::default();
     let dump = StateDump {
         results_received: results.received,
-        frames_dispatched: inference.frames_dispatched(),
-        results_superseded: inference.results_superseded(),
-        frames_published: slot.0.published(),
-        frames_dropped: slot.0.dropped(),
+        frames_published: stream.received,
+        frames_dropped: stream.dropped,
+        stream_results: stream.results,
+        service: inference.service.as_ref().map(|s| s.stats()),
+        streams: inference
+            .service
+            .as_ref()
+            .map(|s| s.streams())
+            .unwrap_or_default(),
+        shown_frame_seq: capture.shown_frame_seq,
         source: if source.choice == Some(SourceChoice::Browser) {
             "browser".to_owned()
         } else {
@@ -209,7 +228,7 @@ fn on_captured(
             .and_then(|n| n.result.pose.as_ref())
             .map(|p| p.landmarks.iter().map(|l| l.pos_in_image).collect()),
         newest_hands: results.newest.as_ref().map_or(0, |n| n.result.hands.len()),
-        browser_clients: browser.stats().map_or(0, |s| s.clients.len()),
+        browser_clients: browser.stats.as_ref().map_or(0, |s| s.clients.len()),
         wall_seconds: capture.started.elapsed().as_secs_f64(),
         cpu_seconds_by_thread: cpu_seconds_by_thread(),
     };
@@ -242,6 +261,7 @@ pub(super) fn plugin(app: &mut App) {
         started: Instant::now(),
         requested: false,
         overlay: None,
+        shown_frame_seq: None,
     })
     .add_systems(Update, maybe_capture.after(AppSystems::Present));
 }

@@ -1,12 +1,16 @@
-//! The livepose app: sources → latest-wins slot → inference on Bevy's async compute pool → video with
-//! the 2D skeleton, 3D avatar and joint-angle panel. One plugin per stage; one ordering chain:
-//! `Capture → Infer → Present → Ui`.
+//! The livepose app: a client of the process's inference service (`crate::service`). The capture stage
+//! opens a stream for the local source (camera or clip); the built-in server opens one per browser tab;
+//! the infer stage subscribes to the selected stream and takes its newest result; the present stage
+//! draws the video with the 2D skeleton, the 3D avatar and the joint-angle panel. One plugin per stage;
+//! one ordering chain: `Capture → Infer → Present`, then the panel in egui's pass. See
+//! `docs/ARCHITECTURE.md`.
 
 mod avatar;
 pub mod browser;
+mod capture;
 mod headless;
+pub mod infer;
 mod overlay;
-pub mod pipeline;
 mod stats;
 mod ui;
 
@@ -15,7 +19,7 @@ use std::path::PathBuf;
 use bevy::prelude::*;
 use bevy::window::WindowResolution;
 
-use crate::vision::engine::PoseModel;
+use crate::vision::PoseModel;
 use crate::vision::smoothing::SmoothingMethod;
 
 /// Where frames come from.
@@ -27,7 +31,7 @@ pub enum SourceChoice {
     Camera(crate::source::camera::CameraRequest),
     /// A clip (`.mjpeg`), an image folder or an image, looping.
     File(PathBuf),
-    /// The selected client of the built-in server (a browser tab streaming its camera).
+    /// A tab streaming to the built-in server (the one selected in the panel, else the newest).
     Browser,
 }
 
@@ -42,7 +46,8 @@ pub struct AppSettings {
     pub smoothing: SmoothingMethod,
     pub interpolation: bool,
     pub mirror: bool,
-    /// Inference threads (ONNX Runtime); the rest of the CPU is left to rendering.
+    /// Inference threads (ONNX Runtime), the whole budget of the process (the app's own source and
+    /// every browser tab); the rest of the CPU is left to rendering.
     pub threads: usize,
     pub models_dir: Option<PathBuf>,
     pub window_size: (u32, u32),
@@ -71,7 +76,8 @@ impl Default for AppSettings {
     }
 }
 
-/// Half the cores (at least 1) for inference, so rendering is never starved.
+/// Half the cores (at least 1) for inference, so rendering is never starved: on 2 cores, one worker with
+/// one thread, and the other core renders.
 pub fn default_app_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -85,30 +91,33 @@ pub use headless::CaptureRequest;
 /// The stages of a frame, run in this order every update.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AppSystems {
-    /// Start/stop sources.
+    /// Start/stop sources (each a stream of the inference service).
     Capture,
-    /// Collect a finished inference, start the next.
+    /// Take the newest result of the stream shown.
     Infer,
     /// Update the video texture, overlay and avatar.
     Present,
 }
 
-/// Builds and runs the app until the window closes.
+/// Whether a window can be opened: an X11 or Wayland display is set.
+pub fn display_available() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()))
+}
+
+/// Builds and runs the app until the window closes. Check [`display_available`] first.
 pub fn run(settings: AppSettings) -> AppExit {
     let (w, h) = settings.window_size;
     App::new()
-        .add_plugins(
-            DefaultPlugins
-                .set(WindowPlugin {
-                    primary_window: Some(Window {
-                        title: "livepose".into(),
-                        resolution: WindowResolution::new(w, h),
-                        ..default()
-                    }),
-                    ..default()
-                })
-                .set(pipeline::task_pool_plugin()),
-        )
+        .add_plugins(DefaultPlugins.set(WindowPlugin {
+            primary_window: Some(Window {
+                title: "livepose".into(),
+                resolution: WindowResolution::new(w, h),
+                ..default()
+            }),
+            ..default()
+        }))
         .add_plugins(bevy_egui::EguiPlugin::default())
         // The panel's context goes on the full-window 2D camera (`overlay`), not on whichever camera is
         // found first: on the 3D camera it would be confined to the 3D viewport.
@@ -123,7 +132,8 @@ pub fn run(settings: AppSettings) -> AppExit {
             (AppSystems::Capture, AppSystems::Infer, AppSystems::Present).chain(),
         )
         .add_plugins((
-            pipeline::plugin,
+            infer::plugin,
+            capture::plugin,
             stats::plugin,
             overlay::plugin,
             avatar::plugin,

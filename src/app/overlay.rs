@@ -9,7 +9,7 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy::window::PrimaryWindow;
 
-use crate::app::pipeline::{Results, TimedResult};
+use crate::app::infer::{Results, TimedResult};
 use crate::app::stats::Stats;
 use crate::app::{AppSettings, AppSystems};
 use crate::interpolation::{blend_factor, interpolate};
@@ -141,16 +141,27 @@ fn update_layout(
     }
 }
 
+/// The blend factor between the last two results now: time since the newest arrived over the interval
+/// between the two frames' capture times (regular for a camera even when inference times vary), the
+/// same for every source.
+fn blend_now(previous: &TimedResult, newest: &TimedResult, now: Instant) -> f32 {
+    let interval = newest
+        .meta
+        .captured_at
+        .saturating_duration_since(previous.meta.captured_at);
+    blend_factor(now.saturating_duration_since(newest.arrived), interval)
+}
+
 /// The result whose frame is on screen: the newest, or — while blending — whichever of the last two the
 /// drawn skeleton is nearer to, so the skeleton stays on the frame it came from.
 pub fn frame_to_show(results: &Results, interpolation: bool, now: Instant) -> Option<&TimedResult> {
     let newest = results.newest.as_ref()?;
     match (&results.previous, interpolation) {
-        (Some(previous), true) => {
-            let interval = newest.arrived.saturating_duration_since(previous.arrived);
-            let t = blend_factor(now.saturating_duration_since(newest.arrived), interval);
-            Some(if t < 0.5 { previous } else { newest })
-        }
+        (Some(previous), true) => Some(if blend_now(previous, newest, now) < 0.5 {
+            previous
+        } else {
+            newest
+        }),
         _ => Some(newest),
     }
 }
@@ -166,12 +177,12 @@ fn upload_frame(
     let Some(shown) = frame_to_show(&results, settings.interpolation, Instant::now()) else {
         return;
     };
-    if video.frame_seq == Some(shown.frame.seq)
-        && video.frame_captured_at == Some(shown.frame.captured_at)
+    if video.frame_seq == Some(shown.meta.seq)
+        && video.frame_captured_at == Some(shown.meta.captured_at)
     {
         return;
     }
-    let frame = &shown.frame.image;
+    let frame = &shown.image;
     let Some(mut image) = images.get_mut(&video.image) else {
         return;
     };
@@ -183,16 +194,17 @@ fn upload_frame(
     if image.texture_descriptor.size != size {
         image.resize(size);
     }
-    let rgba: Vec<u8> = frame
-        .data
-        .chunks_exact(3)
-        .flat_map(|p| [p[0], p[1], p[2], 255])
-        .collect();
-    image.data = Some(rgba);
+    // Into the texture's own buffer: allocated when the size changes, reused for every frame after.
+    let rgba = image.data.get_or_insert_with(Vec::new);
+    rgba.resize(frame.width as usize * frame.height as usize * 4, 255);
+    for (dst, src) in rgba.chunks_exact_mut(4).zip(frame.data.chunks_exact(3)) {
+        dst[..3].copy_from_slice(src);
+        dst[3] = 255;
+    }
     video.frame_size = UVec2::new(frame.width, frame.height);
-    video.frame_seq = Some(shown.frame.seq);
-    video.frame_captured_at = Some(shown.frame.captured_at);
-    stats.record_display(shown.frame.captured_at);
+    video.frame_seq = Some(shown.meta.seq);
+    video.frame_captured_at = Some(shown.meta.captured_at);
+    stats.record_display(shown.meta.captured_at);
 }
 
 fn place_sprite(
@@ -216,11 +228,10 @@ pub fn result_to_draw(
     let newest = results.newest.as_ref()?;
     match (&results.previous, interpolation) {
         (Some(previous), true) => {
-            let interval = newest.arrived.saturating_duration_since(previous.arrived);
-            let t = blend_factor(now.saturating_duration_since(newest.arrived), interval);
+            let t = blend_now(previous, newest, now);
             Some((interpolate(&previous.result, &newest.result, t), t))
         }
-        _ => Some((newest.result.clone(), 1.0)),
+        _ => Some(((*newest.result).clone(), 1.0)),
     }
 }
 

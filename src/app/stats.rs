@@ -1,5 +1,7 @@
 //! Rolling statistics for the panel and the test-mode state dump: render, capture and inference rates,
 //! per-stage p50/p95, dropped frames, capture-to-display latency, and each joint angle's recent history.
+//! The inference rate counts every result of the stream shown (from the service), not only those the
+//! app took: at a slow render rate the app takes only the newest of several.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -7,7 +9,7 @@ use std::time::Instant;
 use bevy::prelude::*;
 
 use crate::app::AppSystems;
-use crate::app::pipeline::Results;
+use crate::app::infer::{Inference, Results};
 use crate::vision::angles::Joint;
 use crate::vision::timings::Stage;
 
@@ -37,7 +39,8 @@ pub fn percentiles(values: &VecDeque<f32>) -> (f32, f32) {
 #[derive(Resource)]
 pub struct Stats {
     render_frames: VecDeque<Instant>,
-    result_times: VecDeque<Instant>,
+    /// (when, results the stream shown had delivered by then).
+    result_counts: VecDeque<(Instant, u64)>,
     pub stage_ms: Vec<VecDeque<f32>>,
     /// Capture → on screen, ms, for each displayed result.
     pub latency_ms: VecDeque<f32>,
@@ -49,7 +52,7 @@ impl Default for Stats {
     fn default() -> Self {
         Self {
             render_frames: VecDeque::new(),
-            result_times: VecDeque::new(),
+            result_counts: VecDeque::new(),
             stage_ms: vec![VecDeque::new(); Stage::COUNT],
             latency_ms: VecDeque::new(),
             angle_history: vec![VecDeque::new(); Joint::ALL.len()],
@@ -77,7 +80,17 @@ impl Stats {
     }
 
     pub fn inference_fps(&self) -> f32 {
-        rate(&self.result_times)
+        match (self.result_counts.front(), self.result_counts.back()) {
+            (Some((t0, n0)), Some((t1, n1))) if n1 > n0 => {
+                let span = t1.saturating_duration_since(*t0).as_secs_f32();
+                if span > 0.0 {
+                    (n1 - n0) as f32 / span
+                } else {
+                    0.0
+                }
+            }
+            _ => 0.0,
+        }
     }
 
     pub fn stage(&self, stage: Stage) -> (f32, f32) {
@@ -94,11 +107,14 @@ impl Stats {
     }
 }
 
-fn update_stats(results: Res<Results>, mut stats: ResMut<Stats>) {
+fn update_stats(results: Res<Results>, inference: Res<Inference>, mut stats: ResMut<Stats>) {
     let now = Instant::now();
     push(&mut stats.render_frames, now, WINDOW);
-    for (finished, timings) in &results.fresh {
-        push(&mut stats.result_times, *finished, WINDOW);
+    match inference.stream_stats() {
+        Some(stream) => push(&mut stats.result_counts, (now, stream.results), WINDOW),
+        None => stats.result_counts.clear(),
+    }
+    for (_, timings) in &results.fresh {
         for (stage, ms) in timings.iter() {
             push(&mut stats.stage_ms[stage as usize], ms, WINDOW);
         }

@@ -4,14 +4,16 @@
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 
+use crate::app::browser::BrowserServer;
+use crate::app::capture::{Capture, SwitchSource};
+use crate::app::infer::{Inference, Results};
 use crate::app::overlay::PANEL_WIDTH;
-use crate::app::pipeline::{ActiveSource, Inference, Results, SharedSlot, SwitchSource};
 use crate::app::stats::{ANGLE_HISTORY, Stats, percentiles};
 use crate::app::{AppSettings, SourceChoice};
 use crate::source::camera::CameraRequest;
 use crate::source::demo::bundled_demo_clip;
+use crate::vision::PoseModel;
 use crate::vision::angles::Joint;
-use crate::vision::engine::PoseModel;
 use crate::vision::smoothing::{OneEuroTuning, PROTOTYPE_EMA_ALPHA, SmoothingMethod};
 use crate::vision::timings::Stage;
 
@@ -62,20 +64,16 @@ fn angle_plot(ui: &mut egui::Ui, history: &std::collections::VecDeque<f32>) {
 }
 
 /// The built-in server: its address, and the connected tabs (one can be chosen as the source).
-fn browser_ui(ui: &mut egui::Ui, browser: &crate::app::browser::BrowserServer, is_source: bool) {
+fn browser_ui(ui: &mut egui::Ui, browser: &mut BrowserServer, is_source: bool) {
     if let Some(error) = &browser.error {
         ui.colored_label(egui::Color32::LIGHT_RED, error);
         return;
     }
-    let (Some(url), Some(stats), Some(server)) =
-        (browser.url(), browser.stats(), browser.server.as_ref())
-    else {
+    let (Some(url), Some(stats)) = (browser.url(), browser.stats.clone()) else {
         return;
     };
     ui.label(format!("browser client: {url}"));
-    if let Some(error) = &stats.reconfigure_error {
-        ui.colored_label(egui::Color32::LIGHT_RED, format!("server: {error}"));
-    }
+    let selected = browser.selected();
     if is_source && stats.clients.is_empty() {
         ui.colored_label(
             egui::Color32::YELLOW,
@@ -83,13 +81,12 @@ fn browser_ui(ui: &mut egui::Ui, browser: &crate::app::browser::BrowserServer, i
         );
     }
     for client in &stats.clients {
-        let selected = stats.selected == Some(client.id);
         let text = format!(
             "#{} {}: {} received, {} processed, {} dropped",
             client.id, client.peer, client.received, client.processed, client.dropped
         );
-        if ui.radio(selected, text).clicked() {
-            server.select_client(Some(client.id));
+        if ui.radio(selected == Some(client.id), text).clicked() {
+            browser.selected_client = Some(client.id);
         }
     }
 }
@@ -102,13 +99,12 @@ fn panel_ui(
     mut contexts: EguiContexts,
     mut settings: ResMut<AppSettings>,
     mut switch: MessageWriter<SwitchSource>,
-    source: Res<ActiveSource>,
+    source: Res<Capture>,
     inference: Res<Inference>,
     results: Res<Results>,
-    slot: Res<SharedSlot>,
     stats: Res<Stats>,
     mut panel: ResMut<PanelText>,
-    browser: Res<crate::app::browser::BrowserServer>,
+    mut browser: ResMut<BrowserServer>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?;
     let mut edited = settings.clone();
@@ -127,6 +123,8 @@ fn panel_ui(
             let browser_is_source = source.choice == Some(SourceChoice::Browser);
             ui.label(if browser_is_source {
                 "browser: the selected tab's camera".to_owned()
+            } else if source.opening() {
+                "opening the source…".to_owned()
             } else if status.name.is_empty() {
                 "starting…".to_owned()
             } else {
@@ -149,7 +147,7 @@ fn panel_ui(
                     switch.write(SwitchSource(SourceChoice::Browser));
                 }
             });
-            browser_ui(ui, &browser, browser_is_source);
+            browser_ui(ui, &mut browser, browser_is_source);
 
             ui.separator();
             ui.heading("Model");
@@ -206,8 +204,15 @@ fn panel_ui(
             });
             if let Some(error) = &inference.error {
                 ui.colored_label(egui::Color32::LIGHT_RED, error);
-            } else if !inference.ready() {
+            } else if inference.service.is_none() {
                 ui.label("loading models…");
+            }
+            if let Some(error) = inference
+                .service
+                .as_ref()
+                .and_then(|s| s.stats().reconfigure_error)
+            {
+                ui.colored_label(egui::Color32::LIGHT_RED, error);
             }
 
             ui.separator();
@@ -224,7 +229,8 @@ fn panel_ui(
                 ui.label(format!("{:.1}", stats.inference_fps()));
                 ui.end_row();
                 ui.label("dropped frames");
-                ui.label(format!("{} of {}", slot.0.dropped(), slot.0.published()));
+                let stream = inference.stream_stats().unwrap_or_default();
+                ui.label(format!("{} of {}", stream.dropped, stream.received));
                 ui.end_row();
                 ui.label("capture to display ms");
                 ui.label(fmt_ms(latency));

@@ -1,15 +1,28 @@
-//! `livepose analyze`: images, folders and MJPEG files to JSON (and annotated PNGs).
+//! `livepose analyze`: images, folders and MJPEG files to JSON (and annotated PNGs). Every input is a
+//! lossless stream of the inference service (`crate::service`): each frame is processed, in order, with
+//! the pose branch of one frame beside the hand branch of the previous one.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
 use crate::cli::AnalyzeArgs;
 use crate::cli::annotate::{draw_result, save_png};
-use crate::cli::output::frame_json;
-use crate::vision::image::{MjpegFrames, rgb_image_from_bytes, rgb_image_from_path};
-use crate::vision::{Engine, Tracker, TrackerConfig};
+use crate::frame::{EncodedFormat, FrameInput, FrameMeta, Payload};
+use crate::schema::frame_json;
+use crate::service::{
+    Delivery, Service, StreamHandle, StreamKind, StreamResult, StreamSpec, Subscription,
+};
+use crate::vision::TrackerConfig;
+use crate::vision::image::MjpegFrames;
+
+/// Results a clip may have outstanding (published, not yet written); the subscription holds more, so
+/// none is ever dropped.
+const MAX_OUTSTANDING: u64 = 4;
+/// Longest wait for one result (a model run takes milliseconds; this only catches a stuck service).
+const RESULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
 
@@ -82,13 +95,9 @@ fn file_name(path: &Path) -> String {
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<usize> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output folder {}", args.out.display()))?;
-    let config = args.engine.engine_config();
-    let model_name = match config.pose_model {
-        crate::vision::PoseModel::Lite => "pose_landmark_lite",
-        crate::vision::PoseModel::Full => "pose_landmark_full",
-        crate::vision::PoseModel::Heavy => "pose_landmark_heavy",
-    };
-    let mut engine = Engine::new(config).context("cannot load the models")?;
+    let config = args.engine.service_config();
+    let model_name = config.engine.pose_model.file_stem();
+    let service = Service::start(config)?;
     let (inputs, mut errors) = collect_inputs(&args.inputs);
     let progress = indicatif::ProgressBar::new(inputs.len() as u64);
     if inputs.len() < 2 {
@@ -98,9 +107,9 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<usize> {
         let outcome = match input {
             Input::Image(path) => {
                 progress.set_message(file_name(path));
-                analyze_image(&mut engine, path, args, model_name)
+                analyze_image(&service, path, args, model_name)
             }
-            Input::Mjpeg(path) => analyze_mjpeg(&mut engine, path, args, model_name),
+            Input::Mjpeg(path) => analyze_mjpeg(&service, path, args, model_name),
         };
         if let Err(e) = outcome {
             let path = match input {
@@ -119,20 +128,55 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<usize> {
     Ok(errors.len())
 }
 
+/// A lossless stream for one input, and its results.
+fn open(service: &Service, path: &Path, tracker: TrackerConfig) -> (StreamHandle, Subscription) {
+    let stream = service.open_stream(StreamSpec {
+        name: path.display().to_string(),
+        kind: StreamKind::Analysis,
+        tracker,
+        delivery: Delivery::Lossless,
+    });
+    let results = stream.subscribe(2 * MAX_OUTSTANDING as usize);
+    (stream, results)
+}
+
+fn next_result(results: &Subscription) -> anyhow::Result<StreamResult> {
+    results
+        .recv_timeout(RESULT_TIMEOUT)
+        .context("no result from the inference service")
+}
+
+fn encoded(bytes: bytes::Bytes) -> anyhow::Result<Payload> {
+    let format = EncodedFormat::sniff(&bytes)
+        .context("not a recognised image format (expected JPEG, PNG or WebP)")?;
+    Ok(Payload::Encoded { format, bytes })
+}
+
 fn analyze_image(
-    engine: &mut Engine,
+    service: &Service,
     path: &Path,
     args: &AnalyzeArgs,
     model: &'static str,
 ) -> anyhow::Result<()> {
-    let mut image = rgb_image_from_path(path)?;
-    let mut tracker = Tracker::new(TrackerConfig::STATIC);
-    let result = engine.process(&image, 0, &mut tracker)?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (stream, results) = open(service, path, TrackerConfig::STATIC);
+    stream.publish(FrameInput {
+        meta: FrameMeta {
+            timestamp_us: 0,
+            ..FrameMeta::captured_now(0)
+        },
+        payload: encoded(bytes.into())?,
+    })?;
+    let done = next_result(&results)?;
+    let result = done.outcome?;
     let json = frame_json(&file_name(path), None, &result, model);
     let out = args.out.join(format!("{}.json", stem(path)));
     std::fs::write(&out, serde_json::to_vec(&json)?)
         .with_context(|| format!("cannot write {}", out.display()))?;
-    if args.annotate {
+    if args.annotate
+        && let Some(image) = &done.image
+    {
+        let mut image = (**image).clone();
         draw_result(&mut image, &result);
         let png = args.out.join(format!("{}.png", stem(path)));
         save_png(&image, &png).with_context(|| format!("cannot write {}", png.display()))?;
@@ -140,13 +184,57 @@ fn analyze_image(
     Ok(())
 }
 
+/// Writes one clip frame's line (and PNG); returns false when the frame could not be processed.
+struct ClipWriter<'a> {
+    path: &'a Path,
+    name: String,
+    args: &'a AnalyzeArgs,
+    model: &'static str,
+    writer: std::io::BufWriter<std::fs::File>,
+    frames_dir: PathBuf,
+    progress: &'a indicatif::ProgressBar,
+    bad_frames: usize,
+}
+
+impl ClipWriter<'_> {
+    fn write(&mut self, done: StreamResult) -> anyhow::Result<()> {
+        self.progress.inc(1);
+        let index = done.meta.seq as usize;
+        let result = match done.outcome {
+            Ok(result) => result,
+            Err(e) => {
+                self.progress.suspend(|| {
+                    tracing::warn!("{}: frame {index}: {e}; skipped", self.path.display())
+                });
+                self.bad_frames += 1;
+                return Ok(());
+            }
+        };
+        serde_json::to_writer(
+            &mut self.writer,
+            &frame_json(&self.name, Some(index), &result, self.model),
+        )?;
+        self.writer.write_all(b"\n")?;
+        if self.args.annotate
+            && let Some(image) = &done.image
+        {
+            let mut image = (**image).clone();
+            draw_result(&mut image, &result);
+            let png = self.frames_dir.join(format!("{index:05}.png"));
+            save_png(&image, &png).with_context(|| format!("cannot write {}", png.display()))?;
+        }
+        Ok(())
+    }
+}
+
 fn analyze_mjpeg(
-    engine: &mut Engine,
+    service: &Service,
     path: &Path,
     args: &AnalyzeArgs,
     model: &'static str,
 ) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = bytes::Bytes::from(bytes);
     let frames: Vec<_> = MjpegFrames::new(&bytes).collect();
     anyhow::ensure!(!frames.is_empty(), "no JPEG frames found");
     let config = if args.r#static {
@@ -154,50 +242,74 @@ fn analyze_mjpeg(
     } else {
         args.engine.video_tracker_config()
     };
-    let mut tracker = Tracker::new(config);
+    let (stream, results) = open(service, path, config);
     let frame_us = (1e6 / args.fps.max(1e-3)).round() as i64;
     let out_path = args.out.join(format!("{}.jsonl", stem(path)));
     let file = std::fs::File::create(&out_path)
         .with_context(|| format!("cannot create {}", out_path.display()))?;
-    let mut writer = std::io::BufWriter::new(file);
     let frames_dir = args.out.join(stem(path));
     if args.annotate {
         std::fs::create_dir_all(&frames_dir)
             .with_context(|| format!("cannot create {}", frames_dir.display()))?;
     }
     let progress = indicatif::ProgressBar::new(frames.len() as u64).with_message(file_name(path));
-    let name = file_name(path);
-    let mut bad_frames = 0;
+    let mut out = ClipWriter {
+        path,
+        name: file_name(path),
+        args,
+        model,
+        writer: std::io::BufWriter::new(file),
+        frames_dir,
+        progress: &progress,
+        bad_frames: 0,
+    };
+    let (mut published, mut written) = (0_u64, 0_u64);
     for (index, frame) in frames.into_iter().enumerate() {
-        progress.inc(1);
-        let decoded = frame
-            .map_err(anyhow::Error::from)
-            .and_then(|jpeg| rgb_image_from_bytes(jpeg).map_err(anyhow::Error::from));
-        let mut image = match decoded {
-            Ok(image) => image,
+        let jpeg = match frame {
+            Ok(jpeg) => jpeg,
             Err(e) => {
-                progress.suspend(|| {
-                    eprintln!("warning: {}: frame {index}: {e:#}; skipped", path.display())
-                });
-                bad_frames += 1;
+                progress.inc(1);
+                progress
+                    .suspend(|| tracing::warn!("{}: frame {index}: {e}; skipped", path.display()));
+                out.bad_frames += 1;
                 continue;
             }
         };
+        // The frame's bytes, shared with the file's buffer (not copied).
+        let start = jpeg.as_ptr() as usize - bytes.as_ptr() as usize;
+        let payload = Payload::Encoded {
+            format: EncodedFormat::Jpeg,
+            bytes: bytes.slice(start..start + jpeg.len()),
+        };
         let timestamp_us = (index as i64 + 1) * frame_us;
-        let result = engine.process(&image, timestamp_us, &mut tracker)?;
-        serde_json::to_writer(&mut writer, &frame_json(&name, Some(index), &result, model))?;
-        writer.write_all(b"\n")?;
-        if args.annotate {
-            draw_result(&mut image, &result);
-            let png = frames_dir.join(format!("{index:05}.png"));
-            save_png(&image, &png).with_context(|| format!("cannot write {}", png.display()))?;
+        stream.publish(FrameInput {
+            meta: FrameMeta {
+                seq: index as u64,
+                timestamp_us,
+                ..FrameMeta::captured_now(index as u64)
+            },
+            payload,
+        })?;
+        published += 1;
+        while let Some(done) = results.try_recv() {
+            out.write(done)?;
+            written += 1;
+        }
+        while published - written >= MAX_OUTSTANDING {
+            out.write(next_result(&results)?)?;
+            written += 1;
         }
     }
+    while written < published {
+        out.write(next_result(&results)?)?;
+        written += 1;
+    }
     progress.finish_and_clear();
-    writer.flush()?;
+    out.writer.flush()?;
     anyhow::ensure!(
-        bad_frames == 0,
-        "{bad_frames} frame(s) could not be decoded"
+        out.bad_frames == 0,
+        "{} frame(s) could not be decoded",
+        out.bad_frames
     );
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! Draws results over frames (for `--annotate`): body in pink, hands in teal, as the prototype; joints as
 //! dots, low-visibility body parts faded.
 
+use crate::vision::FrameResult;
 use crate::vision::image::RgbImage;
-use crate::vision::landmarks::{FrameResult, HAND_CONNECTIONS, POSE_CONNECTIONS};
+use crate::vision::landmarks::{HAND_CONNECTIONS, POSE_CONNECTIONS};
 
 pub const BODY_COLOR: [u8; 3] = [255, 64, 160];
 pub const HAND_COLOR: [u8; 3] = [0, 200, 190];

@@ -2,14 +2,13 @@
 
 pub mod analyze;
 pub mod annotate;
-pub mod output;
 pub mod serve;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::vision::engine::PoseModel;
+use crate::vision::PoseModel;
 use crate::vision::pose::{DEFAULT_REFINE_KERNEL, LEGACY_REFINE_KERNEL};
 use crate::vision::smoothing::{OneEuroTuning, PROTOTYPE_EMA_ALPHA, SmoothingMethod};
 
@@ -94,9 +93,10 @@ impl SmoothingArgs {
     }
 }
 
-/// Engine settings shared by every command that runs the models.
+/// Models, inference budget and smoothing: what every command that tracks shares (the app, `analyze`,
+/// `serve`).
 #[derive(Debug, Clone, Args)]
-pub struct EngineArgs {
+pub struct ModelArgs {
     /// Pose landmark model.
     #[arg(long, value_enum, default_value_t = ModelArg::Full)]
     pub model: ModelArg,
@@ -106,46 +106,20 @@ pub struct EngineArgs {
     /// Folder holding the ONNX models [default: $LIVEPOSE_MODELS, ./models, or the build's models/].
     #[arg(long)]
     pub models: Option<PathBuf>,
-    /// Pose heatmap refinement window (7 = MediaPipe's graph; 9 = the legacy Python API).
-    #[arg(long, default_value_t = DEFAULT_REFINE_KERNEL)]
-    pub refine_kernel: usize,
-    /// Reproduce the legacy `mp.solutions` Python API: refinement kernel 9, hands not smoothed, palm
-    /// detector every frame while fewer than two hands are tracked.
-    #[arg(long)]
-    pub legacy: bool,
-    /// CPU threads for inference [default: cores, at most 4].
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Run the hand branch after the pose branch instead of beside it.
-    #[arg(long)]
-    pub sequential: bool,
-    /// Frames are mirrored (selfie view); decides which hand is the person's left.
-    #[arg(long)]
-    pub mirrored: bool,
+    /// ONNX Runtime threads for inference, the whole process's budget [default: the app: half the
+    /// cores, so the rest is left to rendering; analyze and serve: the cores, at most 4].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: Option<u32>,
     #[command(flatten)]
     pub smoothing: SmoothingArgs,
-    /// While fewer than two hands are tracked, run the palm detector every N frames (1 = every frame,
-    /// as MediaPipe; --legacy sets 1).
-    #[arg(long, default_value_t = crate::vision::engine::DEFAULT_PALM_DETECTION_EVERY, value_parser = clap::value_parser!(u32).range(1..))]
-    pub palm_every: u32,
 }
 
-impl EngineArgs {
+impl ModelArgs {
+    /// The engine these flags ask for (threads are set by the service from its budget).
     pub fn engine_config(&self) -> crate::vision::EngineConfig {
         let mut config = crate::vision::EngineConfig {
             pose_model: self.model.into(),
             hands: !self.no_hands,
-            refine_kernel: if self.legacy {
-                LEGACY_REFINE_KERNEL
-            } else {
-                self.refine_kernel
-            },
-            threads: self
-                .threads
-                .unwrap_or_else(crate::vision::engine::default_threads)
-                .max(1),
-            parallel_branches: !self.sequential,
-            input_is_mirrored: self.mirrored,
             ..Default::default()
         };
         if let Some(dir) = &self.models {
@@ -154,8 +128,62 @@ impl EngineArgs {
         config
     }
 
+    /// `--threads`, or `default`.
+    pub fn threads_or(&self, default: usize) -> usize {
+        self.threads.map_or(default, |t| t as usize).max(1)
+    }
+}
+
+/// Engine settings of the commands that run the models without a window (`analyze`, `serve`).
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Inference workers, each with its own engine and an equal share of --threads [default: one per
+    /// thread].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: Option<u32>,
+    /// Pose heatmap refinement window (7 = MediaPipe's graph; 9 = the legacy Python API).
+    #[arg(long, default_value_t = DEFAULT_REFINE_KERNEL)]
+    pub refine_kernel: usize,
+    /// Reproduce the legacy `mp.solutions` Python API: refinement kernel 9, hands not smoothed, palm
+    /// detector every frame while fewer than two hands are tracked.
+    #[arg(long)]
+    pub legacy: bool,
+    /// Frames are mirrored (selfie view); decides which hand is the person's left.
+    #[arg(long)]
+    pub mirrored: bool,
+    /// While fewer than two hands are tracked, run the palm detector every N frames (1 = every frame,
+    /// as MediaPipe; --legacy sets 1).
+    #[arg(long, default_value_t = crate::vision::config::DEFAULT_PALM_DETECTION_EVERY, value_parser = clap::value_parser!(u32).range(1..))]
+    pub palm_every: u32,
+}
+
+impl EngineArgs {
+    pub fn engine_config(&self) -> crate::vision::EngineConfig {
+        crate::vision::EngineConfig {
+            refine_kernel: if self.legacy {
+                LEGACY_REFINE_KERNEL
+            } else {
+                self.refine_kernel
+            },
+            input_is_mirrored: self.mirrored,
+            ..self.model.engine_config()
+        }
+    }
+
+    /// The inference service: `--threads` (default: the cores, at most 4) over `--workers` (default:
+    /// one per thread).
+    pub fn service_config(&self) -> crate::service::ServiceConfig {
+        let threads = self
+            .model
+            .threads_or(crate::vision::config::default_threads());
+        let workers = self.workers.map_or(threads, |w| w as usize);
+        crate::service::ServiceConfig::new(self.engine_config(), threads, workers)
+    }
+
     pub fn smoothing(&self) -> SmoothingMethod {
-        self.smoothing.method()
+        self.model.smoothing.method()
     }
 
     pub fn video_tracker_config(&self) -> crate::vision::TrackerConfig {
@@ -210,26 +238,15 @@ pub struct AppArgs {
     /// List the cameras and exit.
     #[arg(long)]
     pub list_cameras: bool,
-    /// Pose landmark model (also switchable in the panel).
-    #[arg(long, value_enum, default_value_t = ModelArg::Full)]
-    pub model: ModelArg,
-    /// Body only: do not run the hand models.
-    #[arg(long)]
-    pub no_hands: bool,
+    /// Models, threads and smoothing (the model, hands and smoothing can also be changed in the panel).
     #[command(flatten)]
-    pub smoothing: SmoothingArgs,
+    pub model: ModelArgs,
     /// Draw the newest result as is instead of blending the last two.
     #[arg(long)]
     pub no_interpolation: bool,
     /// Show the video mirrored (selfie view).
     #[arg(long)]
     pub mirror: bool,
-    /// CPU threads for inference [default: half the cores]; the rest is left to rendering.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub threads: Option<u32>,
-    /// Folder holding the ONNX models [default: $LIVEPOSE_MODELS, ./models, or the build's models/].
-    #[arg(long)]
-    pub models: Option<PathBuf>,
     /// Window size, WIDTHxHEIGHT.
     #[arg(long, default_value = "1280x720", value_parser = parse_size)]
     pub window: (u32, u32),
@@ -317,10 +334,8 @@ impl AppArgs {
             }
             _ => None,
         };
-        let smoothing = self.smoothing.method();
-        let threads = self
-            .threads
-            .map_or_else(crate::app::default_app_threads, |t| t as usize);
+        let smoothing = self.model.smoothing.method();
+        let threads = self.model.threads_or(crate::app::default_app_threads());
         // The app sets the server's engine and tracker from its own settings (`app::browser`).
         let server = (!self.no_server).then(|| {
             self.server.warn_if_remote();
@@ -335,13 +350,13 @@ impl AppArgs {
         Ok(AppSettings {
             source,
             file_fps: self.fps as f32,
-            pose_model: self.model.into(),
-            hands: !self.no_hands,
+            pose_model: self.model.model.into(),
+            hands: !self.model.no_hands,
             smoothing,
             interpolation: !self.no_interpolation,
             mirror: self.mirror,
             threads,
-            models_dir: self.models.clone(),
+            models_dir: self.model.models.clone(),
             window_size: self.window,
             capture,
             server,

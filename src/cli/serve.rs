@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::EngineArgs;
 use crate::server::{Limits, Server, ServerConfig};
+use crate::service::Service;
 
 /// Server flags (also accepted by the app).
 #[derive(Debug, Clone, Args)]
@@ -54,11 +55,23 @@ impl ServerArgs {
     /// Says what `--allow-remote` exposes.
     pub fn warn_if_remote(&self) {
         if self.allow_remote && !self.listen.ip().is_loopback() {
-            eprintln!(
-                "warning: listening on {}: anyone who can reach this machine can stream frames to it and \
+            tracing::warn!(
+                "listening on {}: anyone who can reach this machine can stream frames to it and \
                  read the results (there is no authentication)",
                 self.listen
             );
+        }
+    }
+
+    /// The server these flags ask for, tracking with `tracker`.
+    pub fn server_config(&self, tracker: crate::vision::TrackerConfig) -> ServerConfig {
+        ServerConfig {
+            listen: self.listen,
+            allow_remote: self.allow_remote,
+            allowed_origins: self.allow_origins.clone(),
+            limits: self.limits(),
+            tracker,
+            ..ServerConfig::default()
         }
     }
 }
@@ -67,9 +80,6 @@ impl ServerArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Inference workers, each with its own engine (with --threads ONNX Runtime threads each).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
-    pub workers: u32,
     /// Treat every frame on its own: no tracking, no smoothing.
     #[arg(long)]
     pub r#static: bool,
@@ -83,25 +93,23 @@ pub struct ServeArgs {
 /// Runs until the process is stopped.
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     args.server.warn_if_remote();
-    let config = ServerConfig {
-        listen: args.server.listen,
-        allow_remote: args.server.allow_remote,
-        allowed_origins: args.server.allow_origins.clone(),
-        limits: args.server.limits(),
-        engine: args.engine.engine_config(),
-        tracker: if args.r#static {
-            crate::vision::TrackerConfig::STATIC
-        } else {
-            args.engine.video_tracker_config()
-        },
-        workers: args.workers as usize,
-        ..ServerConfig::default()
+    let tracker = if args.r#static {
+        crate::vision::TrackerConfig::STATIC
+    } else {
+        args.engine.video_tracker_config()
     };
-    let server = Server::start(config)?;
+    let service = std::sync::Arc::new(Service::start(args.engine.service_config())?);
+    let server = Server::start(
+        args.server.server_config(tracker),
+        std::sync::Arc::clone(&service),
+    )?;
     let url = server.url();
+    let budget = service.stats();
     println!(
-        "livepose: serving {url} (WebSocket {}ws)",
-        url.replacen("http", "ws", 1)
+        "livepose: serving {url} (WebSocket {}ws); {} worker(s), {} inference thread(s)",
+        url.replacen("http", "ws", 1),
+        budget.workers,
+        budget.threads
     );
     let every = Duration::from_secs_f32(if args.stats_every.is_finite() {
         args.stats_every.max(0.0)

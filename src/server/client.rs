@@ -4,12 +4,13 @@
 //! thread sleeps in `poll(2)` on the socket and the outbox's waker, so nothing spins and a client that
 //! stops reading only ever holds one unsent result.
 
-use std::io::Read as _;
+use std::collections::VecDeque;
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -18,10 +19,15 @@ use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
 use super::http::{self, Request};
-use super::scheduler::{ClientShared, Pending};
-use super::wire::{self, ErrorCode, FrameMessage, HelloMessage, WireError};
-use super::{STOP_POLL, ServerShared, lock};
+use super::wire::{
+    self, ClientCounters, ErrorCode, FrameMessage, HelloMessage, ServerTimes, WireError,
+};
+use super::{ClientEntry, STOP_POLL, ServerShared};
+use crate::frame::{ClockMapper, FrameInput, FrameMeta, Payload};
+use crate::service::{Delivery, FrameError, StreamKind, StreamResult, StreamSpec, Subscription};
 
+/// Errors kept for a client that is not reading; older ones are dropped beyond this.
+const MAX_QUEUED_ERRORS: usize = 8;
 /// Messages up to this many times the configured limit are read and answered with
 /// `message_too_large`; anything larger closes the connection (1009), so memory stays bounded.
 const HARD_LIMIT_FACTOR: usize = 4;
@@ -64,7 +70,7 @@ pub(crate) fn handle_connection(
         return;
     }
     if let Err(e) = serve_websocket(stream, peer, &request, shared) {
-        eprintln!("livepose: client {peer}: {e}");
+        tracing::info!("client {peer}: {e}");
     }
 }
 
@@ -132,12 +138,31 @@ fn serve_websocket(
     waker_rx.set_nonblocking(true)?;
     waker_tx.set_nonblocking(true)?;
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let live = shared.live_settings();
-    let client = Arc::new(ClientShared::new(id, peer, live.tracker, waker_tx));
-    if !shared
-        .scheduler
-        .register(Arc::clone(&client), limits.max_clients)
-    {
+    let stream = shared.service.open_stream(StreamSpec {
+        name: format!("browser #{id} ({peer})"),
+        kind: StreamKind::WebSocket {
+            client_id: id,
+            peer,
+        },
+        tracker: shared.tracker_config(),
+        delivery: Delivery::LatestWins,
+    });
+    // The worker that finishes a frame rings the waker; a full pipe means a wake-up is pending already.
+    let results = stream.subscribe_with_notify(
+        1,
+        Box::new(move || {
+            let _ = (&waker_tx).write(&[1]);
+        }),
+    );
+    let client = Arc::new(ClientEntry {
+        id,
+        peer,
+        stream,
+        rejected: AtomicU64::new(0),
+        results_sent: AtomicU64::new(0),
+        results_skipped: AtomicU64::new(0),
+    });
+    if !shared.register(Arc::clone(&client)) {
         let json = wire::error_json(
             ErrorCode::TooManyClients,
             &format!("the server already has {} clients", limits.max_clients),
@@ -151,26 +176,27 @@ fn serve_websocket(
         let _ = ws.flush();
         return Ok(());
     }
+    let engine = shared.service.engine_config();
     let hello = HelloMessage {
         kind: "hello",
         protocol: wire::PROTOCOL_VERSION,
         server: concat!("livepose ", env!("CARGO_PKG_VERSION")),
         client_id: id,
         limits,
-        model: live.engine.pose_model.name(),
-        hands: live.engine.hands,
+        model: engine.pose_model.name(),
+        hands: engine.hands,
     };
-    lock(&client.outbox)
-        .errors
-        .push_back(serde_json::to_string(&hello).unwrap_or_default());
     let mut session = Session {
         shared,
         client: &client,
+        results: &results,
+        outbox: VecDeque::from([serde_json::to_string(&hello).unwrap_or_default()]),
         order: FrameOrder::default(),
         rate: RateLimiter::new(limits.max_fps),
+        clock: ClockMapper::default(),
     };
     let outcome = session.run(&mut ws, &waker_rx);
-    shared.scheduler.unregister(&client);
+    shared.unregister(id);
     outcome
 }
 
@@ -226,9 +252,13 @@ impl RateLimiter {
 
 struct Session<'a> {
     shared: &'a Arc<ServerShared>,
-    client: &'a Arc<ClientShared>,
+    client: &'a Arc<ClientEntry>,
+    results: &'a Subscription,
+    /// Messages of this connection's own (hello, errors) not written yet; bounded, oldest dropped.
+    outbox: VecDeque<String>,
     order: FrameOrder,
     rate: RateLimiter,
+    clock: ClockMapper,
 }
 
 fn would_block(e: &tungstenite::Error) -> bool {
@@ -305,12 +335,13 @@ impl Session<'_> {
         }
     }
 
-    fn write_outbox(&self, ws: &mut WebSocket<TcpStream>) -> Result<(), ConnError> {
-        let (errors, result) = {
-            let mut outbox = lock(&self.client.outbox);
-            (std::mem::take(&mut outbox.errors), outbox.result.take())
-        };
-        for json in errors.into_iter().chain(result) {
+    fn write_outbox(&mut self, ws: &mut WebSocket<TcpStream>) -> Result<(), ConnError> {
+        let result = self.results.take_newest().map(|r| self.result_json(&r));
+        self.client
+            .results_skipped
+            .store(self.results.superseded(), Ordering::Relaxed);
+        let messages: Vec<String> = self.outbox.drain(..).chain(result).collect();
+        for json in messages {
             match ws.write(Message::text(json)) {
                 Ok(()) => {}
                 Err(e) if would_block(&e) => {}
@@ -318,6 +349,59 @@ impl Session<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A `pose_result`, or an `error` for a frame that failed.
+    fn result_json(&self, result: &StreamResult) -> String {
+        let sequence = result.meta.seq;
+        let frame = match &result.outcome {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.client.rejected.fetch_add(1, Ordering::Relaxed);
+                let code = match e {
+                    FrameError::Decode(_) => ErrorCode::BadImage,
+                    FrameError::Inference(_) => ErrorCode::InferenceFailed,
+                };
+                return wire::error_json(code, &format!("frame {sequence}: {e}"), Some(sequence));
+            }
+        };
+        let times = ServerTimes {
+            received_ms: self.shared.ms_since_start(result.received_at),
+            started_ms: self.shared.ms_since_start(result.started_at),
+            sent_ms: self.shared.ms_since_start(Instant::now()),
+            decode_ms: f64::from(result.decode_ms),
+        };
+        let stream = self.client.stream.stats();
+        let counters = ClientCounters {
+            received: stream.received,
+            dropped: stream.dropped,
+            rejected: self.client.rejected.load(Ordering::Relaxed),
+            results_skipped: self.results.superseded(),
+        };
+        let timestamp_ms = result
+            .meta
+            .client_timestamp_ms
+            .unwrap_or(result.meta.timestamp_us as f64 / 1e3);
+        self.client.results_sent.fetch_add(1, Ordering::Relaxed);
+        wire::pose_result_json(
+            sequence,
+            timestamp_ms,
+            frame,
+            result.model.name(),
+            times,
+            counters,
+        )
+        .unwrap_or_else(|e| {
+            wire::error_json(ErrorCode::InferenceFailed, &e.to_string(), Some(sequence))
+        })
+    }
+
+    fn push_error(&mut self, code: ErrorCode, message: &str, sequence: Option<u64>) {
+        if self.outbox.len() == MAX_QUEUED_ERRORS {
+            self.outbox.pop_front();
+        }
+        self.outbox
+            .push_back(wire::error_json(code, message, sequence));
     }
 
     fn on_message(&mut self, message: Message) {
@@ -337,33 +421,35 @@ impl Session<'_> {
                     text.len()
                 ),
             )),
-            Message::Binary(bytes) => wire::frame_from_binary(&bytes).map_err(wire_error),
+            Message::Binary(bytes) => wire::frame_from_binary(bytes).map_err(wire_error),
             Message::Text(text) => wire::frame_from_text(text.as_str()).map_err(wire_error),
             // Pings are answered by tungstenite; a close is seen by the next read.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => return,
         };
         let sequence = parsed.as_ref().ok().map(|frame| frame.sequence);
         match parsed.and_then(|frame| self.check_frame(frame)) {
-            Ok(pending) => {
+            Ok(frame) => {
                 self.shared.frames_received.fetch_add(1, Ordering::Relaxed);
-                self.shared.scheduler.publish(self.client, pending);
+                if let Err(e) = self.client.stream.publish(frame) {
+                    self.client.rejected.fetch_add(1, Ordering::Relaxed);
+                    self.push_error(ErrorCode::InferenceFailed, &e.to_string(), sequence);
+                }
             }
             Err((ErrorCode::RateLimited, message)) => {
                 self.client.rejected.fetch_add(1, Ordering::Relaxed);
                 if self.rate.should_report(Instant::now()) {
-                    self.client.push_error(wire::error_json(
-                        ErrorCode::RateLimited,
-                        &message,
-                        sequence,
-                    ));
+                    self.push_error(ErrorCode::RateLimited, &message, sequence);
                 }
             }
-            Err((code, message)) => self.client.reject(code, &message, sequence),
+            Err((code, message)) => {
+                self.client.rejected.fetch_add(1, Ordering::Relaxed);
+                self.push_error(code, &message, sequence);
+            }
         }
     }
 
     /// Limits and order, from the header only (the image is decoded by inference, if it gets there).
-    fn check_frame(&mut self, frame: FrameMessage) -> Result<Pending, (ErrorCode, String)> {
+    fn check_frame(&mut self, frame: FrameMessage) -> Result<FrameInput, (ErrorCode, String)> {
         let now = Instant::now();
         let limits = self.shared.config.limits;
         let seq = frame.sequence;
@@ -397,7 +483,7 @@ impl Session<'_> {
                 ),
             ));
         }
-        let (_, width, height) =
+        let (format, width, height) =
             wire::image_dimensions(&frame.image).map_err(|e| with_seq(e.code(), e.to_string()))?;
         if width > limits.max_width || height > limits.max_height || width == 0 || height == 0 {
             return Err(with_seq(
@@ -419,10 +505,17 @@ impl Session<'_> {
         }
         self.order.last_sequence = Some(seq);
         self.order.last_timestamp_us = Some(timestamp_us);
-        Ok(Pending {
-            message: frame,
-            timestamp_us,
-            received_at: now,
+        Ok(FrameInput {
+            meta: FrameMeta {
+                seq,
+                timestamp_us,
+                captured_at: self.clock.captured_at(timestamp_us, now),
+                client_timestamp_ms: Some(frame.timestamp_ms),
+            },
+            payload: Payload::Encoded {
+                format,
+                bytes: frame.image,
+            },
         })
     }
 }

@@ -1,18 +1,19 @@
 //! The livepose server: the web client page over plain HTTP and the WebSocket endpoint (`/ws`) on one
-//! port, speaking the protocol of `docs/PROTOCOL.md` ([`wire`]).
+//! port, speaking the protocol of `docs/PROTOCOL.md` ([`wire`]). It runs no inference of its own: every
+//! WebSocket connection opens a stream in the process's inference service (`crate::service`) and
+//! subscribes to that stream's results. `livepose serve` and the app's built-in server are this server
+//! over the same kind of service.
 //!
 //! Threads, all named and owned by [`Server`] (dropping it stops and joins them):
 //! - `livepose-accept`: a non-blocking accept loop; each connection gets
-//! - `livepose-conn-N`: reads the HTTP request, serves the page or upgrades to a WebSocket, then reads
-//!   frames into the client's latest-wins slot and writes results back. The socket is non-blocking and the
-//!   thread sleeps in `poll(2)` on it and on a waker, so a client that stops reading blocks only its
-//!   own thread, and its unread results are replaced, not queued.
-//! - `livepose-infer-N`: inference workers, each with its own engine, taking clients round-robin
-//!   ([`scheduler`]): every connection has its own tracker and smoother; one frame per client in flight.
+//! - `livepose-conn-N`: reads the HTTP request, serves the page or upgrades to a WebSocket, then checks
+//!   each frame and publishes it into the connection's stream, and writes back the stream's results.
+//!   The socket is non-blocking and the thread sleeps in `poll(2)` on it and on a waker that the
+//!   subscription rings, so a client that stops reading blocks only its own thread, and its unread
+//!   results are replaced, not queued.
 
 mod client;
 mod http;
-pub mod scheduler;
 pub mod wire;
 
 use std::collections::BTreeSet;
@@ -22,10 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::frame::Frame;
-use crate::vision::{EngineConfig, FrameResult, ModelError, TrackerConfig};
+use crate::service::{Service, StreamHandle, StreamId};
+use crate::vision::TrackerConfig;
 
-pub use scheduler::ClientStats;
 pub use wire::Limits;
 
 /// Default address: loopback only.
@@ -44,10 +44,8 @@ pub struct ServerConfig {
     /// Origins allowed to open the WebSocket besides the server's own page.
     pub allowed_origins: Vec<String>,
     pub limits: Limits,
-    pub engine: EngineConfig,
+    /// How each connection's stream is tracked (changed live with [`Server::set_tracker_config`]).
     pub tracker: TrackerConfig,
-    /// Inference workers (each with its own engine and `engine.threads` ONNX Runtime threads).
-    pub workers: usize,
     /// A connection whose results have not been read for this long is closed.
     pub stall_timeout: Duration,
 }
@@ -59,9 +57,7 @@ impl Default for ServerConfig {
             allow_remote: false,
             allowed_origins: Vec::new(),
             limits: Limits::default(),
-            engine: EngineConfig::default(),
             tracker: TrackerConfig::VIDEO,
-            workers: 1,
             stall_timeout: Duration::from_secs(10),
         }
     }
@@ -79,21 +75,49 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Engine(#[from] ModelError),
     #[error("cannot start a server thread: {0}")]
     Thread(std::io::Error),
 }
 
-/// A frame from the selected client and its result, for the app's overlay, avatar and angles.
-pub struct TappedResult {
-    pub client_id: u64,
-    pub frame: Frame,
-    pub result: FrameResult,
+/// One connected WebSocket client: its stream, and what only the connection knows.
+pub(crate) struct ClientEntry {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub stream: StreamHandle,
+    pub rejected: AtomicU64,
+    pub results_sent: AtomicU64,
+    pub results_skipped: AtomicU64,
 }
 
-/// Receives the selected client's results (called on an inference worker; must not block).
-pub type Tap = Arc<dyn Fn(TappedResult) + Send + Sync>;
+/// Counters of one client, for the UI and `serve`'s log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClientStats {
+    pub id: u64,
+    pub peer: String,
+    /// The client's stream in the inference service (subscribe to it to see its results).
+    pub stream: Option<StreamId>,
+    pub received: u64,
+    pub processed: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub results_skipped: u64,
+}
+
+impl ClientEntry {
+    fn stats(&self) -> ClientStats {
+        let stream = self.stream.stats();
+        ClientStats {
+            id: self.id,
+            peer: self.peer.to_string(),
+            stream: Some(self.stream.id()),
+            received: stream.received,
+            processed: stream.results,
+            dropped: stream.dropped,
+            rejected: self.rejected.load(Ordering::Relaxed),
+            results_skipped: self.results_skipped.load(Ordering::Relaxed),
+        }
+    }
+}
 
 /// State shared by every server thread.
 pub(crate) struct ServerShared {
@@ -102,27 +126,14 @@ pub(crate) struct ServerShared {
     stop: AtomicBool,
     /// The clock of `ServerTimes` (ms since start).
     started: Instant,
-    scheduler: scheduler::Scheduler,
+    service: Arc<Service>,
     next_client_id: AtomicU64,
     connections: Mutex<Vec<JoinHandle<()>>>,
-    /// 0 = the most recent client.
-    selected: AtomicU64,
-    tap: Mutex<Option<Tap>>,
+    clients: Mutex<Vec<Arc<ClientEntry>>>,
     /// Frames accepted, over all clients.
     frames_received: AtomicU64,
-    /// The engine and tracker settings in force; workers and clients adopt them at their next frame.
-    live: Mutex<LiveSettings>,
-    /// Bumped by [`Server::reconfigure`], so workers look at `live` only when it changed.
-    live_generation: AtomicU64,
-    /// Why the last reconfiguration could not be applied (a worker keeps its previous engine).
-    reconfigure_error: Mutex<Option<String>>,
-}
-
-/// Settings that can change while the server runs.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct LiveSettings {
-    pub engine: EngineConfig,
-    pub tracker: TrackerConfig,
+    /// The tracker settings new and current clients use.
+    tracker: Mutex<TrackerConfig>,
 }
 
 impl ServerShared {
@@ -130,12 +141,26 @@ impl ServerShared {
         self.stop.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn live_settings(&self) -> LiveSettings {
-        lock(&self.live).clone()
-    }
-
     fn ms_since_start(&self, at: Instant) -> f64 {
         at.saturating_duration_since(self.started).as_secs_f64() * 1e3
+    }
+
+    fn tracker_config(&self) -> TrackerConfig {
+        *lock(&self.tracker)
+    }
+
+    /// Registers a client unless `max_clients` are already connected.
+    fn register(&self, client: Arc<ClientEntry>) -> bool {
+        let mut clients = lock(&self.clients);
+        if clients.len() >= self.config.limits.max_clients {
+            return false;
+        }
+        clients.push(client);
+        true
+    }
+
+    fn unregister(&self, id: u64) {
+        lock(&self.clients).retain(|c| c.id != id);
     }
 
     /// Whether a WebSocket with this `Origin` (and `Host`) may connect.
@@ -181,13 +206,10 @@ fn host_is_ip_literal(host: &str) -> bool {
 }
 
 /// Counters over the whole server.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ServerStats {
     pub clients: Vec<ClientStats>,
     pub frames_received: u64,
-    pub selected: Option<u64>,
-    /// Why the last [`Server::reconfigure`] failed, if it did.
-    pub reconfigure_error: Option<String>,
 }
 
 /// A running server. Dropping it closes every connection and stops every thread.
@@ -197,64 +219,44 @@ pub struct Server {
 }
 
 impl Server {
-    /// Loads the engines (so a missing model is reported here), binds and starts serving.
-    pub fn start(config: ServerConfig) -> Result<Server, ServerError> {
+    /// Binds and starts serving over `service`.
+    pub fn start(config: ServerConfig, service: Arc<Service>) -> Result<Server, ServerError> {
         if !config.allow_remote && !config.listen.ip().is_loopback() {
             return Err(ServerError::RemoteNotAllowed(config.listen));
         }
-        let engines = (0..config.workers.max(1))
-            .map(|_| crate::vision::Engine::new(config.engine.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let listener = TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
+        let bind_err = |source| ServerError::Bind {
             addr: config.listen,
             source,
-        })?;
-        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| ServerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        };
+        let listener = TcpListener::bind(config.listen).map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        listener.set_nonblocking(true).map_err(bind_err)?;
         let shared = Arc::new(ServerShared {
             local_addr,
             stop: AtomicBool::new(false),
             started: Instant::now(),
-            scheduler: scheduler::Scheduler::default(),
+            service,
             next_client_id: AtomicU64::new(1),
             connections: Mutex::new(Vec::new()),
-            selected: AtomicU64::new(0),
-            tap: Mutex::new(None),
+            clients: Mutex::new(Vec::new()),
             frames_received: AtomicU64::new(0),
-            live: Mutex::new(LiveSettings {
-                engine: config.engine.clone(),
-                tracker: config.tracker,
-            }),
-            live_generation: AtomicU64::new(0),
-            reconfigure_error: Mutex::new(None),
+            tracker: Mutex::new(config.tracker),
             config,
         });
-        let mut server = Server {
-            shared: Arc::clone(&shared),
-            threads: Vec::new(),
-        };
-        for (index, engine) in engines.into_iter().enumerate() {
-            let shared = Arc::clone(&shared);
-            let thread = std::thread::Builder::new()
-                .name(format!("livepose-infer-{index}"))
-                .spawn(move || scheduler::run_worker(&shared, engine))
-                .map_err(ServerError::Thread)?;
-            server.threads.push(thread);
-        }
+        let accept_shared = Arc::clone(&shared);
         let accept = std::thread::Builder::new()
             .name("livepose-accept".into())
-            .spawn(move || accept_loop(&listener, &shared))
+            .spawn(move || accept_loop(&listener, &accept_shared))
             .map_err(ServerError::Thread)?;
-        server.threads.push(accept);
-        Ok(server)
+        Ok(Server {
+            shared,
+            threads: vec![accept],
+        })
+    }
+
+    /// The inference service the server runs on.
+    pub fn service(&self) -> &Arc<Service> {
+        &self.shared.service
     }
 
     /// The address actually bound (port 0 becomes a real port).
@@ -273,46 +275,27 @@ impl Server {
     }
 
     pub fn stats(&self) -> ServerStats {
-        let clients = self.shared.scheduler.client_stats();
-        let selected = scheduler::selected_client(&self.shared, clients.iter().map(|c| c.id));
         ServerStats {
-            clients,
+            clients: lock(&self.shared.clients)
+                .iter()
+                .map(|c| c.stats())
+                .collect(),
             frames_received: self.shared.frames_received.load(Ordering::Relaxed),
-            selected,
-            reconfigure_error: lock(&self.shared.reconfigure_error).clone(),
         }
     }
 
-    /// Changes the model, hands and smoothing while serving. Each worker loads the new engine before its
-    /// next frame (keeping the old one if that fails: see [`ServerStats::reconfigure_error`]); each
-    /// client's tracker takes the new settings at its next frame. Unchanged settings cost nothing.
-    pub fn reconfigure(&self, engine: EngineConfig, tracker: TrackerConfig) {
-        let wanted = LiveSettings { engine, tracker };
-        let mut live = lock(&self.shared.live);
-        if *live != wanted {
-            *live = wanted;
-            *lock(&self.shared.reconfigure_error) = None;
-            self.shared.live_generation.fetch_add(1, Ordering::Release);
+    /// Changes tracking and smoothing for every client, from its next frame (tracking is kept).
+    pub fn set_tracker_config(&self, config: TrackerConfig) {
+        *lock(&self.shared.tracker) = config;
+        for client in lock(&self.shared.clients).iter() {
+            client.stream.set_tracker_config(config);
         }
-    }
-
-    /// Chooses the client whose results go to the tap (`None`: the most recent client).
-    pub fn select_client(&self, client_id: Option<u64>) {
-        self.shared
-            .selected
-            .store(client_id.unwrap_or(0), Ordering::Relaxed);
-    }
-
-    /// Sends the selected client's frames and results to `tap` as well as to the client.
-    pub fn set_tap(&self, tap: Option<Tap>) {
-        *lock(&self.shared.tap) = tap;
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        self.shared.scheduler.stop();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -356,7 +339,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<ServerShared>) {
                     .spawn(move || client::handle_connection(stream, peer, &conn_shared));
                 match spawned {
                     Ok(thread) => connections.push(thread),
-                    Err(e) => eprintln!("livepose: cannot start a connection thread: {e}"),
+                    Err(e) => tracing::error!("cannot start a connection thread: {e}"),
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -365,7 +348,7 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<ServerShared>) {
                 client::wait_readable(listener, STOP_POLL);
             }
             Err(e) => {
-                eprintln!("livepose: accept failed: {e}");
+                tracing::warn!("accept failed: {e}");
                 std::thread::sleep(STOP_POLL);
             }
         }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::output::{AngleJson, HandJson, PoseJson, angles_json, hand_json, pose_json};
+use crate::frame::EncodedFormat;
+use crate::schema::{AngleJson, HandJson, PoseJson, angles_json, hand_json, pose_json};
 use crate::vision::FrameResult;
 use crate::vision::timings::StageTimings;
 
@@ -25,16 +26,8 @@ pub struct FrameMessage {
     pub sequence: u64,
     /// The client's capture time in milliseconds (any monotonic clock of the client's).
     pub timestamp_ms: f64,
-    /// Encoded image bytes (JPEG, PNG or WebP).
-    pub image: Vec<u8>,
-}
-
-/// Encoded image formats the server accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ImageKind {
-    Jpeg,
-    Png,
-    WebP,
+    /// Encoded image bytes (JPEG, PNG or WebP), shared with the WebSocket message they came in.
+    pub image: bytes::Bytes,
 }
 
 /// Why a client message was rejected. Each becomes an `error` message with [`WireError::code`].
@@ -93,8 +86,8 @@ pub enum ErrorCode {
     TooManyClients,
 }
 
-/// Parses a binary frame message: the 20-byte header, then the encoded image.
-pub fn frame_from_binary(bytes: &[u8]) -> Result<FrameMessage, WireError> {
+/// Parses a binary frame message: the 20-byte header, then the encoded image (not copied).
+pub fn frame_from_binary(bytes: bytes::Bytes) -> Result<FrameMessage, WireError> {
     if bytes.len() < BINARY_HEADER_LEN {
         return Err(WireError::ShortHeader(bytes.len()));
     }
@@ -114,7 +107,7 @@ pub fn frame_from_binary(bytes: &[u8]) -> Result<FrameMessage, WireError> {
     let frame = FrameMessage {
         sequence: u64::from_le_bytes(sequence),
         timestamp_ms: f64::from_le_bytes(timestamp),
-        image: bytes[BINARY_HEADER_LEN..].to_vec(),
+        image: bytes.slice(BINARY_HEADER_LEN..),
     };
     check_frame(frame)
 }
@@ -165,7 +158,7 @@ pub fn frame_from_text(text: &str) -> Result<FrameMessage, WireError> {
     check_frame(FrameMessage {
         sequence: frame.sequence,
         timestamp_ms: frame.timestamp,
-        image,
+        image: image.into(),
     })
 }
 
@@ -179,27 +172,14 @@ fn check_frame(frame: FrameMessage) -> Result<FrameMessage, WireError> {
     Ok(frame)
 }
 
-/// Recognises the encoded format from its magic bytes.
-pub fn image_kind(bytes: &[u8]) -> Option<ImageKind> {
-    if crate::vision::image::is_jpeg(bytes) {
-        Some(ImageKind::Jpeg)
-    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some(ImageKind::Png)
-    } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        Some(ImageKind::WebP)
-    } else {
-        None
-    }
-}
-
 /// The image's size read from its header only, so oversized images are rejected before decoding.
-pub fn image_dimensions(bytes: &[u8]) -> Result<(ImageKind, u32, u32), WireError> {
-    let kind = image_kind(bytes).ok_or(WireError::NotAnImage)?;
+pub fn image_dimensions(bytes: &[u8]) -> Result<(EncodedFormat, u32, u32), WireError> {
+    let kind = EncodedFormat::sniff(bytes).ok_or(WireError::NotAnImage)?;
     let (width, height) = match kind {
-        ImageKind::Jpeg => crate::vision::image::jpeg_dimensions(bytes)
+        EncodedFormat::Jpeg => crate::vision::image::jpeg_dimensions(bytes)
             .map_err(|e| WireError::BadImageHeader(e.to_string()))?,
-        ImageKind::Png | ImageKind::WebP => {
-            let format = if kind == ImageKind::Png {
+        EncodedFormat::Png | EncodedFormat::Webp => {
+            let format = if kind == EncodedFormat::Png {
                 image::ImageFormat::Png
             } else {
                 image::ImageFormat::WebP
@@ -315,9 +295,10 @@ pub struct PoseResultMessage {
     pub counters: ClientCounters,
 }
 
-/// Serialises a `pose_result`.
+/// Serialises a `pose_result` for the frame `sequence` the client stamped `timestamp_ms`.
 pub fn pose_result_json(
-    frame: &FrameMessage,
+    sequence: u64,
+    timestamp_ms: f64,
     result: &FrameResult,
     model: &'static str,
     server: ServerTimes,
@@ -325,8 +306,8 @@ pub fn pose_result_json(
 ) -> Result<String, serde_json::Error> {
     let message = PoseResultMessage {
         kind: "pose_result",
-        sequence: frame.sequence,
-        timestamp: frame.timestamp_ms,
+        sequence,
+        timestamp: timestamp_ms,
         width: result.width,
         height: result.height,
         model,
@@ -348,31 +329,29 @@ mod tests {
 
     #[test]
     fn binary_frames_round_trip_and_bad_headers_are_named() {
-        let bytes = binary_from_frame(42, 1234.5, JPEG);
-        let frame = frame_from_binary(&bytes).unwrap();
+        let bytes = bytes::Bytes::from(binary_from_frame(42, 1234.5, JPEG));
+        let parse = |b: &[u8]| frame_from_binary(bytes::Bytes::copy_from_slice(b));
+        let frame = parse(&bytes).unwrap();
         assert_eq!(
             (frame.sequence, frame.timestamp_ms, frame.image.len()),
             (42, 1234.5, JPEG.len())
         );
-        assert_eq!(
-            frame_from_binary(&bytes[..10]),
-            Err(WireError::ShortHeader(10))
-        );
-        let mut bad = bytes.clone();
+        assert_eq!(parse(&bytes[..10]), Err(WireError::ShortHeader(10)));
+        let mut bad = bytes.to_vec();
         bad[0] = b'X';
-        assert_eq!(frame_from_binary(&bad), Err(WireError::BadMagic));
-        let mut bad = bytes.clone();
+        assert_eq!(parse(&bad), Err(WireError::BadMagic));
+        let mut bad = bytes.to_vec();
         bad[2] = 9;
-        assert_eq!(frame_from_binary(&bad), Err(WireError::Version(9)));
-        let mut bad = bytes.clone();
+        assert_eq!(parse(&bad), Err(WireError::Version(9)));
+        let mut bad = bytes.to_vec();
         bad[3] = 7;
-        assert_eq!(frame_from_binary(&bad), Err(WireError::BinaryKind(7)));
+        assert_eq!(parse(&bad), Err(WireError::BinaryKind(7)));
         assert_eq!(
-            frame_from_binary(&binary_from_frame(1, f64::NAN, JPEG)),
+            parse(&binary_from_frame(1, f64::NAN, JPEG)),
             Err(WireError::BadTimestamp)
         );
         assert_eq!(
-            frame_from_binary(&binary_from_frame(1, 0.0, &[])),
+            parse(&binary_from_frame(1, 0.0, &[])),
             Err(WireError::EmptyImage)
         );
     }
@@ -409,12 +388,12 @@ mod tests {
 
     #[test]
     fn image_sizes_come_from_headers_and_non_images_are_refused() {
-        assert_eq!(image_dimensions(JPEG), Ok((ImageKind::Jpeg, 548, 342)));
+        assert_eq!(image_dimensions(JPEG), Ok((EncodedFormat::Jpeg, 548, 342)));
         let mut png = Vec::new();
         image::RgbImage::new(33, 21)
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
-        assert_eq!(image_dimensions(&png), Ok((ImageKind::Png, 33, 21)));
+        assert_eq!(image_dimensions(&png), Ok((EncodedFormat::Png, 33, 21)));
         assert_eq!(image_dimensions(b"hello world"), Err(WireError::NotAnImage));
         assert!(matches!(
             image_dimensions(&JPEG[..2.min(JPEG.len())]),

@@ -1,10 +1,11 @@
-//! Native webcam through `nokhwa` (V4L2 on Linux), on its own named thread. MJPEG is preferred and decoded
-//! with libjpeg-turbo; YUYV, NV12, grey and raw RGB are converted here. When the camera disappears the
+//! Native webcam through `nokhwa` (V4L2 on Linux), on its own named thread. MJPEG is preferred and published
+//! as the camera's own JPEG bytes (inference decodes them with libjpeg-turbo, and a recording keeps them
+//! unchanged); YUYV, NV12, grey and raw RGB are converted to RGB here. When the camera disappears the
 //! thread reports it and retries every second. No camera is not an error for the app: it falls back to
 //! the demo source.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nokhwa::Camera;
 use nokhwa::pixel_format::RgbFormat;
@@ -13,8 +14,8 @@ use nokhwa::utils::{
     Resolution,
 };
 
-use crate::frame::{Frame, timestamp_us};
-use crate::frame_slot::FrameSlot;
+use crate::frame::{EncodedFormat, FrameInput, FrameMeta, Payload};
+use crate::service::StreamHandle;
 use crate::source::{FpsMeter, SourceError, SourceHandle, SourceShared};
 use crate::vision::RgbImage;
 use crate::vision::image::rgb_image_from_jpeg;
@@ -76,17 +77,18 @@ fn open(request: CameraRequest) -> Result<Camera, SourceError> {
     Ok(camera)
 }
 
-/// Opens camera `request.index` and streams it into `slot` on a named thread. Fails at once when the
-/// camera cannot be opened (so the caller can fall back); later losses are retried on the thread.
+/// Opens camera `request.index` and streams it into `stream` on a named thread. Fails when the camera
+/// cannot be opened (so the caller can fall back); later losses are retried on the thread. Blocks until
+/// the camera opened (up to 10 s): call it off the main thread.
 pub fn spawn_camera(
     request: CameraRequest,
-    slot: Arc<FrameSlot>,
+    stream: Arc<StreamHandle>,
 ) -> Result<SourceHandle, SourceError> {
     let shared = Arc::new(SourceShared::default());
     // The camera object may not be `Send`: open it on the thread and report the first result back.
     let (opened_tx, opened_rx) = crossbeam_channel::bounded::<Result<String, SourceError>>(1);
     let thread_shared = Arc::clone(&shared);
-    let thread_slot = Arc::clone(&slot);
+    let thread_stream = Arc::clone(&stream);
     let thread = std::thread::Builder::new()
         .name("livepose-camera".into())
         .spawn(move || {
@@ -127,23 +129,27 @@ pub fn spawn_camera(
                 };
                 match cam.frame() {
                     Ok(buffer) => {
-                        let now = Instant::now();
+                        let meta = FrameMeta::captured_now(seq);
                         let res = buffer.resolution();
-                        match rgb_from_camera(
-                            buffer.buffer(),
-                            buffer.source_frame_format(),
-                            res.width(),
-                            res.height(),
-                        ) {
-                            Ok(image) => {
-                                thread_slot.publish(Frame {
-                                    seq,
-                                    captured_at: now,
-                                    timestamp_us: timestamp_us(now),
-                                    image: Arc::new(image),
-                                });
+                        let payload = match buffer.source_frame_format() {
+                            FrameFormat::MJPEG => Ok(Payload::Encoded {
+                                format: EncodedFormat::Jpeg,
+                                bytes: bytes::Bytes::copy_from_slice(buffer.buffer()),
+                            }),
+                            format => {
+                                rgb_from_camera(buffer.buffer(), format, res.width(), res.height())
+                                    .map(|image| Payload::Decoded(Arc::new(image)))
+                            }
+                        };
+                        match payload {
+                            Ok(payload) => {
+                                if let Err(e) = thread_stream.publish(FrameInput { meta, payload })
+                                {
+                                    thread_shared.update(|s| s.error = Some(format!("{e}")));
+                                    break;
+                                }
                                 seq += 1;
-                                let fps = meter.tick(now);
+                                let fps = meter.tick(meta.captured_at);
                                 thread_shared.update(|s| {
                                     s.capture_fps = fps;
                                     s.frames = seq;
@@ -168,7 +174,7 @@ pub fn spawn_camera(
     match opened_rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(name)) => {
             shared.update(|s| s.name = name);
-            Ok(SourceHandle::new(shared, slot, thread))
+            Ok(SourceHandle::new(shared, stream, thread))
         }
         Ok(Err(e)) => {
             let _ = thread.join();
@@ -306,8 +312,19 @@ mod tests {
     fn no_camera_is_reported_cleanly() {
         // These machines have no camera: listing works (empty) and opening fails with an error.
         if list_cameras().map(|l| l.is_empty()).unwrap_or(true) {
-            let err =
-                spawn_camera(CameraRequest::default(), Arc::new(FrameSlot::new())).unwrap_err();
+            use crate::service::{Delivery, Service, ServiceConfig, StreamKind, StreamSpec};
+            let engine = crate::vision::EngineConfig {
+                hands: false,
+                ..Default::default()
+            };
+            let service = Service::start(ServiceConfig::new(engine, 1, 1)).unwrap();
+            let stream = Arc::new(service.open_stream(StreamSpec {
+                name: "camera".into(),
+                kind: StreamKind::Camera,
+                tracker: crate::vision::TrackerConfig::VIDEO,
+                delivery: Delivery::LatestWins,
+            }));
+            let err = spawn_camera(CameraRequest::default(), stream).unwrap_err();
             assert!(matches!(err, SourceError::Camera(_)), "{err}");
         }
     }

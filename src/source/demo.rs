@@ -1,12 +1,13 @@
 //! Demo / file source: plays an `.mjpeg` clip, an image folder or a single image at a fixed frame rate,
-//! looping, on its own named thread. Used when there is no camera.
+//! looping, on its own named thread. Used when there is no camera. Frames are published as the encoded
+//! bytes of the file; inference decodes them (so frames dropped by the latest-wins slot cost nothing).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::frame::{Frame, timestamp_us};
-use crate::frame_slot::FrameSlot;
+use crate::frame::{EncodedFormat, FrameInput, FrameMeta, Payload};
+use crate::service::StreamHandle;
 use crate::source::{FpsMeter, SourceError, SourceHandle, SourceShared};
 use crate::vision::image::{MjpegFrames, rgb_image_from_bytes};
 
@@ -20,7 +21,7 @@ pub fn bundled_demo_clip() -> PathBuf {
 }
 
 /// Encoded frames of a clip, kept in memory and decoded as they are played.
-fn load_frames(path: &Path) -> Result<Vec<Vec<u8>>, SourceError> {
+fn load_frames(path: &Path) -> Result<Vec<bytes::Bytes>, SourceError> {
     let media_err = |reason: String| SourceError::Media {
         path: path.to_owned(),
         reason,
@@ -39,7 +40,11 @@ fn load_frames(path: &Path) -> Result<Vec<Vec<u8>>, SourceError> {
             })
             .collect();
         files.sort();
-        let frames: Vec<Vec<u8>> = files.iter().filter_map(|f| std::fs::read(f).ok()).collect();
+        let frames: Vec<bytes::Bytes> = files
+            .iter()
+            .filter_map(|f| std::fs::read(f).ok())
+            .map(bytes::Bytes::from)
+            .collect();
         if frames.is_empty() {
             return Err(media_err("folder has no images".into()));
         }
@@ -51,11 +56,11 @@ fn load_frames(path: &Path) -> Result<Vec<Vec<u8>>, SourceError> {
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("mjpeg"));
     if !is_mjpeg {
-        return Ok(vec![bytes]);
+        return Ok(vec![bytes.into()]);
     }
-    let frames: Vec<Vec<u8>> = MjpegFrames::new(&bytes)
+    let frames: Vec<bytes::Bytes> = MjpegFrames::new(&bytes)
         .filter_map(Result::ok)
-        .map(<[u8]>::to_vec)
+        .map(bytes::Bytes::copy_from_slice)
         .collect();
     if frames.is_empty() {
         return Err(media_err("no JPEG frames found".into()));
@@ -63,11 +68,11 @@ fn load_frames(path: &Path) -> Result<Vec<Vec<u8>>, SourceError> {
     Ok(frames)
 }
 
-/// Starts playing `path` at `fps`, looping, into `slot`.
+/// Starts playing `path` at `fps`, looping, into `stream`.
 pub fn spawn_demo(
     path: &Path,
     fps: f32,
-    slot: Arc<FrameSlot>,
+    stream: Arc<StreamHandle>,
 ) -> Result<SourceHandle, SourceError> {
     let frames = load_frames(path)?;
     // Check the first frame decodes, so a bad file is reported now rather than on the thread.
@@ -85,7 +90,7 @@ pub fn spawn_demo(
     shared.update(|s| s.name = name);
     let period = Duration::from_secs_f32(1.0 / fps.clamp(0.1, 240.0));
     let thread_shared = Arc::clone(&shared);
-    let thread_slot = Arc::clone(&slot);
+    let thread_stream = Arc::clone(&stream);
     let thread = std::thread::Builder::new()
         .name("livepose-demo-source".into())
         .spawn(move || {
@@ -96,17 +101,22 @@ pub fn spawn_demo(
                 if thread_shared.stopping() {
                     break;
                 }
-                match rgb_image_from_bytes(bytes) {
-                    Ok(image) => {
-                        let now = Instant::now();
-                        thread_slot.publish(Frame {
-                            seq,
-                            captured_at: now,
-                            timestamp_us: timestamp_us(now),
-                            image: Arc::new(image),
-                        });
+                let Some(format) = EncodedFormat::sniff(bytes) else {
+                    thread_shared.update(|s| s.error = Some("frame skipped: not an image".into()));
+                    continue;
+                };
+                let meta = FrameMeta::captured_now(seq);
+                let published = thread_stream.publish(FrameInput {
+                    meta,
+                    payload: Payload::Encoded {
+                        format,
+                        bytes: bytes.clone(),
+                    },
+                });
+                match published {
+                    Ok(_) => {
                         seq += 1;
-                        let fps = meter.tick(now);
+                        let fps = meter.tick(meta.captured_at);
                         thread_shared.update(|s| {
                             s.capture_fps = fps;
                             s.frames = seq;
@@ -114,7 +124,8 @@ pub fn spawn_demo(
                         });
                     }
                     Err(e) => {
-                        thread_shared.update(|s| s.error = Some(format!("frame skipped: {e}")))
+                        thread_shared.update(|s| s.error = Some(format!("stopped: {e}")));
+                        break;
                     }
                 }
                 next += period;
@@ -126,36 +137,59 @@ pub fn spawn_demo(
                 }
             }
         })?;
-    Ok(SourceHandle::new(shared, slot, thread))
+    Ok(SourceHandle::new(shared, stream, thread))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::{Delivery, Service, ServiceConfig, StreamKind, StreamSpec};
+    use crate::vision::{EngineConfig, TrackerConfig};
+
+    fn service() -> Service {
+        let engine = EngineConfig {
+            hands: false,
+            ..EngineConfig::default()
+        };
+        Service::start(ServiceConfig::new(engine, 1, 1)).unwrap()
+    }
+
+    fn stream(service: &Service) -> Arc<StreamHandle> {
+        Arc::new(service.open_stream(StreamSpec {
+            name: "demo".into(),
+            kind: StreamKind::File,
+            tracker: TrackerConfig::VIDEO,
+            delivery: Delivery::LatestWins,
+        }))
+    }
 
     #[test]
-    fn plays_the_bundled_clip_into_the_slot_and_stops_on_drop() {
-        let slot = Arc::new(FrameSlot::new());
-        let handle = spawn_demo(&bundled_demo_clip(), 100.0, Arc::clone(&slot)).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        let frame = slot.take().expect("a frame");
-        assert_eq!((frame.image.width, frame.image.height), (640, 480));
+    fn plays_the_bundled_clip_into_its_stream_and_stops_on_drop() {
+        let service = service();
+        let stream = stream(&service);
+        let results = stream.subscribe(1);
+        let handle = spawn_demo(&bundled_demo_clip(), 100.0, Arc::clone(&stream)).unwrap();
+        let result = results
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a result");
+        let image = result.image.expect("decoded");
+        assert_eq!((image.width, image.height), (640, 480));
         assert!(handle.status().name.contains("kenburns_messi"));
         drop(handle);
-        let published = slot.published();
+        let received = stream.stats().received;
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(slot.published(), published, "still publishing after drop");
-        assert!(published >= 10, "{published}");
+        assert_eq!(
+            stream.stats().received,
+            received,
+            "still publishing after drop"
+        );
+        assert!(received >= 2, "{received}");
     }
 
     #[test]
     fn a_missing_file_is_an_error() {
-        let err = spawn_demo(
-            Path::new("/nonexistent.mjpeg"),
-            30.0,
-            Arc::new(FrameSlot::new()),
-        )
-        .unwrap_err();
+        let service = service();
+        let err = spawn_demo(Path::new("/nonexistent.mjpeg"), 30.0, stream(&service)).unwrap_err();
         assert!(err.to_string().contains("/nonexistent.mjpeg"));
     }
 }

@@ -1,5 +1,6 @@
-//! Frame sources. Each runs on its own named thread and publishes into a shared [`FrameSlot`]; a
-//! [`SourceHandle`] owns the thread and stops it when dropped. The WebSocket server plugs in the same way.
+//! Frame sources. Each runs on its own named thread and publishes into its stream of the inference
+//! service (`crate::service`); a [`SourceHandle`] owns the thread and stops it when dropped (the stream
+//! closes with it). The WebSocket server's connections are streams of the same service.
 
 pub mod camera;
 pub mod demo;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::frame_slot::FrameSlot;
+use crate::service::StreamHandle;
 
 /// What a source reports about itself (read by the UI).
 #[derive(Clone, Debug, Default)]
@@ -51,15 +52,20 @@ impl SourceShared {
 #[derive(Debug)]
 pub struct SourceHandle {
     pub shared: Arc<SourceShared>,
-    pub slot: Arc<FrameSlot>,
+    /// The stream the source publishes into.
+    pub stream: Arc<StreamHandle>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl SourceHandle {
-    pub fn new(shared: Arc<SourceShared>, slot: Arc<FrameSlot>, thread: JoinHandle<()>) -> Self {
+    pub fn new(
+        shared: Arc<SourceShared>,
+        stream: Arc<StreamHandle>,
+        thread: JoinHandle<()>,
+    ) -> Self {
         Self {
             shared,
-            slot,
+            stream,
             thread: Some(thread),
         }
     }

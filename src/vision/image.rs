@@ -106,10 +106,22 @@ pub fn jpeg_dimensions(bytes: &[u8]) -> Result<(u32, u32), DecodeError> {
     Ok((width, height))
 }
 
-/// Decodes a JPEG with libjpeg-turbo's defaults into RGB.
+/// Decodes a JPEG with libjpeg-turbo's defaults into RGB (a decompressor and a buffer of its own; a
+/// stream of frames should use a [`FrameDecoder`]).
 pub fn rgb_image_from_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     let mut decompressor =
         turbojpeg::Decompressor::new().map_err(|e| DecodeError::Jpeg(e.to_string()))?;
+    let mut image = RgbImage::default();
+    decode_jpeg_into(&mut decompressor, bytes, &mut image)?;
+    Ok(image)
+}
+
+/// Decodes `bytes` into `image`, reusing its buffer when it is large enough.
+fn decode_jpeg_into(
+    decompressor: &mut turbojpeg::Decompressor,
+    bytes: &[u8],
+    image: &mut RgbImage,
+) -> Result<(), DecodeError> {
     let header = decompressor
         .read_header(bytes)
         .map_err(|e| DecodeError::Jpeg(e.to_string()))?;
@@ -118,9 +130,12 @@ pub fn rgb_image_from_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     let height = u32::try_from(header.height)
         .map_err(|_| DecodeError::Jpeg("height out of range".into()))?;
     check_size(width, height)?;
-    let mut data = vec![0_u8; header.width * header.height * 3];
+    image.data.resize(header.width * header.height * 3, 0);
+    // Invalid until the decode succeeds, so a failed decode never leaves a half-written frame that
+    // claims to be whole.
+    (image.width, image.height) = (0, 0);
     let output = turbojpeg::Image {
-        pixels: data.as_mut_slice(),
+        pixels: image.data.as_mut_slice(),
         width: header.width,
         pitch: header.width * 3,
         height: header.height,
@@ -129,11 +144,70 @@ pub fn rgb_image_from_jpeg(bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     decompressor
         .decompress(bytes, output)
         .map_err(|e| DecodeError::Jpeg(e.to_string()))?;
-    Ok(RgbImage {
-        width,
-        height,
-        data,
-    })
+    (image.width, image.height) = (width, height);
+    Ok(())
+}
+
+/// Output buffers a [`FrameDecoder`] keeps for reuse.
+const DECODER_POOL: usize = 4;
+
+/// Decodes a stream's frames with one libjpeg-turbo decompressor and a small pool of output buffers,
+/// so a steady stream of same-sized frames allocates nothing. A buffer is reused once nobody else holds
+/// its `Arc` (the frame went off screen and out of every result); while all are held, a new one is made.
+#[derive(Default)]
+pub struct FrameDecoder {
+    decompressor: Option<turbojpeg::Decompressor>,
+    pool: Vec<std::sync::Arc<RgbImage>>,
+    /// Buffers allocated so far (for tests and statistics).
+    allocations: u64,
+}
+
+impl FrameDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes JPEG (pooled), PNG or WebP (the `image` crate allocates) into RGB.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<std::sync::Arc<RgbImage>, DecodeError> {
+        if !is_jpeg(bytes) {
+            self.allocations += 1;
+            return rgb_image_from_bytes(bytes).map(std::sync::Arc::new);
+        }
+        if self.decompressor.is_none() {
+            self.decompressor =
+                Some(turbojpeg::Decompressor::new().map_err(|e| DecodeError::Jpeg(e.to_string()))?);
+        }
+        let Some(decompressor) = self.decompressor.as_mut() else {
+            return Err(DecodeError::Jpeg("no decompressor".into()));
+        };
+        let free = self
+            .pool
+            .iter_mut()
+            .position(|buffer| std::sync::Arc::get_mut(buffer).is_some());
+        let index = match free {
+            Some(index) => index,
+            None => {
+                self.allocations += 1;
+                self.pool.push(std::sync::Arc::new(RgbImage::default()));
+                self.pool.len() - 1
+            }
+        };
+        let decoded = match std::sync::Arc::get_mut(&mut self.pool[index]) {
+            Some(image) => decode_jpeg_into(decompressor, bytes, image),
+            None => Err(DecodeError::Jpeg("output buffer in use".into())),
+        };
+        let image = std::sync::Arc::clone(&self.pool[index]);
+        if self.pool.len() > DECODER_POOL {
+            // Every buffer was in use: this one is not kept, so the pool stays bounded.
+            self.pool.swap_remove(index);
+        }
+        decoded.map(|()| image)
+    }
+
+    /// Output buffers allocated since the decoder was made.
+    pub fn allocations(&self) -> u64 {
+        self.allocations
+    }
 }
 
 /// Splits a byte stream of concatenated JPEG images (an `.mjpeg` file) into frames, walking the marker
@@ -271,6 +345,35 @@ mod tests {
         let frames: Vec<_> = MjpegFrames::new(cut).collect();
         assert_eq!(frames.len(), 1);
         assert!(frames[0].is_err());
+    }
+
+    #[test]
+    fn the_frame_decoder_reuses_its_buffers() {
+        let a = tiny_jpeg(16, 8, 10);
+        let b = tiny_jpeg(16, 8, 200);
+        let mut decoder = FrameDecoder::new();
+        for _ in 0..10 {
+            let first = decoder.decode(&a).unwrap();
+            assert_eq!(*first, rgb_image_from_bytes(&a).unwrap());
+            drop(first);
+            let second = decoder.decode(&b).unwrap();
+            assert!(second.data.iter().all(|&v| v.abs_diff(200) <= 2));
+        }
+        assert_eq!(decoder.allocations(), 1, "one buffer, reused every frame");
+        // Frames still held elsewhere are never overwritten: each gets its own buffer, and the pool
+        // stays bounded.
+        let held: Vec<_> = (0..8).map(|_| decoder.decode(&a).unwrap()).collect();
+        assert!(held.iter().all(|f| f.width == 16));
+        assert!(decoder.pool.len() <= DECODER_POOL);
+        assert!(decoder.decode(b"not an image").is_err());
+        let mut bad = a.clone();
+        bad.truncate(a.len() / 2);
+        assert!(decoder.decode(&bad).is_err());
+        drop(held);
+        assert_eq!(
+            *decoder.decode(&a).unwrap(),
+            rgb_image_from_bytes(&a).unwrap()
+        );
     }
 
     #[test]

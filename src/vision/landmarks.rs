@@ -2,9 +2,7 @@
 
 use serde::Serialize;
 
-use crate::vision::angles::JointAngles;
 use crate::vision::roi::Roi;
-use crate::vision::timings::StageTimings;
 
 /// BlazePose's 33 body landmarks.
 pub const POSE_LANDMARK_COUNT: usize = 33;
@@ -190,21 +188,4 @@ pub struct Hand {
     pub presence: f32,
     #[serde(skip)]
     pub roi: Roi,
-}
-
-/// Everything computed for one frame.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FrameResult {
-    /// Capture time of the frame, µs, as given by the caller.
-    pub timestamp_us: i64,
-    pub width: u32,
-    pub height: u32,
-    pub pose: Option<Pose>,
-    pub hands: Vec<Hand>,
-    pub angles: JointAngles,
-    /// Whether the pose detector ran this frame (false while tracking).
-    pub pose_detector_ran: bool,
-    /// Whether the palm detector ran this frame.
-    pub palm_detector_ran: bool,
-    pub timings: StageTimings,
 }

@@ -1,7 +1,12 @@
 //! The vision engine: MediaPipe BlazePose + Hands on ONNX Runtime, in plain Rust (no Bevy types), so it
 //! can be tested, benchmarked and run from the command line without a window.
+//!
+//! Module order (each uses only those above it): `error`, `image`, `roi`, `timings`, `landmarks` →
+//! `angles`, `smoothing`, `crop`, `detection`, `model` → `pose`, `hands` → `result`, `config`,
+//! `tracker` → `engine`.
 
 pub mod angles;
+pub mod config;
 pub mod crop;
 pub mod detection;
 pub mod engine;
@@ -11,11 +16,16 @@ pub mod image;
 pub mod landmarks;
 pub mod model;
 pub mod pose;
+pub mod result;
 pub mod roi;
 pub mod smoothing;
 pub mod timings;
+pub mod tracker;
 
-pub use engine::{Engine, EngineConfig, PoseModel, Tracker, TrackerConfig};
+pub use config::{EngineConfig, PoseModel, TrackerConfig};
+pub use engine::Engine;
 pub use error::{DecodeError, ModelError, VisionError};
 pub use image::RgbImage;
-pub use landmarks::{FrameResult, Hand, Handedness, ImageLandmark, Pose, WorldLandmark};
+pub use landmarks::{Hand, Handedness, ImageLandmark, Pose, WorldLandmark};
+pub use result::FrameResult;
+pub use tracker::Tracker;

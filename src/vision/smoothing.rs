@@ -195,6 +195,30 @@ impl PointsFilter {
         self.method
     }
 
+    /// Switches to `method` from the next value on. New parameters of the same filter keep its state
+    /// (no jump, no re-initialisation); another filter starts afresh from the next value.
+    pub fn set_method(&mut self, method: SmoothingMethod) {
+        match (self.method, method) {
+            (SmoothingMethod::OneEuro(_), SmoothingMethod::OneEuro(tuning)) => {
+                let params = tuning.apply(self.params);
+                for filters in &mut self.one_euro {
+                    for f in filters {
+                        f.params = params;
+                    }
+                }
+            }
+            (SmoothingMethod::Ema { .. }, SmoothingMethod::Ema { .. })
+            | (SmoothingMethod::Off, SmoothingMethod::Off) => {}
+            _ => self.reset(),
+        }
+        self.method = method;
+    }
+
+    /// Whether the filter holds state from earlier values.
+    pub fn is_primed(&self) -> bool {
+        !self.one_euro.is_empty() || !self.ema.is_empty()
+    }
+
     /// Smooths `points` in place. `object_scale` is the object's size in the points' units (`None` = no
     /// value scaling, as MediaPipe's `disable_value_scaling`).
     pub fn apply(&mut self, timestamp_us: i64, object_scale: Option<f32>, points: &mut [[f32; 3]]) {

@@ -1,9 +1,11 @@
-//! The JSON files `livepose analyze` writes: the schema of the MediaPipe reference files (see the README),
+//! The JSON schema of results, used by `livepose analyze` (files), the server (`pose_result`) and the
+//! recorder: the schema of the MediaPipe reference files (see the README),
 //! plus livepose's own keys (angles, timings, the person's actual hand).
 
 use serde::Serialize;
 
-use crate::vision::landmarks::{FrameResult, Hand, Pose};
+use crate::vision::landmarks::{Hand, Pose};
+use crate::vision::result::FrameResult;
 use crate::vision::timings::StageTimings;
 
 /// px are rounded to 1e-4 and everything else to 1e-6, as the reference files.

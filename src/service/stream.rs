@@ -1,0 +1,713 @@
+//! One stream inside the service: its input slot, its tracker (the pose half and the hand half, each
+//! locked only by the job of its branch), the frames in flight, and its subscribers.
+//!
+//! A frame's life: [`StreamHandle::publish`] puts it in the input slot (latest wins, or the producer
+//! waits in lossless mode). When the pose branch is free and the hand branch is at most one frame behind,
+//! the frame moves into `in_flight` and a pose job is queued. That job decodes the frame, hands it to the
+//! hand branch if the hand branch is free (inline when the hand branch has nothing to do this frame), and
+//! runs the pose branch. When both halves of the oldest frame in flight are done, its result is assembled
+//! and delivered to every subscriber, in capture order.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Branch, Job, ServiceShared, lock};
+use crate::frame::{FrameInput, FrameMeta, Payload};
+use crate::mailbox::{Mailbox, Notify};
+use crate::vision::engine::{HandsOutput, PoseOutput, assemble};
+use crate::vision::tracker::{HandsTrack, PoseTrack};
+use crate::vision::{FrameResult, PoseModel, RgbImage, TrackerConfig};
+
+/// Frames of one stream in flight at once: one in the pose branch, one in the hand branch.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// A stream's identity within the process (never reused).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct StreamId(pub u64);
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What produces a stream's frames.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamKind {
+    Camera,
+    /// A clip, image folder or image played by the app.
+    File,
+    /// A WebSocket client of the server.
+    WebSocket {
+        client_id: u64,
+        peer: SocketAddr,
+    },
+    /// A file analysed from the command line.
+    Analysis,
+}
+
+/// How the input slot treats a frame published while another waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// The new frame replaces it (counted as dropped): live sources, latency never builds up.
+    LatestWins,
+    /// The producer waits until it is taken: every frame is processed (`analyze`).
+    Lossless,
+}
+
+/// What to open.
+#[derive(Clone, Debug)]
+pub struct StreamSpec {
+    /// Shown to the user ("camera 0", "demo: kenburns_messi.mjpeg", "#3 127.0.0.1:51234").
+    pub name: String,
+    pub kind: StreamKind,
+    pub tracker: TrackerConfig,
+    pub delivery: Delivery,
+}
+
+/// Why a frame was not accepted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PublishError {
+    #[error("the stream is closed")]
+    Closed,
+    #[error("the inference service has stopped")]
+    ServiceStopped,
+    #[error("frame timestamp {got_us} µs is not after the previous frame's {previous_us} µs")]
+    NonMonotonicTimestamp { previous_us: i64, got_us: i64 },
+}
+
+/// Why a frame produced no landmarks.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
+pub enum FrameError {
+    #[error("cannot decode the frame: {0}")]
+    Decode(String),
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+/// A stream's result for one frame, with the frame it was computed on.
+#[derive(Clone, Debug)]
+pub struct StreamResult {
+    pub stream: StreamId,
+    pub meta: FrameMeta,
+    /// When the frame entered the stream's input slot.
+    pub received_at: Instant,
+    /// When inference took it from the slot.
+    pub started_at: Instant,
+    /// When the result was assembled.
+    pub finished_at: Instant,
+    /// Decoding the frame, ms (0 for frames that arrived decoded).
+    pub decode_ms: f32,
+    /// The decoded frame (`None` when it could not be decoded).
+    pub image: Option<Arc<RgbImage>>,
+    /// The frame's bytes exactly as they arrived, when it arrived encoded.
+    pub payload: Payload,
+    /// The pose model of the engine that ran the pose branch.
+    pub model: PoseModel,
+    pub outcome: Result<Arc<FrameResult>, FrameError>,
+}
+
+/// Counters of one stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StreamStats {
+    /// Frames published.
+    pub received: u64,
+    /// Frames replaced in the input slot before inference took them.
+    pub dropped: u64,
+    /// Results delivered (including failed frames).
+    pub results: u64,
+    /// Frames that could not be decoded or processed.
+    pub failed: u64,
+    /// Frames taken by inference and not finished yet.
+    pub in_flight: usize,
+    pub subscribers: usize,
+}
+
+/// A stream as listed by [`super::Service::streams`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StreamInfo {
+    pub id: StreamId,
+    pub name: String,
+    pub kind: StreamKind,
+    pub stats: StreamStats,
+}
+
+/// A frame taken by inference.
+struct InFlight {
+    serial: u64,
+    meta: FrameMeta,
+    received_at: Instant,
+    started_at: Instant,
+    config: TrackerConfig,
+    /// Taken by the pose job to decode.
+    payload: Option<Payload>,
+    /// The payload again, for the result (cheap: reference-counted bytes).
+    kept: Payload,
+    image: Option<Arc<RgbImage>>,
+    decode_ms: f32,
+    model: PoseModel,
+    pose: Option<PoseOutput>,
+    hands: Option<HandsOutput>,
+    error: Option<FrameError>,
+}
+
+impl InFlight {
+    fn complete(&self) -> bool {
+        self.error.is_some() || (self.pose.is_some() && self.hands.is_some())
+    }
+}
+
+struct StreamState {
+    input: Option<(FrameInput, Instant)>,
+    last_timestamp_us: Option<i64>,
+    config: TrackerConfig,
+    /// The frame (serial) each branch is running, if any.
+    pose_running: Option<u64>,
+    hands_running: Option<u64>,
+    in_flight: VecDeque<InFlight>,
+    next_serial: u64,
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    dropped: AtomicU64,
+    results: AtomicU64,
+    failed: AtomicU64,
+}
+
+pub(crate) struct StreamShared {
+    pub(crate) id: StreamId,
+    name: String,
+    kind: StreamKind,
+    delivery: Delivery,
+    state: Mutex<StreamState>,
+    /// Signalled when the input slot empties (lossless producers wait on it) and when in-flight frames
+    /// finish (for [`StreamHandle::wait_idle`]).
+    progress: Condvar,
+    pub(crate) pose_track: Mutex<PoseTrack>,
+    pub(crate) hands_track: Mutex<HandsTrack>,
+    subscribers: Mutex<Vec<Arc<Mailbox<StreamResult>>>>,
+    counters: Counters,
+}
+
+/// What a pose job does once its frame is decoded.
+pub(crate) enum AfterDecode {
+    /// The frame failed (and was delivered with its error), or is gone: the job ends.
+    Failed,
+    /// Run the pose branch; and the hand branch's next frame, if it is free (run it inline when it has
+    /// nothing to do, else queue it).
+    Continue(Option<HandsWork>),
+}
+
+/// What a pose job needs to start.
+pub(crate) struct PoseWork {
+    pub serial: u64,
+    pub payload: Payload,
+    pub timestamp_us: i64,
+    pub config: TrackerConfig,
+}
+
+/// What a hand job needs.
+pub(crate) struct HandsWork {
+    pub serial: u64,
+    pub image: Arc<RgbImage>,
+    pub timestamp_us: i64,
+    pub config: TrackerConfig,
+}
+
+impl StreamShared {
+    pub(crate) fn new(id: StreamId, spec: StreamSpec) -> Self {
+        Self {
+            id,
+            name: spec.name,
+            kind: spec.kind,
+            delivery: spec.delivery,
+            state: Mutex::new(StreamState {
+                input: None,
+                last_timestamp_us: None,
+                config: spec.tracker,
+                pose_running: None,
+                hands_running: None,
+                in_flight: VecDeque::new(),
+                next_serial: 0,
+                closed: false,
+            }),
+            progress: Condvar::new(),
+            pose_track: Mutex::new(PoseTrack::new(spec.tracker)),
+            hands_track: Mutex::new(HandsTrack::new(spec.tracker)),
+            subscribers: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        lock(&self.state).closed
+    }
+
+    pub(crate) fn info(&self) -> StreamInfo {
+        StreamInfo {
+            id: self.id,
+            name: self.name.clone(),
+            kind: self.kind.clone(),
+            stats: self.stats(),
+        }
+    }
+
+    fn stats(&self) -> StreamStats {
+        let in_flight = lock(&self.state).in_flight.len();
+        StreamStats {
+            received: self.counters.received.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+            results: self.counters.results.load(Ordering::Relaxed),
+            failed: self.counters.failed.load(Ordering::Relaxed),
+            in_flight,
+            subscribers: lock(&self.subscribers).len(),
+        }
+    }
+
+    pub(crate) fn close_subscribers(&self) {
+        for mailbox in lock(&self.subscribers).iter() {
+            mailbox.close();
+        }
+    }
+
+    /// Starts the pose branch on the waiting frame, if the branches allow it. Called with the state
+    /// locked.
+    fn try_start_pose(self: &Arc<Self>, state: &mut StreamState, service: &ServiceShared) {
+        if state.closed || state.pose_running.is_some() || state.in_flight.len() >= MAX_IN_FLIGHT {
+            return;
+        }
+        let Some((frame, received_at)) = state.input.take() else {
+            return;
+        };
+        let serial = state.next_serial;
+        state.next_serial += 1;
+        state.in_flight.push_back(InFlight {
+            serial,
+            meta: frame.meta,
+            received_at,
+            started_at: Instant::now(),
+            config: state.config,
+            kept: frame.payload.clone(),
+            payload: Some(frame.payload),
+            image: None,
+            decode_ms: 0.0,
+            model: service.live().0.pose_model,
+            pose: None,
+            hands: None,
+            error: None,
+        });
+        state.pose_running = Some(serial);
+        self.progress.notify_all();
+        service.push_job(Job {
+            stream: Arc::clone(self),
+            branch: Branch::Pose,
+        });
+    }
+
+    /// The frame the pose job is for, and what it needs.
+    pub(crate) fn pose_work(&self) -> Option<PoseWork> {
+        let mut state = lock(&self.state);
+        let serial = state.pose_running?;
+        let frame = state.in_flight.iter_mut().find(|f| f.serial == serial)?;
+        Some(PoseWork {
+            serial: frame.serial,
+            payload: frame.payload.take()?,
+            timestamp_us: frame.meta.timestamp_us,
+            config: frame.config,
+        })
+    }
+
+    /// Records the decoded frame (or why it could not be decoded: the frame is then finished, with its
+    /// error, and the pose job ends).
+    pub(crate) fn decoded(
+        self: &Arc<Self>,
+        serial: u64,
+        decoded: Result<Arc<RgbImage>, FrameError>,
+        decode_ms: f32,
+        service: &ServiceShared,
+    ) -> AfterDecode {
+        let mut state = lock(&self.state);
+        let Some(frame) = state.in_flight.iter_mut().find(|f| f.serial == serial) else {
+            return AfterDecode::Failed;
+        };
+        frame.decode_ms = decode_ms;
+        match decoded {
+            Ok(image) => frame.image = Some(image),
+            Err(e) => {
+                frame.error = Some(e);
+                state.pose_running = None;
+                self.finish(&mut state, service);
+                return AfterDecode::Failed;
+            }
+        }
+        AfterDecode::Continue(self.next_hands_work(&mut state))
+    }
+
+    /// The hand branch's next frame, if the branch is free and the frame is decoded; marks it running.
+    fn next_hands_work(&self, state: &mut StreamState) -> Option<HandsWork> {
+        if state.hands_running.is_some() {
+            return None;
+        }
+        let frame = state
+            .in_flight
+            .iter()
+            .find(|f| f.hands.is_none() && f.error.is_none())?;
+        let work = HandsWork {
+            serial: frame.serial,
+            image: Arc::clone(frame.image.as_ref()?),
+            timestamp_us: frame.meta.timestamp_us,
+            config: frame.config,
+        };
+        state.hands_running = Some(work.serial);
+        Some(work)
+    }
+
+    /// Queues a hand job for work returned by [`Self::decoded`] or [`Self::hands_done`].
+    pub(crate) fn queue_hands(self: &Arc<Self>, service: &ServiceShared) {
+        service.push_job(Job {
+            stream: Arc::clone(self),
+            branch: Branch::Hands,
+        });
+    }
+
+    /// The work of a queued hand job, if its frame is still in flight.
+    pub(crate) fn hands_work(self: &Arc<Self>, service: &ServiceShared) -> Option<HandsWork> {
+        let mut state = lock(&self.state);
+        let serial = state.hands_running?;
+        let Some(frame) = state
+            .in_flight
+            .iter()
+            .find(|f| f.serial == serial && f.error.is_none())
+        else {
+            // Its frame failed in the pose branch meanwhile and was delivered.
+            state.hands_running = None;
+            self.finish(&mut state, service);
+            return None;
+        };
+        Some(HandsWork {
+            serial: frame.serial,
+            image: Arc::clone(frame.image.as_ref()?),
+            timestamp_us: frame.meta.timestamp_us,
+            config: frame.config,
+        })
+    }
+
+    /// Records the pose branch's output and moves the stream on.
+    pub(crate) fn pose_done(
+        self: &Arc<Self>,
+        serial: u64,
+        output: Result<PoseOutput, FrameError>,
+        model: PoseModel,
+        service: &ServiceShared,
+    ) {
+        let mut state = lock(&self.state);
+        if let Some(frame) = state.in_flight.iter_mut().find(|f| f.serial == serial) {
+            frame.model = model;
+            match output {
+                Ok(pose) => frame.pose = Some(pose),
+                Err(e) => frame.error = Some(e),
+            }
+        }
+        state.pose_running = None;
+        self.finish(&mut state, service);
+    }
+
+    /// Records the hand branch's output; returns the hand branch's next frame, if there is one to run.
+    pub(crate) fn hands_done(
+        self: &Arc<Self>,
+        serial: u64,
+        output: Result<HandsOutput, FrameError>,
+        service: &ServiceShared,
+    ) -> Option<HandsWork> {
+        let mut state = lock(&self.state);
+        if let Some(frame) = state.in_flight.iter_mut().find(|f| f.serial == serial) {
+            match output {
+                Ok(hands) => frame.hands = Some(hands),
+                Err(e) => frame.error = Some(e),
+            }
+        }
+        state.hands_running = None;
+        let next = self.next_hands_work(&mut state);
+        self.finish(&mut state, service);
+        next
+    }
+
+    /// Delivers every finished frame at the front, in order, and starts the next frame if possible.
+    fn finish(self: &Arc<Self>, state: &mut StreamState, service: &ServiceShared) {
+        while state.in_flight.front().is_some_and(InFlight::complete) {
+            let Some(frame) = state.in_flight.pop_front() else {
+                break;
+            };
+            let result = self.result_of(frame);
+            if result.outcome.is_err() {
+                self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            self.counters.results.fetch_add(1, Ordering::Relaxed);
+            for mailbox in lock(&self.subscribers).iter() {
+                mailbox.push(result.clone());
+            }
+        }
+        self.try_start_pose(state, service);
+        if state.closed && state.in_flight.is_empty() {
+            self.close_subscribers();
+        }
+        self.progress.notify_all();
+    }
+
+    fn result_of(&self, frame: InFlight) -> StreamResult {
+        let finished_at = Instant::now();
+        let outcome = match (frame.error, frame.pose, frame.hands, &frame.image) {
+            (Some(e), _, _, _) => Err(e),
+            (None, Some(pose), Some(hands), Some(image)) => Ok(Arc::new(assemble(
+                image.width,
+                image.height,
+                frame.meta.timestamp_us,
+                pose,
+                hands,
+                finished_at.saturating_duration_since(frame.started_at),
+            ))),
+            _ => Err(FrameError::Inference("the frame was not finished".into())),
+        };
+        StreamResult {
+            stream: self.id,
+            meta: frame.meta,
+            received_at: frame.received_at,
+            started_at: frame.started_at,
+            finished_at,
+            decode_ms: frame.decode_ms,
+            image: frame.image,
+            payload: frame.kept,
+            model: frame.model,
+            outcome,
+        }
+    }
+}
+
+/// A producer's end of a stream. Dropping it closes the stream: frames still in flight finish and are
+/// delivered; nothing new is accepted.
+pub struct StreamHandle {
+    stream: Arc<StreamShared>,
+    service: Arc<ServiceShared>,
+}
+
+impl std::fmt::Debug for StreamHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamHandle")
+            .field("id", &self.stream.id)
+            .field("name", &self.stream.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamHandle {
+    pub(crate) fn new(stream: Arc<StreamShared>, service: Arc<ServiceShared>) -> Self {
+        Self { stream, service }
+    }
+
+    pub fn id(&self) -> StreamId {
+        self.stream.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.stream.name
+    }
+
+    /// Hands a frame to inference. Latest wins: returns `Ok(true)` when it replaced a frame that was
+    /// still waiting. Lossless: waits until the previous frame was taken.
+    pub fn publish(&self, frame: FrameInput) -> Result<bool, PublishError> {
+        if self.service.is_stopped() {
+            return Err(PublishError::ServiceStopped);
+        }
+        let mut state = lock(&self.stream.state);
+        if let Some(previous_us) = state.last_timestamp_us
+            && frame.meta.timestamp_us <= previous_us
+        {
+            return Err(PublishError::NonMonotonicTimestamp {
+                previous_us,
+                got_us: frame.meta.timestamp_us,
+            });
+        }
+        if self.stream.delivery == Delivery::Lossless {
+            while state.input.is_some() && !state.closed && !self.service.is_stopped() {
+                state = self
+                    .stream
+                    .progress
+                    .wait_timeout(state, Duration::from_millis(100))
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .0;
+            }
+        }
+        if state.closed {
+            return Err(PublishError::Closed);
+        }
+        if self.service.is_stopped() {
+            return Err(PublishError::ServiceStopped);
+        }
+        state.last_timestamp_us = Some(frame.meta.timestamp_us);
+        let replaced = state.input.replace((frame, Instant::now())).is_some();
+        self.stream
+            .counters
+            .received
+            .fetch_add(1, Ordering::Relaxed);
+        if replaced {
+            self.stream.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stream.try_start_pose(&mut state, &self.service);
+        Ok(replaced)
+    }
+
+    /// A subscription to this stream's results, keeping the newest `capacity`.
+    pub fn subscribe(&self, capacity: usize) -> Subscription {
+        Subscription::new(&self.stream, capacity, None)
+    }
+
+    /// Like [`StreamHandle::subscribe`], calling `notify` after each delivery.
+    pub fn subscribe_with_notify(&self, capacity: usize, notify: Notify) -> Subscription {
+        Subscription::new(&self.stream, capacity, Some(notify))
+    }
+
+    /// Changes tracking and smoothing from the next frame taken on. What is tracked is kept, unless
+    /// tracking itself is switched off.
+    pub fn set_tracker_config(&self, config: TrackerConfig) {
+        lock(&self.stream.state).config = config;
+    }
+
+    pub fn tracker_config(&self) -> TrackerConfig {
+        lock(&self.stream.state).config
+    }
+
+    pub fn stats(&self) -> StreamStats {
+        self.stream.stats()
+    }
+
+    /// Waits until no frame is waiting or in flight (every published frame has its result), up to
+    /// `timeout`. Returns whether it got there.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&self.stream.state);
+        loop {
+            if state.input.is_none() && state.in_flight.is_empty() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.service.is_stopped() {
+                return false;
+            }
+            state = self
+                .stream
+                .progress
+                .wait_timeout(state, left.min(Duration::from_millis(100)))
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+}
+
+impl Drop for StreamHandle {
+    fn drop(&mut self) {
+        let mut state = lock(&self.stream.state);
+        state.closed = true;
+        if state.input.take().is_some() {
+            self.stream.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        let idle = state.in_flight.is_empty();
+        drop(state);
+        self.stream.progress.notify_all();
+        if idle {
+            self.stream.close_subscribers();
+        }
+    }
+}
+
+/// A consumer's end: the stream's results, newest kept. Dropping it unsubscribes.
+pub struct Subscription {
+    mailbox: Arc<Mailbox<StreamResult>>,
+    stream: Arc<StreamShared>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("stream", &self.stream.id)
+            .field("mailbox", &self.mailbox)
+            .finish()
+    }
+}
+
+impl Subscription {
+    pub(crate) fn new(stream: &Arc<StreamShared>, capacity: usize, notify: Option<Notify>) -> Self {
+        let mailbox = Arc::new(match notify {
+            Some(notify) => Mailbox::with_notify(capacity, notify),
+            None => Mailbox::new(capacity),
+        });
+        {
+            let state = lock(&stream.state);
+            if state.closed && state.in_flight.is_empty() {
+                mailbox.close();
+            }
+            lock(&stream.subscribers).push(Arc::clone(&mailbox));
+        }
+        Self {
+            mailbox,
+            stream: Arc::clone(stream),
+        }
+    }
+
+    pub fn stream(&self) -> StreamId {
+        self.stream.id
+    }
+
+    /// The stream's counters.
+    pub fn stream_stats(&self) -> StreamStats {
+        self.stream.stats()
+    }
+
+    /// The newest result (older ones still waiting are dropped and counted).
+    pub fn take_newest(&self) -> Option<StreamResult> {
+        self.mailbox.take_newest()
+    }
+
+    /// The oldest result waiting.
+    pub fn try_recv(&self) -> Option<StreamResult> {
+        self.mailbox.pop()
+    }
+
+    /// The oldest result, waiting up to `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<StreamResult> {
+        self.mailbox.pop_timeout(timeout)
+    }
+
+    /// Results delivered to this subscription so far.
+    pub fn delivered(&self) -> u64 {
+        self.mailbox.pushed()
+    }
+
+    /// Results replaced by newer ones before they were taken.
+    pub fn superseded(&self) -> u64 {
+        self.mailbox.superseded()
+    }
+
+    /// Results waiting to be taken (at most the capacity).
+    pub fn pending(&self) -> usize {
+        self.mailbox.len()
+    }
+
+    /// The stream closed and every result was delivered.
+    pub fn is_closed(&self) -> bool {
+        self.mailbox.is_closed()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        lock(&self.stream.subscribers).retain(|m| !Arc::ptr_eq(m, &self.mailbox));
+    }
+}

@@ -1,0 +1,182 @@
+//! One inference worker (`livepose-infer-N`): loads its engine, then runs jobs until the service stops.
+//! Between two jobs it swaps in a new engine when the service was reconfigured.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use super::stream::{AfterDecode, FrameError, HandsWork, StreamShared};
+use super::{Branch, ServiceShared, lock};
+use crate::frame::Payload;
+use crate::vision::image::FrameDecoder;
+use crate::vision::{Engine, ModelError};
+
+/// An engine, counted in [`super::ServiceStats::engines_loaded`] while it exists.
+struct CountedEngine {
+    engine: Engine,
+    loaded: Arc<AtomicUsize>,
+}
+
+impl Drop for CountedEngine {
+    fn drop(&mut self) {
+        self.loaded.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+struct Worker {
+    engine: CountedEngine,
+    generation: u64,
+    decoder: FrameDecoder,
+}
+
+fn load(shared: &ServiceShared) -> Result<(CountedEngine, u64), ModelError> {
+    let (config, generation) = shared.live();
+    let engine = Engine::new(config)?;
+    shared.engine_loads.fetch_add(1, Ordering::Relaxed);
+    shared.engines_loaded.fetch_add(1, Ordering::AcqRel);
+    Ok((
+        CountedEngine {
+            engine,
+            loaded: Arc::clone(&shared.engines_loaded),
+        },
+        generation,
+    ))
+}
+
+/// The worker thread's body.
+pub(super) fn run(
+    shared: &ServiceShared,
+    loaded: &crossbeam_channel::Sender<Result<(), ModelError>>,
+) {
+    let mut worker = match load(shared) {
+        Ok((engine, generation)) => {
+            let _ = loaded.send(Ok(()));
+            Worker {
+                engine,
+                generation,
+                decoder: FrameDecoder::new(),
+            }
+        }
+        Err(e) => {
+            let _ = loaded.send(Err(e));
+            return;
+        }
+    };
+    loop {
+        worker.reload_if_changed(shared);
+        let Some(job) = shared.next_job_or_reload(worker.generation) else {
+            if shared.is_stopped() {
+                return;
+            }
+            continue;
+        };
+        shared.busy.fetch_add(1, Ordering::AcqRel);
+        match job.branch {
+            Branch::Pose => worker.pose_job(shared, &job.stream),
+            Branch::Hands => {
+                if let Some(work) = job.stream.hands_work(shared) {
+                    worker.hands_job(shared, &job.stream, work);
+                }
+            }
+        }
+        shared.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Worker {
+    fn reload_if_changed(&mut self, shared: &ServiceShared) {
+        let (_, generation) = shared.live();
+        if generation == self.generation {
+            return;
+        }
+        match load(shared) {
+            Ok((engine, generation)) => {
+                self.engine = engine;
+                self.generation = generation;
+            }
+            Err(e) => {
+                tracing::warn!("cannot load the new models: {e}");
+                *lock(&shared.reconfigure_error) = Some(format!("cannot load the new models: {e}"));
+                // Keep the previous engine until the settings change again.
+                self.generation = generation;
+            }
+        }
+    }
+
+    /// Decodes the stream's newest frame, starts its hand branch if that is free, runs its pose branch.
+    fn pose_job(&mut self, shared: &ServiceShared, stream: &Arc<StreamShared>) {
+        let Some(work) = stream.pose_work() else {
+            return;
+        };
+        let started = Instant::now();
+        let decoded = match &work.payload {
+            Payload::Decoded(image) => Ok(Arc::clone(image)),
+            Payload::Encoded { bytes, .. } => self
+                .decoder
+                .decode(bytes)
+                .map_err(|e| FrameError::Decode(e.to_string())),
+        };
+        let decode_ms = started.elapsed().as_secs_f32() * 1e3;
+        let image = decoded.as_ref().ok().cloned();
+        let hands = match stream.decoded(work.serial, decoded, decode_ms, shared) {
+            AfterDecode::Failed => return,
+            AfterDecode::Continue(hands) => hands,
+        };
+        let Some(image) = image else {
+            return;
+        };
+        if let Some(hands) = hands {
+            self.start_hands(shared, stream, hands);
+        }
+        let solo = shared.alone();
+        let output = {
+            let mut track = lock(&stream.pose_track);
+            self.engine
+                .engine
+                .run_pose(&image, work.timestamp_us, work.config, &mut track, solo)
+                .map_err(|e| FrameError::Inference(e.to_string()))
+        };
+        let model = self.engine.engine.config().pose_model;
+        stream.pose_done(work.serial, output, model, shared);
+    }
+
+    /// Runs the hand branch inline when it has nothing to do this frame (it only counts the frame), or
+    /// queues it for any worker.
+    fn start_hands(&mut self, shared: &ServiceShared, stream: &Arc<StreamShared>, work: HandsWork) {
+        let mut next = Some(work);
+        while let Some(work) = next.take() {
+            let trivial = {
+                let track = lock(&stream.hands_track);
+                !self.engine.engine.hands_have_work(work.config, &track)
+            };
+            if !trivial {
+                stream.queue_hands(shared);
+                return;
+            }
+            next = self.run_hands(shared, stream, work);
+        }
+    }
+
+    fn hands_job(&mut self, shared: &ServiceShared, stream: &Arc<StreamShared>, work: HandsWork) {
+        if let Some(next) = self.run_hands(shared, stream, work) {
+            self.start_hands(shared, stream, next);
+        }
+    }
+
+    /// The hand branch on one frame; returns the branch's next frame, if one is ready.
+    fn run_hands(
+        &mut self,
+        shared: &ServiceShared,
+        stream: &Arc<StreamShared>,
+        work: HandsWork,
+    ) -> Option<HandsWork> {
+        let output = {
+            let mut track = lock(&stream.hands_track);
+            self.engine
+                .engine
+                .run_hands(&work.image, work.timestamp_us, work.config, &mut track)
+                .map_err(|e| FrameError::Inference(e.to_string()))
+        };
+        stream.hands_done(work.serial, output, shared)
+    }
+}
