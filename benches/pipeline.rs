@@ -5,6 +5,12 @@
 //! Options (after `--`): `--passes N` (default 3, best pass kept per configuration), `--json PATH`,
 //! `--clips a.mjpeg,b.mjpeg` (default: the two fixture clips), `--only NAME` (one configuration).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark binary: failing loudly is what we want"
+)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;

@@ -13,6 +13,9 @@
 //! - [`app`]: the Bevy app (video + overlay, 3D avatar, angle panel), a client of the service.
 //! - [`cli`]: the command line.
 
+// Library code logs through `tracing` (Bevy's log in the app); only `main.rs` prints to stderr.
+#![warn(clippy::print_stderr)]
+
 pub mod app;
 pub mod cli;
 pub mod frame;

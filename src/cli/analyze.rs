@@ -116,14 +116,14 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<usize> {
                 Input::Image(p) | Input::Mjpeg(p) => p,
             };
             let message = format!("{}: {e:#}", path.display());
-            progress.suspend(|| eprintln!("error: {message}"));
+            progress.suspend(|| tracing::error!("{message}"));
             errors.push(message);
         }
         progress.inc(1);
     }
     progress.finish_and_clear();
     for e in errors.iter().filter(|e| e.contains("folder has no")) {
-        eprintln!("error: {e}");
+        tracing::error!("{e}");
     }
     Ok(errors.len())
 }
