@@ -53,9 +53,11 @@ fn analyze_reports_a_corrupt_file_and_goes_on_with_the_next() {
     // The good input after the bad one was still processed.
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("messi5.json")).unwrap()).unwrap();
-    assert_eq!(json["landmarks"], serde_json::Value::Null);
+    assert_eq!(json["file"], "messi5.jpg");
     assert_eq!(json["pose"]["landmarks"].as_array().unwrap().len(), 33);
-    assert_eq!(json["width"], 548);
+    assert_eq!(json["pose"]["world_landmarks"].as_array().unwrap().len(), 33);
+    assert_eq!((&json["width"], &json["height"]), (&548.into(), &342.into()));
+    assert_eq!(json["model"], "pose_landmark_full");
     assert!(!out.join("corrupt.json").exists());
 }
 

@@ -282,7 +282,7 @@ fn bad_input_gets_an_error_and_the_connection_stays_up() {
             Err(_) => break None,
         }
     };
-    assert!(matches!(closed, Some(1009) | None), "{closed:?}");
+    assert_eq!(closed, Some(1009), "the close code must be 1009 (message too big)");
     let (mut again, _) = connect(&server);
     send_frame(&mut again, 1, 1.0, jpeg);
     result_for(&mut again, 1);
@@ -444,31 +444,54 @@ fn concurrent_clients_each_get_their_own_results_and_too_many_are_refused() {
     assert!(started.elapsed() < READ_TIMEOUT);
 }
 
+/// A WebSocket client whose socket has a 4 KiB receive buffer, so a client that does not read backs the
+/// server up after a few results instead of after megabytes.
+fn connect_with_small_receive_buffer(server: &Server) -> Ws {
+    use rustix::net::{AddressFamily, SocketType, sockopt};
+    let fd = rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    sockopt::set_socket_recv_buffer_size(&fd, 4096).unwrap();
+    rustix::net::connect(&fd, &server.local_addr()).unwrap();
+    let stream = TcpStream::from(fd);
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let (ws, _) = tungstenite::client(format!("ws://{}/ws", server.local_addr()), stream).unwrap();
+    ws
+}
+
 #[test]
-fn a_client_that_never_reads_does_not_block_the_others() {
-    let server = start(|c| {
-        c.tracker = TrackerConfig::VIDEO;
-        c.stall_timeout = Duration::from_secs(60);
-    });
+fn a_client_that_never_reads_holds_one_result_and_is_closed_after_10_s() {
+    // The default stall timeout (10 s), as documented.
+    let server = start(|c| c.tracker = TrackerConfig::VIDEO);
+    assert_eq!(ServerConfig::default().stall_timeout, Duration::from_secs(10));
     let (frames, _) = carphone();
-    // The silent client floods frames and never reads a byte.
-    let (mut silent, _) = connect(&server);
+    let mut silent = connect_with_small_receive_buffer(&server);
+    let started = Instant::now();
+    let silent_id = loop {
+        if let Some(c) = server.stats().clients.first() {
+            break c.id;
+        }
+        assert!(started.elapsed() < READ_TIMEOUT, "the client never registered");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // The silent client streams at 30 frames/s and never reads a byte.
     let flood = std::thread::Builder::new()
         .name("test-silent-client".into())
         .spawn(move || {
-            for seq in 1..=400_u64 {
+            for seq in 1..=600_u64 {
                 let frame = &frames[(seq as usize) % frames.len()];
-                if silent
-                    .send(Message::binary(binary_from_frame(seq, seq as f64, frame)))
-                    .is_err()
-                {
-                    break;
+                let sent = silent.send(Message::binary(binary_from_frame(
+                    seq,
+                    seq as f64 * 33.3,
+                    frame,
+                )));
+                if sent.is_err() {
+                    break; // closed by the server
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(33));
             }
             silent
         })
         .unwrap();
+    // Meanwhile a client that reads gets every result, in time.
     let (frames, _) = carphone();
     let (mut reader, _) = connect(&server);
     for seq in 1..=20_u64 {
@@ -478,11 +501,39 @@ fn a_client_that_never_reads_does_not_block_the_others() {
         assert!(errors.is_empty(), "{errors:?}");
         assert!(result["pose"].is_object());
     }
-    let stats = server.stats();
-    let silent_stats = stats.clients.iter().min_by_key(|c| c.id).unwrap();
-    assert!(silent_stats.processed > 0, "{silent_stats:?}");
-    let silent = flood.join().unwrap();
-    drop(silent);
+    // While it is connected, the server holds at most one result for it (newer ones replace it).
+    let mut closed_after = None;
+    let mut max_pending = 0;
+    let mut skipped = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        let stats = server.stats();
+        match stats.clients.iter().find(|c| c.id == silent_id) {
+            Some(c) => {
+                if std::env::var_os("LIVEPOSE_TEST_VERBOSE").is_some() {
+                    eprintln!("{:?}: {c:?}", started.elapsed());
+                }
+                max_pending = max_pending.max(c.results_pending);
+                skipped = c.results_skipped;
+            }
+            None => {
+                closed_after = Some(started.elapsed());
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(max_pending <= 1, "{max_pending} results held for a client that does not read");
+    assert!(skipped > 0, "no result was ever replaced: the client was never backed up");
+    let closed_after = closed_after.expect("the silent client was never closed");
+    // Closed 10 s after the backlog began; the backlog begins within a second or two of the start.
+    assert!(
+        closed_after >= Duration::from_secs(10) && closed_after <= Duration::from_secs(14),
+        "closed after {closed_after:?}"
+    );
+    drop(flood.join().unwrap());
+    // The reader is still served.
+    send_frame(&mut reader, 21, 21.0 * 33.3, &carphone().0[0]);
+    result_for(&mut reader, 21);
 }
 
 #[test]

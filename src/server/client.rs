@@ -24,8 +24,10 @@ use super::wire::{
 };
 use super::{ClientEntry, STOP_POLL, ServerShared};
 use crate::frame::{ClockMapper, FrameInput, FrameMeta, Payload};
-use crate::service::{Delivery, FrameError, StreamKind, StreamResult, StreamSpec, Subscription};
+use crate::service::{Delivery, FrameError, StreamKind, StreamResult, StreamSpec};
 
+/// SO_SNDBUF of a WebSocket connection (Linux doubles it for its own bookkeeping).
+const SEND_BUFFER_BYTES: usize = 128 * 1024;
 /// Errors kept for a client that is not reading; older ones are dropped beyond this.
 const MAX_QUEUED_ERRORS: usize = 8;
 /// Messages up to this many times the configured limit are read and answered with
@@ -132,6 +134,10 @@ fn serve_websocket(
     stream.set_read_timeout(None)?;
     stream.set_nonblocking(true)?;
     stream.set_nodelay(true)?;
+    // A fixed send buffer: results are small and frequent, so this is ample for any healthy client, and a
+    // client that stops reading backs up after ~0.25 MiB of kernel memory instead of megabytes.
+    rustix::net::sockopt::set_socket_send_buffer_size(&stream, SEND_BUFFER_BYTES)
+        .map_err(std::io::Error::from)?;
     let mut ws = WebSocket::from_raw_socket(stream, Role::Server, Some(config));
 
     let (waker_rx, waker_tx) = UnixStream::pair()?;
@@ -158,9 +164,9 @@ fn serve_websocket(
         id,
         peer,
         stream,
+        results,
         rejected: AtomicU64::new(0),
         results_sent: AtomicU64::new(0),
-        results_skipped: AtomicU64::new(0),
     });
     if !shared.register(Arc::clone(&client)) {
         let json = wire::error_json(
@@ -189,7 +195,6 @@ fn serve_websocket(
     let mut session = Session {
         shared,
         client: &client,
-        results: &results,
         outbox: VecDeque::from([serde_json::to_string(&hello).unwrap_or_default()]),
         order: FrameOrder::default(),
         rate: RateLimiter::new(limits.max_fps),
@@ -253,12 +258,50 @@ impl RateLimiter {
 struct Session<'a> {
     shared: &'a Arc<ServerShared>,
     client: &'a Arc<ClientEntry>,
-    results: &'a Subscription,
     /// Messages of this connection's own (hello, errors) not written yet; bounded, oldest dropped.
     outbox: VecDeque<String>,
     order: FrameOrder,
     rate: RateLimiter,
     clock: ClockMapper,
+}
+
+/// How long a closing connection waits for its close frame to go out and for the client's bytes to
+/// stop coming, and how much of them it reads away meanwhile.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_MAX_BYTES: usize = 16 << 20;
+
+/// Sends a close frame with `code` and lingers: the frame is flushed, the write side shut, and what
+/// the client still sends is read and discarded (bounded in time and bytes) before the socket closes.
+/// Closing with unread bytes would make the kernel send a reset, and the client would see a broken
+/// connection instead of `code` (1009 after an oversized message).
+fn close_and_linger(ws: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str) {
+    let _ = ws.close(Some(CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    }));
+    let deadline = Instant::now() + LINGER;
+    while let Err(e) = ws.flush() {
+        if !would_block(&e) || Instant::now() >= deadline {
+            break;
+        }
+        let mut fds = [PollFd::new(ws.get_ref(), PollFlags::OUT)];
+        let _ = rustix::event::poll(&mut fds, Some(&timespec(STOP_POLL)));
+    }
+    let socket = ws.get_mut();
+    let _ = socket.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0_u8; 16 * 1024];
+    let mut discarded = 0;
+    while Instant::now() < deadline && discarded < LINGER_MAX_BYTES {
+        match socket.read(&mut sink) {
+            Ok(0) => break,
+            Ok(n) => discarded += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut fds = [PollFd::new(&*socket, PollFlags::IN)];
+                let _ = rustix::event::poll(&mut fds, Some(&timespec(STOP_POLL)));
+            }
+            Err(_) => break,
+        }
+    }
 }
 
 fn would_block(e: &tungstenite::Error) -> bool {
@@ -271,11 +314,7 @@ impl Session<'_> {
         let mut backlog_since: Option<Instant> = None;
         loop {
             if self.shared.stopping() {
-                let _ = ws.close(Some(CloseFrame {
-                    code: CloseCode::Away,
-                    reason: "server stopping".into(),
-                }));
-                let _ = ws.flush();
+                close_and_linger(ws, CloseCode::Away, "server stopping");
                 return Ok(());
             }
             // Everything the client sent so far.
@@ -290,11 +329,7 @@ impl Session<'_> {
                     }
                     Err(tungstenite::Error::Capacity(e)) => {
                         // Beyond the hard limit: the stream cannot be resynchronised, so close (1009).
-                        let _ = ws.close(Some(CloseFrame {
-                            code: CloseCode::Size,
-                            reason: "message too large".into(),
-                        }));
-                        let _ = ws.flush();
+                        close_and_linger(ws, CloseCode::Size, "message too large");
                         return Err(ConnError::WebSocket(tungstenite::Error::Capacity(e)));
                     }
                     Err(tungstenite::Error::Io(e))
@@ -336,10 +371,11 @@ impl Session<'_> {
     }
 
     fn write_outbox(&mut self, ws: &mut WebSocket<TcpStream>) -> Result<(), ConnError> {
-        let result = self.results.take_newest().map(|r| self.result_json(&r));
-        self.client
-            .results_skipped
-            .store(self.results.superseded(), Ordering::Relaxed);
+        let result = self
+            .client
+            .results
+            .take_newest()
+            .map(|r| self.result_json(&r));
         let messages: Vec<String> = self.outbox.drain(..).chain(result).collect();
         for json in messages {
             match ws.write(Message::text(json)) {
@@ -376,7 +412,7 @@ impl Session<'_> {
             received: stream.received,
             dropped: stream.dropped,
             rejected: self.client.rejected.load(Ordering::Relaxed),
-            results_skipped: self.results.superseded(),
+            results_skipped: self.client.results.superseded(),
         };
         let timestamp_ms = result
             .meta

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::service::{Service, StreamHandle, StreamId};
+use crate::service::{Service, StreamHandle, StreamId, Subscription};
 use crate::vision::TrackerConfig;
 
 pub use wire::Limits;
@@ -84,9 +84,10 @@ pub(crate) struct ClientEntry {
     pub id: u64,
     pub peer: SocketAddr,
     pub stream: StreamHandle,
+    /// The connection's subscription to its own stream (capacity 1: the newest result wins).
+    pub results: Subscription,
     pub rejected: AtomicU64,
     pub results_sent: AtomicU64,
-    pub results_skipped: AtomicU64,
 }
 
 /// Counters of one client, for the UI and `serve`'s log.
@@ -100,7 +101,11 @@ pub struct ClientStats {
     pub processed: u64,
     pub dropped: u64,
     pub rejected: u64,
+    /// Results replaced by a newer one before the connection could send them.
     pub results_skipped: u64,
+    /// Results waiting for the connection (at most 1), besides the one being written.
+    pub results_pending: usize,
+    pub results_sent: u64,
 }
 
 impl ClientEntry {
@@ -114,7 +119,9 @@ impl ClientEntry {
             processed: stream.results,
             dropped: stream.dropped,
             rejected: self.rejected.load(Ordering::Relaxed),
-            results_skipped: self.results_skipped.load(Ordering::Relaxed),
+            results_skipped: self.results.superseded(),
+            results_pending: self.results.pending(),
+            results_sent: self.results_sent.load(Ordering::Relaxed),
         }
     }
 }
