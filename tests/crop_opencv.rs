@@ -63,18 +63,17 @@ fn crops_equal_opencv_warp_perspective_but_for_rounding_ties() {
             .to_rgb8();
         assert_eq!(reference.dimensions(), (spec.width, spec.height), "{name}");
         let reference = reference.into_raw();
-        let differing = ours
-            .iter()
-            .zip(&reference)
-            .filter(|(a, b)| a != b)
-            .count();
+        let differing = ours.iter().zip(&reference).filter(|(a, b)| a != b).count();
         let max = ours
             .iter()
             .zip(&reference)
             .map(|(a, b)| a.abs_diff(*b))
             .max()
             .unwrap_or(0);
-        eprintln!("{name}: {differing} of {} channels differ, max {max}", ours.len());
+        eprintln!(
+            "{name}: {differing} of {} channels differ, max {max}",
+            ours.len()
+        );
         assert!(max <= 1, "{name}: a channel differs by {max} levels");
         total.0 += differing;
         total.1 += ours.len();

@@ -55,8 +55,14 @@ fn analyze_reports_a_corrupt_file_and_goes_on_with_the_next() {
         serde_json::from_slice(&std::fs::read(out.join("messi5.json")).unwrap()).unwrap();
     assert_eq!(json["file"], "messi5.jpg");
     assert_eq!(json["pose"]["landmarks"].as_array().unwrap().len(), 33);
-    assert_eq!(json["pose"]["world_landmarks"].as_array().unwrap().len(), 33);
-    assert_eq!((&json["width"], &json["height"]), (&548.into(), &342.into()));
+    assert_eq!(
+        json["pose"]["world_landmarks"].as_array().unwrap().len(),
+        33
+    );
+    assert_eq!(
+        (&json["width"], &json["height"]),
+        (&548.into(), &342.into())
+    );
     assert_eq!(json["model"], "pose_landmark_full");
     assert!(!out.join("corrupt.json").exists());
 }

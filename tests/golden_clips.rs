@@ -174,9 +174,7 @@ fn check(clip: &str, video: bool) {
     let reference = read_jsonl(&format!("{clip}.{mode}.ref.jsonl"));
     let s = score(&ours, &reference);
     let (j_ours, j_ref) = jitter(&ours, &reference);
-    eprintln!(
-        "{clip} {mode}: {s:?}, jitter {j_ours:.3} vs MediaPipe's {j_ref:.3} px/frame²"
-    );
+    eprintln!("{clip} {mode}: {s:?}, jitter {j_ours:.3} vs MediaPipe's {j_ref:.3} px/frame²");
     assert_eq!(s.pose_agree, s.frames, "pose found on different frames");
     assert!(s.pose_px <= bounds.pose_px, "pose {} px", s.pose_px);
     assert!(s.world_mm <= bounds.world_mm, "world {} mm", s.world_mm);
@@ -199,7 +197,10 @@ fn check(clip: &str, video: bool) {
         // Tracking: the detector runs on the first frame and whenever the person was lost.
         assert!(ours[0].pose_detector_ran);
         let redetections = ours[1..].iter().filter(|r| r.pose_detector_ran).count();
-        assert_eq!(redetections, 0, "{clip}: the person was lost and found again");
+        assert_eq!(
+            redetections, 0,
+            "{clip}: the person was lost and found again"
+        );
     }
 }
 

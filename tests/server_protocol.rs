@@ -282,7 +282,11 @@ fn bad_input_gets_an_error_and_the_connection_stays_up() {
             Err(_) => break None,
         }
     };
-    assert_eq!(closed, Some(1009), "the close code must be 1009 (message too big)");
+    assert_eq!(
+        closed,
+        Some(1009),
+        "the close code must be 1009 (message too big)"
+    );
     let (mut again, _) = connect(&server);
     send_frame(&mut again, 1, 1.0, jpeg);
     result_for(&mut again, 1);
@@ -461,7 +465,10 @@ fn connect_with_small_receive_buffer(server: &Server) -> Ws {
 fn a_client_that_never_reads_holds_one_result_and_is_closed_after_10_s() {
     // The default stall timeout (10 s), as documented.
     let server = start(|c| c.tracker = TrackerConfig::VIDEO);
-    assert_eq!(ServerConfig::default().stall_timeout, Duration::from_secs(10));
+    assert_eq!(
+        ServerConfig::default().stall_timeout,
+        Duration::from_secs(10)
+    );
     let (frames, _) = carphone();
     let mut silent = connect_with_small_receive_buffer(&server);
     let started = Instant::now();
@@ -469,7 +476,10 @@ fn a_client_that_never_reads_holds_one_result_and_is_closed_after_10_s() {
         if let Some(c) = server.stats().clients.first() {
             break c.id;
         }
-        assert!(started.elapsed() < READ_TIMEOUT, "the client never registered");
+        assert!(
+            started.elapsed() < READ_TIMEOUT,
+            "the client never registered"
+        );
         std::thread::sleep(Duration::from_millis(5));
     };
     // The silent client streams at 30 frames/s and never reads a byte.
@@ -522,8 +532,14 @@ fn a_client_that_never_reads_holds_one_result_and_is_closed_after_10_s() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(max_pending <= 1, "{max_pending} results held for a client that does not read");
-    assert!(skipped > 0, "no result was ever replaced: the client was never backed up");
+    assert!(
+        max_pending <= 1,
+        "{max_pending} results held for a client that does not read"
+    );
+    assert!(
+        skipped > 0,
+        "no result was ever replaced: the client was never backed up"
+    );
     let closed_after = closed_after.expect("the silent client was never closed");
     // Closed 10 s after the backlog began; the backlog begins within a second or two of the start.
     assert!(
