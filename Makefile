@@ -40,7 +40,7 @@ bench: setup
 
 # The server under load: N = 1, 2, 4, 8 WebSocket clients, then memory over 10 000 frames.
 bench-load: setup
-	$(CARGO) bench --bench load
+	scripts/bench_load.sh
 
 # The app in software rendering: render and inference FPS, capture-to-display latency, CPU per thread group.
 bench-app: setup

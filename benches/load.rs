@@ -1,9 +1,17 @@
-//! Load benchmark of `livepose serve`: N concurrent WebSocket clients (Rust, not a browser) stream
-//! `carphone_640` like the page does (30 frames/s each, at most 3 unanswered, never queueing), for
-//! N = 1, 2, 4, 8. Reports results/s, round trip p50/p95 and drops; then streams 10 000 frames into
-//! one server and samples its resident memory every 1 000 frames (it must stay flat).
+//! Load benchmark of `livepose serve` (default threads and workers): N concurrent WebSocket clients (Rust,
+//! not a browser) stream a clip like the page does (30 frames/s each, at most 3 unanswered, never
+//! queueing), for N = 1, 2, 4, 8, on `carphone_640` (no hand in view) and `kenburns_messi` (one hand
+//! tracked). Reports results/s, round trip p50/p95 and drops; then streams 10 000 frames into one
+//! server and samples its resident memory every 1 000 frames (it must stay flat).
 //!
-//! Run: `make bench-load` (or `cargo bench --bench load -- [seconds per N]`).
+//! The floor: what the machine's cores could serve if every one were busy with this clip's work, from the
+//! same run's per-stage times. The work of a frame is the sum of every stage the engine timed (crops,
+//! model runs, output decoding, smoothing, angles) plus the JPEG decode, from the results of the N = 1
+//! run; floor = cores × 1000 / (mean work in ms). The share is the N = 4 results/s over the floor. With
+//! `--mediapipe JSON` (from `scripts/refdata/time_mediapipe.py`, run just before by `make bench-load`),
+//! it also prints N = 4 results/s over official MediaPipe's single-stream FPS on the same clip.
+//!
+//! Run: `make bench-load` (or `cargo bench --bench load -- [SECONDS] [--mediapipe JSON] [--json OUT]`).
 
 #![allow(
     clippy::unwrap_used,
@@ -22,10 +30,8 @@ use livepose::server::wire::binary_from_frame;
 use livepose::vision::image::MjpegFrames;
 use tungstenite::Message;
 
-const CLIP: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/carphone_640.mjpeg"
-);
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+const CLIPS: [&str; 2] = ["carphone_640.mjpeg", "kenburns_messi.mjpeg"];
 const CAMERA_FPS: f64 = 30.0;
 const MAX_UNANSWERED: usize = 3;
 const MEMORY_FRAMES: u64 = 10_000;
@@ -80,6 +86,8 @@ struct ClientReport {
     sent: u64,
     results: u64,
     rtts_ms: Vec<f64>,
+    /// Per result: every engine stage plus the JPEG decode, ms (one core's work on that frame).
+    work_ms: Vec<f64>,
     server_dropped: u64,
     skipped: u64,
     errors: u64,
@@ -132,6 +140,17 @@ fn run_client(
                         }
                         unanswered.retain(|(q, _)| *q > s);
                         report.results += 1;
+                        let stages: f64 = v["timings_ms"]
+                            .as_object()
+                            .map(|t| {
+                                t.iter()
+                                    .filter(|(k, _)| k.as_str() != "total")
+                                    .filter_map(|(_, ms)| ms.as_f64())
+                                    .sum()
+                            })
+                            .unwrap_or(0.0);
+                        let decode = v["server"]["decode_ms"].as_f64().unwrap_or(0.0);
+                        report.work_ms.push(stages + decode);
                         report.server_dropped = v["counters"]["dropped"].as_u64().unwrap_or(0);
                     }
                     Some("error") => report.errors += 1,
@@ -183,53 +202,168 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn main() {
-    let seconds: u64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(15);
-    let bytes = std::fs::read(CLIP).unwrap();
-    let frames: Arc<Vec<Vec<u8>>> = Arc::new(
+fn clip_frames(name: &str) -> Arc<Vec<Vec<u8>>> {
+    let bytes = std::fs::read(format!("{FIXTURES}/{name}")).unwrap();
+    Arc::new(
         MjpegFrames::new(&bytes)
             .map(|f| f.unwrap().to_vec())
             .collect(),
-    );
+    )
+}
+
+/// One N of one clip.
+struct Run {
+    n: usize,
+    rate: f64,
+    mean_work_ms: f64,
+    rtt_p50: f64,
+    rtt_p95: f64,
+}
+
+fn run_clients(n: usize, seconds: u64, frames: &Arc<Vec<Vec<u8>>>) -> Run {
+    let server = ServerProcess::start(&[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let clients = spawn_clients(n, CAMERA_FPS, &server, frames, &stop, &received);
+    // Warm-up (engine caches, first detections) is included: this is what a user gets.
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let reports: Vec<ClientReport> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let results: u64 = reports.iter().map(|r| r.results).sum();
+    let sent: u64 = reports.iter().map(|r| r.sent).sum();
+    let mut rtts: Vec<f64> = reports
+        .iter()
+        .flat_map(|r| r.rtts_ms.iter().copied())
+        .collect();
+    rtts.sort_by(f64::total_cmp);
+    let work: Vec<f64> = reports
+        .iter()
+        .flat_map(|r| r.work_ms.iter().copied())
+        .collect();
+    let rate = results as f64 / seconds as f64;
+    let run = Run {
+        n,
+        rate,
+        mean_work_ms: work.iter().sum::<f64>() / work.len().max(1) as f64,
+        rtt_p50: percentile(&rtts, 0.5),
+        rtt_p95: percentile(&rtts, 0.95),
+    };
     println!(
-        "load: livepose serve (pose full + hands, default threads), carphone_640 (640×480 JPEG), \
-         {CAMERA_FPS} frames/s per client, ≤ {MAX_UNANSWERED} unanswered, {seconds} s per run"
+        "{n:>3} {rate:>10.1} {:>12.1} {:>7.1}ms {:>7.1}ms {sent:>9} {:>12} {:>10} {:>9.2}",
+        rate / n as f64,
+        run.rtt_p50,
+        run.rtt_p95,
+        reports.iter().map(|r| r.server_dropped).sum::<u64>(),
+        reports.iter().map(|r| r.skipped).sum::<u64>(),
+        run.mean_work_ms,
     );
-    println!(
-        "{:>3} {:>10} {:>12} {:>9} {:>9} {:>9} {:>12} {:>10}",
-        "N", "results/s", "per client", "rtt p50", "rtt p95", "sent", "srv dropped", "skipped"
-    );
-    for n in [1_usize, 2, 4, 8] {
-        let server = ServerProcess::start(&[]);
+    let errors: u64 = reports.iter().map(|r| r.errors).sum();
+    assert_eq!(errors, 0, "the server reported errors");
+    run
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let seconds: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(15);
+    // `--client ADDR`: only stream carphone_640 to ADDR for SECONDS like a tab does (for `make
+    // bench-app`, which measures the app while a tab streams to it), retrying until the server is up.
+    if let Some(addr) = option("--client") {
+        let frames = clip_frames(CLIPS[0]);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "no server at {addr}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let stop = Arc::new(AtomicBool::new(false));
-        let received = Arc::new(AtomicU64::new(0));
-        let clients = spawn_clients(n, CAMERA_FPS, &server, &frames, &stop, &received);
-        // Warm-up (engine caches, first detections) is included: this is what a user gets.
-        std::thread::sleep(Duration::from_secs(seconds));
-        stop.store(true, Ordering::Relaxed);
-        let reports: Vec<ClientReport> = clients.into_iter().map(|c| c.join().unwrap()).collect();
-        let results: u64 = reports.iter().map(|r| r.results).sum();
-        let sent: u64 = reports.iter().map(|r| r.sent).sum();
-        let mut rtts: Vec<f64> = reports
-            .iter()
-            .flat_map(|r| r.rtts_ms.iter().copied())
-            .collect();
-        rtts.sort_by(f64::total_cmp);
-        let rate = results as f64 / seconds as f64;
+        let received = AtomicU64::new(0);
+        let timer = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("load-client-timer".into())
+                .spawn(move || {
+                    std::thread::sleep(Duration::from_secs(seconds));
+                    stop.store(true, Ordering::Relaxed);
+                })
+                .unwrap()
+        };
+        let report = run_client(&addr, &frames, CAMERA_FPS, &stop, &received);
+        timer.join().unwrap();
         println!(
-            "{n:>3} {rate:>10.1} {:>12.1} {:>7.1}ms {:>7.1}ms {sent:>9} {:>12} {:>10}",
-            rate / n as f64,
-            percentile(&rtts, 0.5),
-            percentile(&rtts, 0.95),
-            reports.iter().map(|r| r.server_dropped).sum::<u64>(),
-            reports.iter().map(|r| r.skipped).sum::<u64>(),
+            "client: {} frames sent, {} results, {} skipped",
+            report.sent, report.results, report.skipped
         );
-        let errors: u64 = reports.iter().map(|r| r.errors).sum();
-        assert_eq!(errors, 0, "the server reported errors");
+        return;
     }
+    let mediapipe: Option<serde_json::Value> = option("--mediapipe").map(|path| {
+        serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+            .unwrap()
+    });
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut report = serde_json::Map::new();
+    for clip in CLIPS {
+        let frames = clip_frames(clip);
+        println!(
+            "\nload: livepose serve (pose full + hands, default threads and workers), {clip}, \
+             {CAMERA_FPS} frames/s per client, ≤ {MAX_UNANSWERED} unanswered, {seconds} s per run"
+        );
+        println!(
+            "{:>3} {:>10} {:>12} {:>9} {:>9} {:>9} {:>12} {:>10} {:>9}",
+            "N",
+            "results/s",
+            "per client",
+            "rtt p50",
+            "rtt p95",
+            "sent",
+            "srv dropped",
+            "skipped",
+            "work ms"
+        );
+        let runs: Vec<Run> = [1_usize, 2, 4, 8]
+            .into_iter()
+            .map(|n| run_clients(n, seconds, &frames))
+            .collect();
+        let floor = cores as f64 * 1000.0 / runs[0].mean_work_ms;
+        let four = runs.iter().find(|r| r.n == 4).map_or(0.0, |r| r.rate);
+        println!(
+            "  floor ({cores} cores × 1000 / {:.2} ms of work per frame at N = 1): {floor:.1} frames/s; \
+             N = 4 reaches {four:.1} results/s = {:.0} % of it",
+            runs[0].mean_work_ms,
+            100.0 * four / floor
+        );
+        let mp_fps = mediapipe
+            .as_ref()
+            .and_then(|m| m["results"][clip]["both"]["best"]["fps"].as_f64());
+        if let Some(mp) = mp_fps {
+            println!(
+                "  official MediaPipe, one stream, same frames, this run: {mp:.1} FPS; N = 4 is {:.2}× it",
+                four / mp
+            );
+        }
+        report.insert(
+            clip.into(),
+            serde_json::json!({
+                "floor": floor,
+                "work_ms_n1": runs[0].mean_work_ms,
+                "share_n4": four / floor,
+                "mediapipe_fps": mp_fps,
+                "ratio_n4_mediapipe": mp_fps.map(|mp| four / mp),
+                "runs": runs.iter().map(|r| serde_json::json!({
+                    "n": r.n, "results_per_s": r.rate, "rtt_p50_ms": r.rtt_p50, "rtt_p95_ms": r.rtt_p95,
+                    "work_ms": r.mean_work_ms,
+                })).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    if let Some(path) = option("--json") {
+        std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    }
+    let frames = clip_frames(CLIPS[0]);
 
     // Memory: 4 clients streaming as fast as their window allows, until they sent 10 000 frames.
     println!(
