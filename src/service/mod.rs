@@ -179,6 +179,10 @@ impl ServiceShared {
         }
     }
 
+    pub(crate) fn queue_is_empty(&self) -> bool {
+        lock(&self.queue).ready.is_empty()
+    }
+
     /// True when no other worker is busy and nothing waits: the caller may use the whole budget.
     pub(crate) fn alone(&self) -> bool {
         self.busy.load(Ordering::Acquire) <= 1 && lock(&self.queue).ready.is_empty()

@@ -199,8 +199,9 @@ pub(crate) struct StreamShared {
 
 /// What a pose job does once its frame is decoded.
 pub(crate) enum AfterDecode {
-    /// The frame failed (and was delivered with its error), or is gone: the job ends.
-    Failed,
+    /// The frame failed (and was delivered with its error), or is gone: the job ends (`pose_again`: the
+    /// caller runs the stream's next pose job).
+    Failed { pose_again: bool },
     /// Run the pose branch; and the hand branch's next frame, if it is free (run it inline when it has
     /// nothing to do, else queue it).
     Continue(Option<HandsWork>),
@@ -280,12 +281,20 @@ impl StreamShared {
 
     /// Starts the pose branch on the waiting frame, if the branches allow it. Called with the state
     /// locked.
-    fn try_start_pose(self: &Arc<Self>, state: &mut StreamState, service: &ServiceShared) {
+    /// With `direct` (called by a worker that has just finished a job of this stream) and no other job
+    /// waiting, the pose job is not queued: the caller runs it itself (returns true), so a stream's pose
+    /// branch stays on one worker while nothing else needs it (its sessions and buffers stay warm).
+    fn try_start_pose(
+        self: &Arc<Self>,
+        state: &mut StreamState,
+        service: &ServiceShared,
+        direct: bool,
+    ) -> bool {
         if state.closed || state.pose_running.is_some() || state.in_flight.len() >= MAX_IN_FLIGHT {
-            return;
+            return false;
         }
         let Some((frame, received_at)) = state.input.take() else {
-            return;
+            return false;
         };
         let serial = state.next_serial;
         state.next_serial += 1;
@@ -306,10 +315,14 @@ impl StreamShared {
         });
         state.pose_running = Some(serial);
         self.progress.notify_all();
+        if direct && service.queue_is_empty() {
+            return true;
+        }
         service.push_job(Job {
             stream: Arc::clone(self),
             branch: Branch::Pose,
         });
+        false
     }
 
     /// The frame the pose job is for, and what it needs.
@@ -336,7 +349,7 @@ impl StreamShared {
     ) -> AfterDecode {
         let mut state = lock(&self.state);
         let Some(frame) = state.in_flight.iter_mut().find(|f| f.serial == serial) else {
-            return AfterDecode::Failed;
+            return AfterDecode::Failed { pose_again: false };
         };
         frame.decode_ms = decode_ms;
         match decoded {
@@ -344,8 +357,8 @@ impl StreamShared {
             Err(e) => {
                 frame.error = Some(e);
                 state.pose_running = None;
-                self.finish(&mut state, service);
-                return AfterDecode::Failed;
+                let pose_again = self.finish(&mut state, service, true);
+                return AfterDecode::Failed { pose_again };
             }
         }
         AfterDecode::Continue(self.next_hands_work(&mut state))
@@ -389,7 +402,7 @@ impl StreamShared {
         else {
             // Its frame failed in the pose branch meanwhile and was delivered.
             state.hands_running = None;
-            self.finish(&mut state, service);
+            self.finish(&mut state, service, false);
             return None;
         };
         Some(HandsWork {
@@ -400,14 +413,15 @@ impl StreamShared {
         })
     }
 
-    /// Records the pose branch's output and moves the stream on.
+    /// Records the pose branch's output and moves the stream on; returns true when the caller should
+    /// run the stream's next pose job itself.
     pub(crate) fn pose_done(
         self: &Arc<Self>,
         serial: u64,
         output: Result<PoseOutput, FrameError>,
         model: PoseModel,
         service: &ServiceShared,
-    ) {
+    ) -> bool {
         let mut state = lock(&self.state);
         if let Some(frame) = state.in_flight.iter_mut().find(|f| f.serial == serial) {
             frame.model = model;
@@ -417,7 +431,7 @@ impl StreamShared {
             }
         }
         state.pose_running = None;
-        self.finish(&mut state, service);
+        self.finish(&mut state, service, true)
     }
 
     /// Records the hand branch's output; returns the hand branch's next frame, if there is one to run.
@@ -436,12 +450,19 @@ impl StreamShared {
         }
         state.hands_running = None;
         let next = self.next_hands_work(&mut state);
-        self.finish(&mut state, service);
+        // The pose job a finished hand branch unblocks is queued (this worker may have hands to do).
+        self.finish(&mut state, service, false);
         next
     }
 
     /// Delivers every finished frame at the front, in order, and starts the next frame if possible.
-    fn finish(self: &Arc<Self>, state: &mut StreamState, service: &ServiceShared) {
+    /// (`direct` and the result: see [`Self::try_start_pose`].)
+    fn finish(
+        self: &Arc<Self>,
+        state: &mut StreamState,
+        service: &ServiceShared,
+        direct: bool,
+    ) -> bool {
         while state.in_flight.front().is_some_and(InFlight::complete) {
             let Some(frame) = state.in_flight.pop_front() else {
                 break;
@@ -455,11 +476,12 @@ impl StreamShared {
                 mailbox.push(result.clone());
             }
         }
-        self.try_start_pose(state, service);
+        let again = self.try_start_pose(state, service, direct);
         if state.closed && state.in_flight.is_empty() {
             self.close_subscribers();
         }
         self.progress.notify_all();
+        again
     }
 
     fn result_of(&self, frame: InFlight) -> StreamResult {
@@ -560,7 +582,7 @@ impl StreamHandle {
         if replaced {
             self.stream.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        self.stream.try_start_pose(&mut state, &self.service);
+        self.stream.try_start_pose(&mut state, &self.service, false);
         Ok(replaced)
     }
 

@@ -72,7 +72,7 @@ pub(super) fn run(
         };
         shared.busy.fetch_add(1, Ordering::AcqRel);
         match job.branch {
-            Branch::Pose => worker.pose_job(shared, &job.stream),
+            Branch::Pose => while worker.pose_job(shared, &job.stream) {},
             Branch::Hands => {
                 if let Some(work) = job.stream.hands_work(shared) {
                     worker.hands_job(shared, &job.stream, work);
@@ -104,9 +104,10 @@ impl Worker {
     }
 
     /// Decodes the stream's newest frame, starts its hand branch if that is free, runs its pose branch.
-    fn pose_job(&mut self, shared: &ServiceShared, stream: &Arc<StreamShared>) {
+    /// Returns true when the stream's next frame is this worker's to run too.
+    fn pose_job(&mut self, shared: &ServiceShared, stream: &Arc<StreamShared>) -> bool {
         let Some(work) = stream.pose_work() else {
-            return;
+            return false;
         };
         let started = Instant::now();
         let decoded = match &work.payload {
@@ -119,11 +120,11 @@ impl Worker {
         let decode_ms = started.elapsed().as_secs_f32() * 1e3;
         let image = decoded.as_ref().ok().cloned();
         let hands = match stream.decoded(work.serial, decoded, decode_ms, shared) {
-            AfterDecode::Failed => return,
+            AfterDecode::Failed { pose_again } => return pose_again,
             AfterDecode::Continue(hands) => hands,
         };
         let Some(image) = image else {
-            return;
+            return false;
         };
         if let Some(hands) = hands {
             self.start_hands(shared, stream, hands);
@@ -137,7 +138,7 @@ impl Worker {
                 .map_err(|e| FrameError::Inference(e.to_string()))
         };
         let model = self.engine.engine.config().pose_model;
-        stream.pose_done(work.serial, output, model, shared);
+        stream.pose_done(work.serial, output, model, shared)
     }
 
     /// Runs the hand branch inline when it has nothing to do this frame (it only counts the frame), or
