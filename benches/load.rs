@@ -6,10 +6,15 @@
 //!
 //! The floor: what the machine's cores could serve if every one were busy with this clip's work, from the
 //! same run's per-stage times. The work of a frame is the sum of every stage the engine timed (crops,
-//! model runs, output decoding, smoothing, angles) plus the JPEG decode, from the results of the N = 1
-//! run; floor = cores × 1000 / (mean work in ms). The share is the N = 4 results/s over the floor. With
+//! model runs, output decoding, smoothing, angles) plus the JPEG decode, measured first with one client
+//! on a server limited to one thread (every stage alone on one core); floor = cores × 1000 / (mean
+//! work in ms). The share is the N = 4 results/s over the floor. With
 //! `--mediapipe JSON` (from `scripts/refdata/time_mediapipe.py`, run just before by `make bench-load`),
 //! it also prints N = 4 results/s over official MediaPipe's single-stream FPS on the same clip.
+//!
+//! "pose det" and "palm det" are the shares of results where a detector ran (the person or a hand had
+//! to be found again: more work per frame). The two columns before them are the CPU (cores busy on average) of the server and of this process's
+//! clients, which share the machine's cores with it.
 //!
 //! Run: `make bench-load` (or `cargo bench --bench load -- [SECONDS] [--mediapipe JSON] [--json OUT]`).
 
@@ -88,6 +93,9 @@ struct ClientReport {
     rtts_ms: Vec<f64>,
     /// Per result: every engine stage plus the JPEG decode, ms (one core's work on that frame).
     work_ms: Vec<f64>,
+    /// Results where the pose detector / palm detector ran (tracking lost or not yet found).
+    pose_detections: u64,
+    palm_detections: u64,
     server_dropped: u64,
     skipped: u64,
     errors: u64,
@@ -151,6 +159,10 @@ fn run_client(
                             .unwrap_or(0.0);
                         let decode = v["server"]["decode_ms"].as_f64().unwrap_or(0.0);
                         report.work_ms.push(stages + decode);
+                        report.pose_detections +=
+                            u64::from(v["timings_ms"]["pose_detection_infer"].is_number());
+                        report.palm_detections +=
+                            u64::from(v["timings_ms"]["palm_detection_infer"].is_number());
                         report.server_dropped = v["counters"]["dropped"].as_u64().unwrap_or(0);
                     }
                     Some("error") => report.errors += 1,
@@ -220,14 +232,34 @@ struct Run {
     rtt_p95: f64,
 }
 
-fn run_clients(n: usize, seconds: u64, frames: &Arc<Vec<Vec<u8>>>) -> Run {
-    let server = ServerProcess::start(&[]);
+/// CPU seconds (user + system) used so far by process `pid` ("self" for this one).
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn run_clients(n: usize, seconds: u64, frames: &Arc<Vec<Vec<u8>>>, server_args: &[&str]) -> Run {
+    let server = ServerProcess::start(server_args);
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
+    let server_pid = server.child.id().to_string();
+    let (server_cpu0, clients_cpu0) = (cpu_seconds(&server_pid), cpu_seconds("self"));
     let clients = spawn_clients(n, CAMERA_FPS, &server, frames, &stop, &received);
     // Warm-up (engine caches, first detections) is included: this is what a user gets.
     std::thread::sleep(Duration::from_secs(seconds));
     stop.store(true, Ordering::Relaxed);
+    let server_cores = (cpu_seconds(&server_pid) - server_cpu0) / seconds as f64;
+    let clients_cores = (cpu_seconds("self") - clients_cpu0) / seconds as f64;
     let reports: Vec<ClientReport> = clients.into_iter().map(|c| c.join().unwrap()).collect();
     let results: u64 = reports.iter().map(|r| r.results).sum();
     let sent: u64 = reports.iter().map(|r| r.sent).sum();
@@ -241,6 +273,13 @@ fn run_clients(n: usize, seconds: u64, frames: &Arc<Vec<Vec<u8>>>) -> Run {
         .flat_map(|r| r.work_ms.iter().copied())
         .collect();
     let rate = results as f64 / seconds as f64;
+    let detections = |f: fn(&ClientReport) -> u64| {
+        100.0 * reports.iter().map(f).sum::<u64>() as f64 / results.max(1) as f64
+    };
+    let (pose_det, palm_det) = (
+        detections(|r| r.pose_detections),
+        detections(|r| r.palm_detections),
+    );
     let run = Run {
         n,
         rate,
@@ -249,7 +288,7 @@ fn run_clients(n: usize, seconds: u64, frames: &Arc<Vec<Vec<u8>>>) -> Run {
         rtt_p95: percentile(&rtts, 0.95),
     };
     println!(
-        "{n:>3} {rate:>10.1} {:>12.1} {:>7.1}ms {:>7.1}ms {sent:>9} {:>12} {:>10} {:>9.2}",
+        "{n:>3} {rate:>10.1} {:>12.1} {:>7.1}ms {:>7.1}ms {sent:>9} {:>12} {:>10} {:>9.2} {server_cores:>6.2} {clients_cores:>7.2} {pose_det:>5.1}% {palm_det:>5.1}%",
         rate / n as f64,
         run.rtt_p50,
         run.rtt_p95,
@@ -305,15 +344,20 @@ fn main() {
             .unwrap()
     });
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let clips: Vec<String> = option("--clips").map_or_else(
+        || CLIPS.iter().map(|c| (*c).to_owned()).collect(),
+        |c| c.split(',').map(str::to_owned).collect(),
+    );
     let mut report = serde_json::Map::new();
-    for clip in CLIPS {
+    for clip in &clips {
+        let clip = clip.as_str();
         let frames = clip_frames(clip);
         println!(
             "\nload: livepose serve (pose full + hands, default threads and workers), {clip}, \
              {CAMERA_FPS} frames/s per client, ≤ {MAX_UNANSWERED} unanswered, {seconds} s per run"
         );
         println!(
-            "{:>3} {:>10} {:>12} {:>9} {:>9} {:>9} {:>12} {:>10} {:>9}",
+            "{:>3} {:>10} {:>12} {:>9} {:>9} {:>9} {:>12} {:>10} {:>9} {:>6} {:>7} {:>6} {:>6}",
             "N",
             "results/s",
             "per client",
@@ -322,18 +366,26 @@ fn main() {
             "sent",
             "srv dropped",
             "skipped",
-            "work ms"
+            "work ms",
+            "server",
+            "clients",
+            "pose det",
+            "palm det"
         );
+        // One core's work per frame: one client, a server with one thread and one worker, so every stage
+        // runs alone on one core (no second session, no contention).
+        print!("one thread: ");
+        let single = run_clients(1, seconds.min(10), &frames, &["--threads", "1"]);
         let runs: Vec<Run> = [1_usize, 2, 4, 8]
             .into_iter()
-            .map(|n| run_clients(n, seconds, &frames))
+            .map(|n| run_clients(n, seconds, &frames, &[]))
             .collect();
-        let floor = cores as f64 * 1000.0 / runs[0].mean_work_ms;
+        let floor = cores as f64 * 1000.0 / single.mean_work_ms;
         let four = runs.iter().find(|r| r.n == 4).map_or(0.0, |r| r.rate);
         println!(
-            "  floor ({cores} cores × 1000 / {:.2} ms of work per frame at N = 1): {floor:.1} frames/s; \
+            "  floor ({cores} cores × 1000 / {:.2} ms, one core's work per frame): {floor:.1} frames/s; \
              N = 4 reaches {four:.1} results/s = {:.0} % of it",
-            runs[0].mean_work_ms,
+            single.mean_work_ms,
             100.0 * four / floor
         );
         let mp_fps = mediapipe
@@ -349,7 +401,7 @@ fn main() {
             clip.into(),
             serde_json::json!({
                 "floor": floor,
-                "work_ms_n1": runs[0].mean_work_ms,
+                "work_ms_one_thread": single.mean_work_ms,
                 "share_n4": four / floor,
                 "mediapipe_fps": mp_fps,
                 "ratio_n4_mediapipe": mp_fps.map(|mp| four / mp),

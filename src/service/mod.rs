@@ -147,12 +147,17 @@ pub(crate) struct ServiceShared {
 }
 
 impl ServiceShared {
+    /// Queues a job. A hand job goes to the front: it finishes a frame already in flight, which is
+    /// sooner to a result than starting another stream's frame (and frees its stream for the next one).
     pub(crate) fn push_job(&self, job: Job) {
         let mut queue = lock(&self.queue);
         if queue.stopping {
             return;
         }
-        queue.ready.push_back(job);
+        match job.branch {
+            Branch::Hands => queue.ready.push_front(job),
+            Branch::Pose => queue.ready.push_back(job),
+        }
         drop(queue);
         self.work.notify_one();
     }

@@ -21,7 +21,8 @@ use crate::vision::engine::{HandsOutput, PoseOutput, assemble};
 use crate::vision::tracker::{HandsTrack, PoseTrack};
 use crate::vision::{FrameResult, PoseModel, RgbImage, TrackerConfig};
 
-/// Frames of one stream in flight at once: one in the pose branch, one in the hand branch.
+/// Frames of one stream in flight at once: one in the pose branch, one in the hand branch (the second
+/// only while no job of another stream waits).
 const MAX_IN_FLIGHT: usize = 2;
 
 /// A stream's identity within the process (never reused).
@@ -291,6 +292,11 @@ impl StreamShared {
         direct: bool,
     ) -> bool {
         if state.closed || state.pose_running.is_some() || state.in_flight.len() >= MAX_IN_FLIGHT {
+            return false;
+        }
+        // A second frame in flight only while workers would otherwise idle: under load, other streams'
+        // jobs keep every worker busy, and a second frame would only wait in the queue (latency).
+        if !state.in_flight.is_empty() && !service.queue_is_empty() {
             return false;
         }
         let Some((frame, received_at)) = state.input.take() else {
