@@ -98,6 +98,8 @@ struct ClientReport {
     palm_detections: u64,
     server_dropped: u64,
     skipped: u64,
+    /// The server closed the connection (the app exited, in `--client` mode).
+    closed_by_server: bool,
     errors: u64,
 }
 
@@ -130,8 +132,13 @@ fn run_client(
                 seq += 1;
                 let frame = &frames[seq as usize % frames.len()];
                 let ts = started.elapsed().as_secs_f64() * 1e3;
-                ws.send(Message::binary(binary_from_frame(seq, ts, frame)))
-                    .unwrap();
+                if ws
+                    .send(Message::binary(binary_from_frame(seq, ts, frame)))
+                    .is_err()
+                {
+                    report.closed_by_server = true;
+                    break;
+                }
                 unanswered.push((seq, Instant::now()));
                 report.sent += 1;
                 received.fetch_add(1, Ordering::Relaxed);
@@ -175,6 +182,23 @@ fn run_client(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
+            Err(
+                tungstenite::Error::ConnectionClosed
+                | tungstenite::Error::AlreadyClosed
+                | tungstenite::Error::Protocol(_),
+            ) => {
+                report.closed_by_server = true;
+                break;
+            }
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                report.closed_by_server = true;
+                break;
+            }
             Err(e) => panic!("client: {e}"),
         }
     }
@@ -298,6 +322,10 @@ fn run_clients(n: usize, seconds: u64, frames: &Arc<Vec<Vec<u8>>>, server_args: 
     );
     let errors: u64 = reports.iter().map(|r| r.errors).sum();
     assert_eq!(errors, 0, "the server reported errors");
+    assert!(
+        reports.iter().all(|r| !r.closed_by_server),
+        "the server closed a client"
+    );
     run
 }
 

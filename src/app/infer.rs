@@ -4,8 +4,11 @@
 //!
 //! - The inference service is started off the main thread at start-up (loading the models takes a
 //!   second) and is the only one in the process: the built-in server uses it too.
-//! - The app holds one subscription of capacity 1 (latest wins) to the stream shown, and takes its
-//!   newest result every update; when the stream shown changes, it subscribes to the new one.
+//! - The app holds one subscription to the stream shown, keeping the newest two results (the two it
+//!   blends between), and takes them every update; when the stream shown changes, it subscribes to the
+//!   new one. Keeping two, not one, matters when rendering is slower than inference: blending then runs
+//!   between two consecutive results, one inference interval apart, not between the last two the app
+//!   happened to see (which would hold the older frame on screen longer).
 //! - Model and hands changes from the panel reconfigure the service (every stream gets them).
 
 use std::sync::Arc;
@@ -174,7 +177,10 @@ fn timed(result: StreamResult) -> Result<TimedResult, String> {
     }
 }
 
-/// Follows the stream to show, and takes its newest result.
+/// Results kept for the app: the two it blends between.
+const KEPT_RESULTS: usize = 2;
+
+/// Follows the stream to show, and takes its newest results.
 pub fn collect_results(
     mut inference: ResMut<Inference>,
     show: Res<ShowStream>,
@@ -183,25 +189,25 @@ pub fn collect_results(
     results.fresh.clear();
     if inference.showing() != show.0 {
         inference.subscription = match (&inference.service, show.0) {
-            (Some(service), Some(id)) => service.subscribe(id, 1),
+            (Some(service), Some(id)) => service.subscribe(id, KEPT_RESULTS),
             _ => None,
         };
     }
-    let Some(newest) = inference
+    let fresh = inference
         .subscription
         .as_ref()
-        .and_then(Subscription::take_newest)
-    else {
-        return;
-    };
-    match timed(newest) {
-        Ok(result) => {
-            inference.error = None;
-            results.push(result);
-        }
-        Err(e) => {
-            warn!("inference: {e}");
-            inference.error = Some(e);
+        .map(|s| s.drain())
+        .unwrap_or_default();
+    for result in fresh {
+        match timed(result) {
+            Ok(result) => {
+                inference.error = None;
+                results.push(result);
+            }
+            Err(e) => {
+                warn!("inference: {e}");
+                inference.error = Some(e);
+            }
         }
     }
 }

@@ -175,6 +175,8 @@ impl ServiceShared {
                 return None;
             }
             if let Some(job) = queue.ready.pop_front() {
+                // Counted busy under the queue's lock, so `has_idle_worker` never sees the job nowhere.
+                self.busy.fetch_add(1, Ordering::AcqRel);
                 return Some(job);
             }
             queue = self
@@ -182,6 +184,12 @@ impl ServiceShared {
                 .wait(queue)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+    }
+
+    /// A worker is waiting for work (none queued, fewer busy than there are workers).
+    pub(crate) fn has_idle_worker(&self) -> bool {
+        let queue = lock(&self.queue);
+        queue.ready.is_empty() && self.busy.load(Ordering::Acquire) < self.config.workers
     }
 
     pub(crate) fn queue_is_empty(&self) -> bool {

@@ -294,9 +294,9 @@ impl StreamShared {
         if state.closed || state.pose_running.is_some() || state.in_flight.len() >= MAX_IN_FLIGHT {
             return false;
         }
-        // A second frame in flight only while workers would otherwise idle: under load, other streams'
-        // jobs keep every worker busy, and a second frame would only wait in the queue (latency).
-        if !state.in_flight.is_empty() && !service.queue_is_empty() {
+        // A second frame in flight only when a worker is idle to take it: otherwise it would only wait in
+        // the queue (latency), behind other streams' jobs or this stream's own hand branch.
+        if !state.in_flight.is_empty() && !service.has_idle_worker() {
             return false;
         }
         let Some((frame, received_at)) = state.input.take() else {
@@ -701,6 +701,11 @@ impl Subscription {
     /// The newest result (older ones still waiting are dropped and counted).
     pub fn take_newest(&self) -> Option<StreamResult> {
         self.mailbox.take_newest()
+    }
+
+    /// Every result waiting, oldest first.
+    pub fn drain(&self) -> Vec<StreamResult> {
+        self.mailbox.drain()
     }
 
     /// The oldest result waiting.

@@ -70,7 +70,6 @@ pub(super) fn run(
             }
             continue;
         };
-        shared.busy.fetch_add(1, Ordering::AcqRel);
         match job.branch {
             Branch::Pose => while worker.pose_job(shared, &job.stream) {},
             Branch::Hands => {
