@@ -443,6 +443,9 @@ fn main() {
     if let Some(path) = option("--json") {
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     }
+    if args.iter().any(|a| a == "--no-memory") {
+        return;
+    }
     let frames = clip_frames(CLIPS[0]);
 
     // Memory: 4 clients streaming as fast as their window allows, until they sent 10 000 frames.
