@@ -7,7 +7,8 @@
 //!   wait), its own tracker, and its results in capture order.
 //! - A **subscription** ([`Subscription`]) is one consumer of a stream's results: the app's present
 //!   stage, a WebSocket connection sending `pose_result`, the recorder. Each has its own bounded mailbox
-//!   (capacity 1: the newest result wins), so a slow consumer never slows inference or another consumer.
+//!   (capacity 1 keeps only the newest result; the app keeps two, `analyze` every one), so a slow
+//!   consumer never slows inference or another consumer.
 //! - **Workers** (`livepose-infer-N`, named threads owned by the service) each hold one [`Engine`]. They
 //!   take jobs from one FIFO queue: the pose branch or the hand branch of a stream's frame. A stream has
 //!   at most one job of each branch queued or running, so streams are served round-robin and a stream's
