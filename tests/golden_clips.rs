@@ -1,6 +1,8 @@
 //! Golden tests on real clips against official MediaPipe 0.10.21 (`tests/fixtures/*.{static,video}.ref.jsonl`,
 //! made with the legacy `mp.solutions` API; see `tests/fixtures/README.md`). Every clip in both modes:
-//! `carphone` (176×144), `carphone_640` and `kenburns_messi` (one hand in 81 of 90 frames). Frames are
+//! `carphone` (176×144), `carphone_640` and `kenburns_messi` (one hand in 81 of 90 frames), and the two
+//! strong-motion clips `kenburns_basketball1` and `kenburns_astronaut` (their video mode is checked
+//! against MediaPipe's own drift: see `check_strong_motion`). Frames are
 //! decoded with libjpeg-turbo as the references were; video mode feeds the references' timestamps
 //! ((k+1)·33333 µs) so the One Euro filters see the same time steps. The engine runs as `--legacy`
 //! (refinement kernel 9, hands not smoothed, palm detector every frame), the mode that reproduces the
@@ -25,7 +27,9 @@
 
 mod common;
 
-use common::{fixture, hand_errors, legacy_engine, mean, pose_errors, read_jsonl};
+use common::{
+    fixture, hand_errors, legacy_engine, mean, pose_errors, pose_json_errors, read_jsonl,
+};
 use livepose::vision::image::{MjpegFrames, rgb_image_from_bytes};
 use livepose::vision::{FrameResult, PoseModel, Tracker, TrackerConfig};
 
@@ -232,4 +236,102 @@ fn kenburns_messi_static() {
 #[test]
 fn kenburns_messi_video() {
     check("kenburns_messi", true);
+}
+
+#[test]
+fn kenburns_basketball1_static() {
+    check("kenburns_basketball1", false);
+}
+
+#[test]
+fn kenburns_astronaut_static() {
+    check("kenburns_astronaut", false);
+}
+
+/// MediaPipe's own drift on a clip: its video-mode output with its input changed by one grey level,
+/// scored against its reference like livepose is (see the fixtures' README): one value of one pixel of
+/// one frame (`mp_pixel_a`, `mp_pixel_b`), or every value of every frame by a uniform integer in [−1, 1]
+/// (`mp_noise_seed0`, `mp_noise_seed1`). Per run: the pooled pose mean (px) and the frames where only one
+/// of the two finds a pose.
+fn mediapipe_drift(clip: &str, reference: &[serde_json::Value]) -> Vec<(f64, usize)> {
+    ["mp_pixel_a", "mp_pixel_b", "mp_noise_seed0", "mp_noise_seed1"]
+        .iter()
+        .map(|run| {
+            let perturbed = read_jsonl(&format!("{clip}.video.{run}.jsonl"));
+            assert_eq!(perturbed.len(), reference.len());
+            let mut px = Vec::new();
+            let mut disagree = 0;
+            for (p, r) in perturbed.iter().zip(reference) {
+                match (p["pose"].is_null(), r["pose"].is_null()) {
+                    (false, false) => px.extend(pose_json_errors(&p["pose"], &r["pose"])),
+                    (true, true) => {}
+                    _ => disagree += 1,
+                }
+            }
+            (mean(&px), disagree)
+        })
+        .collect()
+}
+
+/// Strong motion in video mode. On these clips MediaPipe's tracking loop amplifies any difference in
+/// its input: one grey level on one pixel of one frame moves MediaPipe's own output by up to 12 px from
+/// its reference, ±1 level of noise by up to 22 px, and it then loses the person on frames where the
+/// reference does not (README, "Fidelity under strong motion"). The engine matches MediaPipe to ~0.01 px
+/// frame by frame (the static tests above), and ONNX Runtime's arithmetic differs from TFLite's by
+/// ~0.0003 px per model run, so no bound tighter than MediaPipe's own drift can hold. Asserted, with
+/// the figures measured on 2026-12-02:
+/// - the pose mean is within twice the largest of MediaPipe's four drifts (astronaut: livepose 32.0 px,
+///   MediaPipe 10.7–22.4; basketball1: 10.3 px, MediaPipe 0.5–12.5);
+/// - the pose is found on the same frames as the reference but for at most as many frames as the
+///   perturbed MediaPipe runs miss, plus 2 (livepose 2 and 2; MediaPipe up to 14 and 9);
+/// - on the detection frame and the `early` frames after it, before the loop has amplified anything,
+///   the pose agrees to 0.5 px (astronaut, 6 frames: 0.08 px; basketball1, the detection frame: 0.02 px).
+fn check_strong_motion(clip: &str, early: usize) {
+    let ours = run_clip(&format!("{clip}.mjpeg"), TrackerConfig::LEGACY_VIDEO);
+    let reference = read_jsonl(&format!("{clip}.video.ref.jsonl"));
+    let s = score(&ours, &reference);
+    let drift = mediapipe_drift(clip, &reference);
+    let drift_px = drift.iter().map(|d| d.0).fold(0.0, f64::max);
+    let drift_disagree = drift.iter().map(|d| d.1).max().unwrap();
+    let first = reference
+        .iter()
+        .position(|r| !r["pose"].is_null())
+        .unwrap();
+    let mut early_px = Vec::new();
+    for (o, r) in ours.iter().zip(&reference).skip(first).take(early) {
+        assert!(o.pose.is_some(), "{clip}: no pose on an early frame");
+        early_px.extend(pose_errors(o, &r["pose"]).0);
+    }
+    eprintln!(
+        "{clip} video: {s:?}; MediaPipe's own drifts (px, frames disagreeing): {drift:?}; frames \
+         {first}..{}: {:.3} px",
+        first + early,
+        mean(&early_px)
+    );
+    assert!(
+        s.pose_px <= 2.0 * drift_px,
+        "pose {} px, beyond twice MediaPipe's own drift {drift_px} px",
+        s.pose_px
+    );
+    assert!(
+        s.frames - s.pose_agree <= drift_disagree + 2,
+        "pose found on {} frames more or fewer than MediaPipe's reference",
+        s.frames - s.pose_agree
+    );
+    assert!(
+        mean(&early_px) <= 0.5,
+        "{clip}: frames {first}..{}: {} px",
+        first + early,
+        mean(&early_px)
+    );
+}
+
+#[test]
+fn kenburns_basketball1_video_strong_motion() {
+    check_strong_motion("kenburns_basketball1", 1);
+}
+
+#[test]
+fn kenburns_astronaut_video_strong_motion() {
+    check_strong_motion("kenburns_astronaut", 6);
 }

@@ -29,7 +29,7 @@ use crate::vision::smoothing::{
 use crate::vision::timings::{Stage, StageTimings};
 use crate::vision::tracker::{HandTrack, HandsTrack, PoseTrack, Tracker};
 
-/// A palm detection overlapping a tracked hand's ROI by more than this is the same hand.
+/// Two hand ROIs overlapping by more than this are the same hand.
 const HAND_ASSOCIATION_IOU: f32 = 0.5;
 
 struct PoseBranch {
@@ -239,27 +239,23 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let mut candidates: Vec<HandTrack> = Vec::with_capacity(branch.max_hands);
+        let mut candidates: Vec<HandTrack> = Vec::with_capacity(2 * branch.max_hands);
         if previous.len() < branch.max_hands && palm_detector_due(config, track) {
             out.palm_detector_ran = true;
             track.frames_since_palm_detection = 0;
             let method = config.hand_smoothing();
-            let free = branch.max_hands - previous.len();
             for roi in branch
                 .detector
                 .detect(image, branch.max_hands, &mut out.timings)?
             {
-                let overlaps_tracked = previous
-                    .iter()
-                    .any(|t| t.roi.iou_ignoring_rotation(&roi) > HAND_ASSOCIATION_IOU);
-                if !overlaps_tracked && candidates.len() < free {
-                    candidates.push(HandTrack::new(roi, method));
-                }
+                associate(&mut candidates, HandTrack::new(roi, method));
             }
         } else {
             track.frames_since_palm_detection = track.frames_since_palm_detection.saturating_add(1);
         }
-        candidates.extend(previous);
+        for tracked in previous {
+            associate(&mut candidates, tracked);
+        }
 
         for mut candidate in candidates {
             let Some(mut hand) =
@@ -408,6 +404,17 @@ fn smooth_pose(
     track.world.apply(timestamp_us, None, &mut world_points);
     write_world_points(&mut raw.world_landmarks, &world_points);
     pose_from_raw(raw)
+}
+
+/// MediaPipe's `AssociationNormRectCalculator` (threshold 0.5) over the palm detections, then the hands
+/// tracked from the previous frame: each new ROI removes every earlier one it overlaps by more than the
+/// threshold (IoU of the unrotated rectangles) and joins the list. So a tracked hand wins over a palm
+/// detection of the same hand, two tracked ROIs that have come together become one, and, as in
+/// MediaPipe, new palms are not capped at the free slots (one tracked hand and two new palms elsewhere
+/// give three hands on that frame; the detector then stays off until fewer are tracked).
+fn associate(candidates: &mut Vec<HandTrack>, hand: HandTrack) {
+    candidates.retain(|c| c.roi.iou_ignoring_rotation(&hand.roi) <= HAND_ASSOCIATION_IOU);
+    candidates.push(hand);
 }
 
 fn palm_detector_due(config: TrackerConfig, track: &HandsTrack) -> bool {

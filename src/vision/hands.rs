@@ -134,7 +134,7 @@ impl PalmDetector {
 pub struct HandLandmarker {
     model: OnnxModel,
     tensor: Vec<f32>,
-    /// Minimum hand presence to accept the landmarks.
+    /// The landmarks are accepted when the hand presence is above this (strictly, as MediaPipe).
     pub min_presence: f32,
     /// Whether frames are mirrored (selfie view); decides `Hand::handedness`.
     pub input_is_mirrored: bool,
@@ -181,7 +181,8 @@ impl HandLandmarker {
         timings.add(Stage::HandLandmarkInfer, start.elapsed());
 
         let start = Instant::now();
-        if presence < self.min_presence {
+        // Strictly above, as MediaPipe's ThresholdingCalculator.
+        if !(presence > self.min_presence) {
             timings.add(Stage::HandLandmarkDecode, start.elapsed());
             return Ok(None);
         }

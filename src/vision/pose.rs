@@ -157,7 +157,7 @@ pub struct PoseLandmarker {
     tensor: Vec<f32>,
     /// Heatmap refinement window (odd); see [`DEFAULT_REFINE_KERNEL`].
     pub refine_kernel: usize,
-    /// Minimum pose presence to accept the landmarks.
+    /// The landmarks are accepted when the pose presence is above this (strictly, as MediaPipe).
     pub min_presence: f32,
 }
 
@@ -219,7 +219,8 @@ impl PoseLandmarker {
             decode_start.saturating_duration_since(start),
         );
 
-        if decoded.0 < self.min_presence {
+        // MediaPipe's ThresholdingCalculator accepts only a score strictly above the threshold.
+        if !(decoded.0 > self.min_presence) {
             timings.add(Stage::PoseLandmarkDecode, decode_start.elapsed());
             return Ok(None);
         }

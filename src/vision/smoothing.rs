@@ -268,6 +268,11 @@ impl VisibilityFilter {
         self.filters.clear();
     }
 
+    /// Whether the filter holds state from a previous frame.
+    pub fn is_primed(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
     pub fn apply(
         &mut self,
         visibilities: impl ExactSizeIterator<Item = f32>,

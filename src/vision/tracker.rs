@@ -9,9 +9,15 @@
 use crate::vision::config::TrackerConfig;
 use crate::vision::roi::Roi;
 use crate::vision::smoothing::{
-    POSE_AUX_FILTER, POSE_LANDMARK_FILTER, POSE_WORLD_FILTER, PointsFilter, SmoothingMethod,
-    VisibilityFilter,
+    OneEuroTuning, POSE_AUX_FILTER, POSE_LANDMARK_FILTER, POSE_WORLD_FILTER, PointsFilter,
+    SmoothingMethod, VisibilityFilter,
 };
+
+/// The auxiliary points, which give the next frame's ROI, are always smoothed with MediaPipe's own One
+/// Euro filter while tracking: in MediaPipe's `PoseLandmarkFiltering` graph their filter is not behind
+/// the `smooth_landmarks` switch. So the ROI path is MediaPipe's whatever smoothing the user picks for
+/// the landmarks shown.
+const AUX_SMOOTHING: SmoothingMethod = SmoothingMethod::OneEuro(OneEuroTuning::MEDIAPIPE);
 
 /// Both halves of one stream's state. One per camera, file or client.
 #[derive(Debug)]
@@ -35,9 +41,10 @@ impl Tracker {
         self.config = config;
     }
 
-    /// Forgets everything tracked (the next frame detects afresh); the timestamp order is kept.
+    /// Forgets everything tracked, filters included (the next frame detects afresh); the timestamp
+    /// order is kept.
     pub fn reset(&mut self) {
-        self.pose.lose();
+        self.pose.forget();
         self.hands.lose();
     }
 
@@ -69,7 +76,7 @@ impl PoseTrack {
             last_timestamp_us: None,
             roi: None,
             landmarks: PointsFilter::new(method, POSE_LANDMARK_FILTER),
-            aux: PointsFilter::new(method, POSE_AUX_FILTER),
+            aux: PointsFilter::new(AUX_SMOOTHING, POSE_AUX_FILTER),
             world: PointsFilter::new(method, POSE_WORLD_FILTER),
             visibility: VisibilityFilter::default(),
         }
@@ -81,23 +88,31 @@ impl PoseTrack {
             return;
         }
         if config.tracking != self.config.tracking {
-            self.lose();
+            self.forget();
         }
         let method = config.body_smoothing();
         if method.is_one_euro() != self.config.body_smoothing().is_one_euro() {
             self.visibility.reset();
         }
         self.landmarks.set_method(method);
-        self.aux.set_method(method);
         self.world.set_method(method);
         self.config = config;
     }
 
-    /// The person was lost: the next frame runs the detector; filters restart.
+    /// The person was lost on this frame: the next frame runs the detector. As in MediaPipe's graph, the
+    /// filters of the image landmarks and of the auxiliary points restart (their calculators see an
+    /// empty input beside the image size and reset), while the world-landmark filter and the
+    /// visibility low-pass keep their state (their calculators have no other input, so they do not run
+    /// on a frame without a pose, and carry on from the last pose when one is found again).
     pub(crate) fn lose(&mut self) {
         self.roi = None;
         self.landmarks.reset();
         self.aux.reset();
+    }
+
+    /// Forgets everything, every filter included.
+    pub(crate) fn forget(&mut self) {
+        self.lose();
         self.world.reset();
         self.visibility.reset();
     }
@@ -174,7 +189,6 @@ impl HandTrack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vision::smoothing::OneEuroTuning;
 
     #[test]
     fn a_smoothing_change_keeps_the_tracked_roi_and_static_mode_drops_it() {
@@ -207,5 +221,39 @@ mod tests {
         assert!(!track.landmarks.is_primed());
         track.adopt(TrackerConfig::STATIC);
         assert_eq!(track.roi, None);
+    }
+
+    #[test]
+    fn losing_the_person_restarts_the_image_filters_but_keeps_world_and_visibility_as_mediapipe() {
+        let mut track = PoseTrack::new(TrackerConfig::VIDEO);
+        track.roi = Some(Roi::full_image(64, 48));
+        let mut points = [[1.0_f32, 2.0, 3.0]];
+        track.landmarks.apply(1, Some(10.0), &mut points);
+        track.aux.apply(1, Some(10.0), &mut points);
+        track.world.apply(1, None, &mut points);
+        track.visibility.apply([0.9_f32].into_iter(), |_, _| {});
+        track.lose();
+        assert_eq!(track.roi, None);
+        assert!(!track.landmarks.is_primed());
+        assert!(!track.aux.is_primed());
+        assert!(track.world.is_primed());
+        assert!(track.visibility.is_primed());
+        track.forget();
+        assert!(!track.world.is_primed());
+        assert!(!track.visibility.is_primed());
+    }
+
+    #[test]
+    fn the_auxiliary_points_keep_mediapipes_one_euro_whatever_the_landmark_smoothing() {
+        let mut track = PoseTrack::new(TrackerConfig {
+            smoothing: SmoothingMethod::Off,
+            ..TrackerConfig::VIDEO
+        });
+        assert_eq!(track.aux.method(), AUX_SMOOTHING);
+        track.adopt(TrackerConfig {
+            smoothing: SmoothingMethod::Ema { alpha: 0.7 },
+            ..TrackerConfig::VIDEO
+        });
+        assert_eq!(track.aux.method(), AUX_SMOOTHING);
     }
 }

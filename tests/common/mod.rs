@@ -162,13 +162,18 @@ pub fn mean(v: &[f64]) -> f64 {
 /// Mean 2D error (px) between a pose in the JSON schema (`pose_result.pose`, analyze output) and a
 /// reference pose, over landmarks the reference sees (visibility ≥ 0.5).
 pub fn pose_json_error(ours: &Value, reference: &Value) -> f64 {
+    mean(&pose_json_errors(ours, reference))
+}
+
+/// The 2D error (px) of each landmark the reference sees (visibility ≥ 0.5), both poses in the JSON
+/// schema.
+pub fn pose_json_errors(ours: &Value, reference: &Value) -> Vec<f64> {
     let ours = ours["landmarks"].as_array().unwrap();
     let refs = reference["landmarks"].as_array().unwrap();
-    let errors: Vec<f64> = (0..33)
+    (0..33)
         .filter(|&i| refs[i]["visibility"].as_f64().unwrap() >= 0.5)
         .map(|i| dist2(xy(&ours[i]), xy(&refs[i])))
-        .collect();
-    mean(&errors)
+        .collect()
 }
 
 /// The frames of an `.mjpeg` fixture, as JPEG byte strings.
