@@ -254,23 +254,28 @@ fn kenburns_astronaut_static() {
 /// (`mp_noise_seed0`, `mp_noise_seed1`). Per run: the pooled pose mean (px) and the frames where only one
 /// of the two finds a pose.
 fn mediapipe_drift(clip: &str, reference: &[serde_json::Value]) -> Vec<(f64, usize)> {
-    ["mp_pixel_a", "mp_pixel_b", "mp_noise_seed0", "mp_noise_seed1"]
-        .iter()
-        .map(|run| {
-            let perturbed = read_jsonl(&format!("{clip}.video.{run}.jsonl"));
-            assert_eq!(perturbed.len(), reference.len());
-            let mut px = Vec::new();
-            let mut disagree = 0;
-            for (p, r) in perturbed.iter().zip(reference) {
-                match (p["pose"].is_null(), r["pose"].is_null()) {
-                    (false, false) => px.extend(pose_json_errors(&p["pose"], &r["pose"])),
-                    (true, true) => {}
-                    _ => disagree += 1,
-                }
+    [
+        "mp_pixel_a",
+        "mp_pixel_b",
+        "mp_noise_seed0",
+        "mp_noise_seed1",
+    ]
+    .iter()
+    .map(|run| {
+        let perturbed = read_jsonl(&format!("{clip}.video.{run}.jsonl"));
+        assert_eq!(perturbed.len(), reference.len());
+        let mut px = Vec::new();
+        let mut disagree = 0;
+        for (p, r) in perturbed.iter().zip(reference) {
+            match (p["pose"].is_null(), r["pose"].is_null()) {
+                (false, false) => px.extend(pose_json_errors(&p["pose"], &r["pose"])),
+                (true, true) => {}
+                _ => disagree += 1,
             }
-            (mean(&px), disagree)
-        })
-        .collect()
+        }
+        (mean(&px), disagree)
+    })
+    .collect()
 }
 
 /// Strong motion in video mode. On these clips MediaPipe's tracking loop amplifies any difference in
@@ -293,10 +298,7 @@ fn check_strong_motion(clip: &str, early: usize) {
     let drift = mediapipe_drift(clip, &reference);
     let drift_px = drift.iter().map(|d| d.0).fold(0.0, f64::max);
     let drift_disagree = drift.iter().map(|d| d.1).max().unwrap();
-    let first = reference
-        .iter()
-        .position(|r| !r["pose"].is_null())
-        .unwrap();
+    let first = reference.iter().position(|r| !r["pose"].is_null()).unwrap();
     let mut early_px = Vec::new();
     for (o, r) in ours.iter().zip(&reference).skip(first).take(early) {
         assert!(o.pose.is_some(), "{clip}: no pose on an early frame");
