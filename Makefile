@@ -1,6 +1,6 @@
 # livepose — one-command entry points. Each target does the set-up it needs (scripts/setup.sh:
 # Debian cmake + nasm for libjpeg-turbo, and ONNX Runtime 1.31.1 from the PyPI wheel into .ort/).
-.PHONY: setup run serve analyze screenshot test bench bench-load bench-app models
+.PHONY: setup run serve analyze screenshot test test-blender bench bench-load bench-app models
 
 CARGO ?= cargo
 OUT ?= out
@@ -33,6 +33,13 @@ test: setup
 	$(CARGO) test --lib --bins --tests
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# BVH files through Blender's own importer (Debian's blender, ~1 min to install; run by .ci/run too).
+test-blender: setup
+	@command -v blender >/dev/null || { echo "test-blender: installing Debian's blender"; \
+		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends blender >/dev/null; }
+	$(CARGO) test --test blender_bvh -- --ignored --nocapture
 
 # Speed: livepose's pipeline and, in the same run, the official MediaPipe Python pipeline.
 bench: setup

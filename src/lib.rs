@@ -3,6 +3,7 @@
 //! Modules, each using only those listed before it:
 //! - [`vision`]: the engine (MediaPipe BlazePose + Hands on ONNX Runtime), no Bevy types.
 //! - [`mailbox`], [`frame`]: the one bounded drop-oldest buffer between threads; frames and the clock.
+//! - [`motion`]: the humanoid skeleton solved from the landmarks, BVH files; no Bevy types.
 //! - [`schema`]: the JSON schema of results (files, `pose_result`, recordings).
 //! - [`service`]: the inference service: streams of frames in, subscriptions to results out, one pool of
 //!   workers for the whole process.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod frame;
 pub mod interpolation;
 pub mod mailbox;
+pub mod motion;
 pub mod schema;
 pub mod server;
 pub mod service;

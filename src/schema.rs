@@ -1,11 +1,14 @@
 //! The JSON schema of results, used by `livepose analyze` (files), the server (`pose_result`) and the
 //! recorder: the schema of the MediaPipe reference files (see the README),
-//! plus livepose's own keys (angles, timings, the person's actual hand).
+//! plus livepose's own keys (angles, timings, the person's actual hand). [`parse_frame`] and
+//! [`read_jsonl`] read it back (livepose's files and MediaPipe's reference files alike).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::vision::landmarks::{Hand, Pose};
+use crate::vision::angles::joint_angles_from_world;
+use crate::vision::landmarks::{Hand, Handedness, ImageLandmark, Pose, WorldLandmark};
 use crate::vision::result::FrameResult;
+use crate::vision::roi::Roi;
 use crate::vision::timings::StageTimings;
 
 /// px are rounded to 1e-4 and everything else to 1e-6, as the reference files.
@@ -180,4 +183,182 @@ pub fn frame_json(
         palm_detector_ran: result.palm_detector_ran,
         timings_ms: result.timings,
     }
+}
+
+/// Why a line of results could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("not a result line: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Shape(String),
+}
+
+#[derive(Deserialize)]
+struct FrameIn {
+    width: u32,
+    height: u32,
+    #[serde(default)]
+    timestamp_us: Option<i64>,
+    #[serde(default)]
+    pose: Option<PoseIn>,
+    #[serde(default)]
+    hands: Vec<HandIn>,
+    #[serde(default)]
+    pose_detector_ran: bool,
+    #[serde(default)]
+    palm_detector_ran: bool,
+}
+
+#[derive(Deserialize)]
+struct PoseIn {
+    landmarks: Vec<ImageIn>,
+    world_landmarks: Vec<WorldIn>,
+    #[serde(default = "one")]
+    presence: f32,
+}
+
+#[derive(Deserialize)]
+struct HandIn {
+    handedness: String,
+    #[serde(default = "one")]
+    score: f32,
+    #[serde(default)]
+    person_hand: Option<String>,
+    landmarks: Vec<ImageIn>,
+    world_landmarks: Vec<WorldIn>,
+}
+
+#[derive(Deserialize)]
+struct ImageIn {
+    x_px: f32,
+    y_px: f32,
+    z: f32,
+    #[serde(default = "one")]
+    visibility: f32,
+}
+
+#[derive(Deserialize)]
+struct WorldIn {
+    x_m: f32,
+    y_m: f32,
+    z_m: f32,
+    #[serde(default = "one")]
+    visibility: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+fn handedness(label: &str) -> Result<Handedness, SchemaError> {
+    match label {
+        "Left" => Ok(Handedness::Left),
+        "Right" => Ok(Handedness::Right),
+        other => Err(SchemaError::Shape(format!("unknown handedness {other:?}"))),
+    }
+}
+
+fn image_landmarks(points: &[ImageIn]) -> Vec<ImageLandmark> {
+    points
+        .iter()
+        .map(|p| ImageLandmark {
+            pos_in_image: [p.x_px, p.y_px],
+            depth: p.z,
+            visibility: p.visibility,
+            presence: 1.0,
+        })
+        .collect()
+}
+
+fn world_landmarks(points: &[WorldIn]) -> Vec<WorldLandmark> {
+    points
+        .iter()
+        .map(|p| WorldLandmark {
+            pos_in_world: [p.x_m, p.y_m, p.z_m],
+            visibility: p.visibility,
+        })
+        .collect()
+}
+
+/// Reads one result line back. What the file does not hold comes back empty: the ROIs (the whole
+/// image), the timings (zero), a hand's presence (1: a hand in the file passed the threshold); the
+/// angles are computed again from the world landmarks. A photo's line has no timestamp: 0.
+pub fn parse_frame(line: &str) -> Result<FrameResult, SchemaError> {
+    let frame: FrameIn = serde_json::from_str(line)?;
+    let roi = Roi::full_image(frame.width, frame.height);
+    let pose = match frame.pose {
+        Some(p) => {
+            if p.landmarks.len() != 33 || p.world_landmarks.len() != 33 {
+                return Err(SchemaError::Shape(format!(
+                    "a pose has 33 landmarks and 33 world landmarks, not {} and {}",
+                    p.landmarks.len(),
+                    p.world_landmarks.len()
+                )));
+            }
+            Some(Pose {
+                landmarks: image_landmarks(&p.landmarks),
+                world_landmarks: world_landmarks(&p.world_landmarks),
+                presence: p.presence,
+                roi,
+            })
+        }
+        None => None,
+    };
+    let mut hands = Vec::with_capacity(frame.hands.len());
+    for h in &frame.hands {
+        if h.landmarks.len() != 21 || h.world_landmarks.len() != 21 {
+            return Err(SchemaError::Shape(format!(
+                "a hand has 21 landmarks and 21 world landmarks, not {} and {}",
+                h.landmarks.len(),
+                h.world_landmarks.len()
+            )));
+        }
+        let handedness_mediapipe = handedness(&h.handedness)?;
+        // MediaPipe's files have no person_hand: its label assumes a mirrored image, so on an
+        // ordinary image the person's hand is the other one (as livepose's default).
+        let person = match &h.person_hand {
+            Some(label) => handedness(label)?,
+            None => handedness_mediapipe.other(),
+        };
+        hands.push(Hand {
+            landmarks: image_landmarks(&h.landmarks),
+            world_landmarks: world_landmarks(&h.world_landmarks),
+            handedness_mediapipe,
+            handedness_score: h.score,
+            handedness: person,
+            presence: 1.0,
+            roi,
+        });
+    }
+    let angles = pose
+        .as_ref()
+        .map(|p| joint_angles_from_world(&p.world_landmarks))
+        .unwrap_or_default();
+    Ok(FrameResult {
+        timestamp_us: frame.timestamp_us.unwrap_or(0),
+        width: frame.width,
+        height: frame.height,
+        pose,
+        hands,
+        angles,
+        pose_detector_ran: frame.pose_detector_ran,
+        palm_detector_ran: frame.palm_detector_ran,
+        timings: StageTimings::default(),
+    })
+}
+
+/// Reads a JSONL file of results. A torn last line (a file cut off mid-write) is left out and
+/// reported as the second value; a bad line anywhere else is an error (with its 1-based number).
+pub fn read_jsonl(text: &str) -> Result<(Vec<FrameResult>, Option<SchemaError>), SchemaError> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match parse_frame(line) {
+            Ok(result) => out.push(result),
+            Err(e) if i + 1 == lines.len() && !text.ends_with('\n') => return Ok((out, Some(e))),
+            Err(e) => return Err(SchemaError::Shape(format!("line {}: {e}", i + 1))),
+        }
+    }
+    Ok((out, None))
 }

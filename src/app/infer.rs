@@ -78,6 +78,8 @@ pub struct Inference {
     subscription: Option<Subscription>,
     /// The engine settings last given to the service.
     configured: Option<EngineConfig>,
+    /// VMC output of the stream shown (`--vmc`).
+    vmc: Option<crate::motion::vmc::VmcSender>,
 }
 
 impl Inference {
@@ -140,7 +142,23 @@ fn manage_service(mut inference: ResMut<Inference>, settings: Res<AppSettings>) 
     {
         inference.starting = None;
         match started {
-            Ok(service) => inference.service = Some(Arc::new(service)),
+            Ok(service) => {
+                let service = Arc::new(service);
+                if let Some(target) = settings.vmc {
+                    match crate::motion::vmc::VmcSender::start(
+                        Arc::clone(&service),
+                        target,
+                        crate::motion::vmc::Follow::Chosen,
+                    ) {
+                        Ok(sender) => inference.vmc = Some(sender),
+                        Err(e) => {
+                            error!("{e}");
+                            inference.error = Some(e.to_string());
+                        }
+                    }
+                }
+                inference.service = Some(service);
+            }
             Err(e) => {
                 error!("{e}");
                 inference.error = Some(e);
@@ -192,6 +210,9 @@ pub fn collect_results(
             (Some(service), Some(id)) => service.subscribe(id, KEPT_RESULTS),
             _ => None,
         };
+    }
+    if let Some(vmc) = &inference.vmc {
+        vmc.follow(inference.showing());
     }
     let fresh = inference
         .subscription

@@ -55,6 +55,8 @@ pub struct AppSettings {
     pub capture: Option<headless::CaptureRequest>,
     /// The browser client's server (`None`: not serving).
     pub server: Option<crate::server::ServerConfig>,
+    /// Where to send the shown stream's motion over VMC (`None`: not sending).
+    pub vmc: Option<std::net::SocketAddr>,
 }
 
 impl Default for AppSettings {
@@ -72,6 +74,7 @@ impl Default for AppSettings {
             window_size: (1280, 720),
             capture: None,
             server: None,
+            vmc: None,
         }
     }
 }

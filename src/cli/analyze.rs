@@ -1,6 +1,7 @@
 //! `livepose analyze`: images, folders and MJPEG files to JSON (and annotated PNGs). Every input is a
 //! lossless stream of the inference service (`crate::service`): each frame is processed, in order, with
-//! the pose branch of one frame beside the hand branch of the previous one.
+//! the pose branch of one frame beside the hand branch of the previous one. With `--bvh`, a clip's
+//! results also go through the motion solver (`crate::motion`), a subscriber like the JSON writer.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -194,6 +195,29 @@ struct ClipWriter<'a> {
     frames_dir: PathBuf,
     progress: &'a indicatif::ProgressBar,
     bad_frames: usize,
+    /// With `--bvh`: the solver and what it solved, with the results it solved them from.
+    motion: Option<ClipMotion>,
+}
+
+#[derive(Default)]
+struct ClipMotion {
+    solver: crate::motion::Solver,
+    poses: Vec<crate::motion::HumanoidPose>,
+    results: Vec<crate::vision::FrameResult>,
+}
+
+impl ClipMotion {
+    /// Writes `<stem>.bvh` on the rest pose measured over the clip; returns the clip's figures.
+    fn finish(&self, path: &Path, fps: f64) -> anyhow::Result<crate::motion::Quality> {
+        let rest = self.solver.rest_pose();
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        crate::motion::bvh::write(&mut out, &rest, &self.poses, fps)
+            .and_then(|()| out.flush())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(crate::motion::measure(&rest, &self.poses, &self.results))
+    }
 }
 
 impl ClipWriter<'_> {
@@ -215,6 +239,12 @@ impl ClipWriter<'_> {
             &frame_json(&self.name, Some(index), &result, self.model),
         )?;
         self.writer.write_all(b"\n")?;
+        if let Some(motion) = &mut self.motion {
+            motion.poses.push(motion.solver.solve(&result));
+            motion
+                .results
+                .push(crate::vision::FrameResult::clone(&result));
+        }
         if self.args.annotate
             && let Some(image) = &done.image
         {
@@ -262,6 +292,7 @@ fn analyze_mjpeg(
         frames_dir,
         progress: &progress,
         bad_frames: 0,
+        motion: args.bvh.then(ClipMotion::default),
     };
     let (mut published, mut written) = (0_u64, 0_u64);
     for (index, frame) in frames.into_iter().enumerate() {
@@ -306,6 +337,11 @@ fn analyze_mjpeg(
     }
     progress.finish_and_clear();
     out.writer.flush()?;
+    if let Some(motion) = &out.motion {
+        let bvh = args.out.join(format!("{}.bvh", stem(path)));
+        let quality = motion.finish(&bvh, args.fps)?;
+        tracing::info!("{}: {quality}", bvh.display());
+    }
     anyhow::ensure!(
         out.bad_frames == 0,
         "{} frame(s) could not be decoded",

@@ -210,12 +210,30 @@ pub struct AnalyzeArgs {
     /// Also write PNGs with the skeleton drawn (clips: <stem>/NNNNN.png).
     #[arg(long)]
     pub annotate: bool,
+    /// Clips: also solve the humanoid skeleton and write its motion to <stem>.bvh (centimetres, y up,
+    /// ZXY rotations, resampled at --fps), and print how closely it follows the landmarks.
+    #[arg(long)]
+    pub bvh: bool,
     /// Frame rate of .mjpeg inputs, for timestamps (frame k is stamped (k+1)·round(1e6/fps) µs, as the
     /// MediaPipe references).
     #[arg(long, default_value_t = 30.0)]
     pub fps: f64,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// Live motion out (the app and `serve`).
+#[derive(Debug, Clone, Args)]
+pub struct MotionArgs {
+    /// Send the solved skeleton over VMC (OSC over UDP) to HOST:PORT, one bundle per result; `--vmc`
+    /// alone sends to 127.0.0.1:39539 (VSeeFace's, Warudo's and EVMC4U's default).
+    #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:39539",
+          value_parser = parse_vmc)]
+    pub vmc: Option<std::net::SocketAddr>,
+}
+
+fn parse_vmc(text: &str) -> Result<std::net::SocketAddr, String> {
+    crate::motion::vmc::parse_target(text).map_err(|e| e.to_string())
 }
 
 /// The live app's settings (`livepose` with no command).
@@ -253,6 +271,8 @@ pub struct AppArgs {
     /// Do not serve the browser client.
     #[arg(long)]
     pub no_server: bool,
+    #[command(flatten)]
+    pub motion: MotionArgs,
     #[command(flatten)]
     pub server: serve::ServerArgs,
     /// Test mode: after this many seconds save --screenshot and --state, then exit.
@@ -360,6 +380,7 @@ impl AppArgs {
             window_size: self.window,
             capture,
             server,
+            vmc: self.motion.vmc,
         })
     }
 }

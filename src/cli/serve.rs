@@ -83,6 +83,9 @@ pub struct ServeArgs {
     /// Treat every frame on its own: no tracking, no smoothing.
     #[arg(long)]
     pub r#static: bool,
+    /// VMC output: the oldest connected client's stream (the first tab still streaming).
+    #[command(flatten)]
+    pub motion: super::MotionArgs,
     /// Print a line of per-client counters every this many seconds (0: never).
     #[arg(long, default_value_t = 5.0)]
     pub stats_every: f32,
@@ -103,6 +106,14 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         args.server.server_config(tracker),
         std::sync::Arc::clone(&service),
     )?;
+    let _vmc = match args.motion.vmc {
+        Some(target) => Some(crate::motion::vmc::VmcSender::start(
+            std::sync::Arc::clone(&service),
+            target,
+            crate::motion::vmc::Follow::OldestClient,
+        )?),
+        None => None,
+    };
     let url = server.url();
     let budget = service.stats();
     println!(
