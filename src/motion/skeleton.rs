@@ -109,7 +109,7 @@ impl Bone {
             _ => {
                 let side = if b < 37 { Side::Left } else { Side::Right };
                 let k = (b - 22) % 15;
-                if k % 3 == 0 {
+                if k.is_multiple_of(3) {
                     Bone::arm(side, 3)
                 } else {
                     Bone(b - 1)

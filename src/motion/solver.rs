@@ -447,8 +447,7 @@ impl Solver {
             let s = side.sign();
             let wrist = hand_world(hand, 0);
             b.hand.add(t, (hand_world(hand, 9) - wrist).length());
-            for finger in 0..5 {
-                let base = FINGER_BASE[finger];
+            for (finger, &base) in FINGER_BASE.iter().enumerate() {
                 let k = r.inverse() * (hand_world(hand, base) - wrist);
                 // Mirrored to the left hand's layout, so both hands share one measure.
                 let k = Vec3::new(k.x * s, k.y, k.z);
@@ -745,9 +744,9 @@ fn hinge_secondary(first: Vec3, second: Vec3, fallback: Vec3) -> Vec3 {
 /// `parent_global` swung (no twist) so that its `rest_axis` points along `direction`.
 fn swing(parent_global: Quat, rest_axis: Vec3, direction: Vec3) -> Quat {
     let from = parent_global * rest_axis;
-    match direction.try_normalize() {
-        Some(to) => (Quat::from_rotation_arc(from.normalize(), to) * parent_global).normalize(),
-        None => parent_global,
+    match (from.try_normalize(), direction.try_normalize()) {
+        (Some(from), Some(to)) => (Quat::from_rotation_arc(from, to) * parent_global).normalize(),
+        _ => parent_global,
     }
 }
 

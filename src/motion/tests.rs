@@ -32,7 +32,9 @@ impl Rng {
     }
 
     fn rotation(&mut self, max_deg: f32) -> Quat {
-        let axis = Vec3::new(self.unit() - 0.5, self.unit() - 0.5, self.unit() - 0.5).normalize();
+        let axis = Vec3::new(self.unit() - 0.5, self.unit() - 0.5, self.unit() - 0.5)
+            .try_normalize()
+            .unwrap_or(Vec3::X);
         Quat::from_axis_angle(axis, self.deg(0.0, max_deg))
     }
 }

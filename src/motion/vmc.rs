@@ -340,12 +340,12 @@ fn run(service: &Service, shared: &Shared, socket: &UdpSocket, target: SocketAdd
             continue;
         };
         let Some(done) = subscription.recv_timeout(POLL) else {
-            if subscription.is_closed() {
-                if let Some(old) = current.take() {
-                    shared
-                        .skipped
-                        .fetch_add(old.superseded(), Ordering::Relaxed);
-                }
+            if subscription.is_closed()
+                && let Some(old) = current.take()
+            {
+                shared
+                    .skipped
+                    .fetch_add(old.superseded(), Ordering::Relaxed);
             }
             continue;
         };

@@ -182,7 +182,7 @@ impl HandLandmarker {
 
         let start = Instant::now();
         // Strictly above, as MediaPipe's ThresholdingCalculator.
-        if !(presence > self.min_presence) {
+        if presence.is_nan() || presence <= self.min_presence {
             timings.add(Stage::HandLandmarkDecode, start.elapsed());
             return Ok(None);
         }

@@ -220,7 +220,7 @@ impl PoseLandmarker {
         );
 
         // MediaPipe's ThresholdingCalculator accepts only a score strictly above the threshold.
-        if !(decoded.0 > self.min_presence) {
+        if decoded.0.is_nan() || decoded.0 <= self.min_presence {
             timings.add(Stage::PoseLandmarkDecode, decode_start.elapsed());
             return Ok(None);
         }
