@@ -166,3 +166,58 @@ fn python_osc_receives_one_valid_vmc_bundle_per_result() {
         previous_t = t;
     }
 }
+
+/// `serve --vmc` follows the oldest connected client, and the next one when it leaves.
+#[test]
+fn serve_follows_the_oldest_client_stream() {
+    let service = Arc::new(
+        Service::start(ServiceConfig::new(EngineConfig::default(), 1, 1))
+            .expect("the service starts (models present: run `make setup`)"),
+    );
+    let client = |id: u64| StreamSpec {
+        name: format!("#{id}"),
+        kind: StreamKind::WebSocket {
+            client_id: id,
+            peer: "127.0.0.1:1".parse().unwrap(),
+        },
+        tracker: TrackerConfig::VIDEO,
+        delivery: Delivery::LatestWins,
+    };
+    let local = service.open_stream(StreamSpec {
+        name: "camera".into(),
+        kind: StreamKind::Camera,
+        tracker: TrackerConfig::VIDEO,
+        delivery: Delivery::LatestWins,
+    });
+    let first = service.open_stream(client(1));
+    let second = service.open_stream(client(2));
+    // Nobody listens on the discard port: sending fails or vanishes, and costs nothing here.
+    let sender = VmcSender::start(
+        Arc::clone(&service),
+        "127.0.0.1:9".parse().unwrap(),
+        Follow::OldestClient,
+    )
+    .unwrap();
+    let wait_for = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("follows the first client", &|| {
+        first.stats().subscribers == 1
+    });
+    assert_eq!(second.stats().subscribers, 0);
+    assert_eq!(local.stats().subscribers, 0, "not a client's stream");
+    drop(first);
+    wait_for("moves to the second client", &|| {
+        second.stats().subscribers == 1
+    });
+    drop(sender);
+    assert_eq!(
+        second.stats().subscribers,
+        0,
+        "dropping the sender unsubscribes"
+    );
+}
