@@ -5,6 +5,8 @@
 # with inference idle (the browser source with no client connected) gives the render rate without it.
 #   SECS     seconds per run (default 20)
 #   WINDOW   window size (default 1100x560, as the screenshot test)
+#   PROFILE  1: also sample the demo run with `perf record` (cpu-clock, 499 Hz) and print where the main
+#            thread and Mesa's llvmpipe threads spend their time (out/bench-app/perf-*.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS="${SECS:-20}"
@@ -24,7 +26,11 @@ for run in demo idle tab; do
          cargo bench --bench load -- --client "127.0.0.1:$PORT" "$((SECS + 10))" > "$OUT/tab-client.txt" &
          client=$! ;;
   esac
-  WGPU_BACKEND=vulkan RUST_LOG=warn xvfb-run -a -s "-screen 0 1280x1024x24" "$bin" "${args[@]}" \
+  profiler=()
+  if [ "${PROFILE:-0}" = 1 ] && [ "$run" = demo ]; then
+    profiler=(perf record -q -e cpu-clock -F 499 -o "$OUT/perf.data" --)
+  fi
+  WGPU_BACKEND=vulkan RUST_LOG=warn xvfb-run -a -s "-screen 0 1280x1024x24" "${profiler[@]}" "$bin" "${args[@]}" \
     --window "$WINDOW" --capture-after "$SECS" --min-results 0 \
     --screenshot "$OUT/$run.png" --state "$OUT/$run.json"
   if [ "$run" = tab ]; then wait "$client" || true; fi
@@ -55,6 +61,10 @@ print(f"  CPU (cores busy on average): inference {inf:.2f}, rendering + app {ren
 print("  by thread: " + ", ".join(f"{k} {v / demo['wall_seconds']:.2f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v > 0.05))
 inf, ren, src, _ = groups(idle)
 print(f"inference idle (no frames): render FPS {idle['render_fps']:.1f}; CPU rendering + app {ren:.2f}, inference {inf:.2f}")
+# Issue targets: render FPS while tracking ≥ 70 % of the idle render FPS; capture-to-display p50 ≤ 1.5×
+# the inference p50 (both from the demo run).
+print(f"ratios: render FPS tracking / idle {demo['render_fps'] / max(idle['render_fps'], 1e-6):.2f} (target ≥ 0.70); "
+      f"latency p50 / inference p50 {demo['latency_ms_p50'] / max(demo['inference_total_ms_p50'], 1e-6):.2f} (target ≤ 1.5)")
 tab = json.load(open(sys.argv[3]))
 inf, ren, src, cpu = groups(tab)
 s = tab.get("service") or {}
@@ -66,4 +76,11 @@ print(f"  render FPS {tab['render_fps']:.1f}, inference FPS of the clip {tab['in
 print(f"  CPU (cores busy on average): inference {inf:.2f}, rendering + app {ren - conn:.2f}, server connections {conn:.2f}, source {src:.2f}")
 print("  by thread: " + ", ".join(f"{k} {v / tab['wall_seconds']:.2f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v > 0.05))
 PY
+if [ "${PROFILE:-0}" = 1 ]; then
+  perf report -i "$OUT/perf.data" --stdio --sort comm,dso 2>/dev/null | grep -v '^#' | grep -v '^$' | head -25 \
+    | tee "$OUT/perf-threads.txt"
+  perf report -i "$OUT/perf.data" --stdio --sort comm,sym 2>/dev/null | grep -v '^#' | grep -v '^$' | head -60 \
+    > "$OUT/perf-symbols.txt"
+  echo "profile: $OUT/perf-threads.txt (by thread and library), $OUT/perf-symbols.txt (by function)"
+fi
 echo "screenshots and state: $OUT/"

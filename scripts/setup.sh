@@ -10,8 +10,9 @@
 #                          a virtual screen and software Vulkan (lavapipe) for the headless app test
 #       chromium           headless browser for the end-to-end test of the web client
 #   - npm: playwright-core (tests/browser/package-lock.json) drives that Chromium; Node.js is on the machine.
-#   - PyPI: python-osc 1.10.2 (tests/vmc/requirements.txt) in a venv ($CACHE/test-venv), the independent
-#     OSC decoder of the VMC test.
+#   - PyPI, pinned in tests/requirements.txt, in a venv ($CACHE/test-venv): python-osc 1.10.2 (the
+#     independent OSC decoder of the VMC test), pandas 3.1.1 + numpy and trc-data-reader 0.4.1 (the
+#     readers of the CSV and TRC exports' test). ~45 MB of wheels, ~30 s.
 #   - ONNX Runtime 1.31.1: libonnxruntime.so.1.31.1 out of the PyPI wheel onnxruntime==1.31.1, into .ort/.
 # Usage: scripts/setup.sh [--no-apt]
 set -euo pipefail
@@ -63,8 +64,8 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
 fi
 
 TEST_VENV="$CACHE/test-venv"
-if [ ! -x "$TEST_VENV/bin/python" ] || ! "$TEST_VENV/bin/python" -c "import pythonosc" 2>/dev/null; then
-  echo "setup: python-osc for the VMC test (venv $TEST_VENV, tests/vmc/requirements.txt)"
+if [ ! -x "$TEST_VENV/bin/python" ] || ! "$TEST_VENV/bin/python" -c "import pythonosc, pandas, trc" 2>/dev/null; then
+  echo "setup: python-osc, pandas, trc-data-reader for the VMC and export tests (venv $TEST_VENV, tests/requirements.txt)"
   python3 -m venv "$TEST_VENV"
-  "$TEST_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/vmc/requirements.txt
+  "$TEST_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi

@@ -19,6 +19,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod export;
 pub mod frame;
 pub mod interpolation;
 pub mod mailbox;

@@ -26,28 +26,9 @@ use serde_json::Value;
 const PERSON_FRAMES: usize = 30;
 const EMPTY_FRAMES: usize = 10;
 
-/// The venv's Python with python-osc (`scripts/setup.sh`), or `LIVEPOSE_TEST_PYTHON`.
-fn python() -> std::path::PathBuf {
-    if let Some(p) = std::env::var_os("LIVEPOSE_TEST_PYTHON") {
-        return p.into();
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache")
-        });
-    let python = cache.join("livepose/test-venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup.sh (it installs python-osc from tests/vmc/requirements.txt)",
-        python.display()
-    );
-    python
-}
-
 #[test]
 fn python_osc_receives_one_valid_vmc_bundle_per_result() {
-    let mut receiver = Command::new(python())
+    let mut receiver = Command::new(common::test_python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vmc/receive.py"))
         .args(["--idle", "3", "--max", "300"])
         .stdout(Stdio::piped())

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 
+use crate::app::avatar::AvatarDrawn;
 use crate::app::browser::BrowserServer;
 use crate::app::capture::Capture;
 use crate::app::infer::{Inference, Results};
 use crate::app::overlay::{Layout, OverlayDrawn, Video};
 use crate::app::stats::{Stats, percentiles};
 use crate::app::ui::PanelText;
+use crate::app::view3d::View3dCamera;
 use crate::app::{AppSettings, AppSystems, SourceChoice};
 use crate::vision::timings::Stage;
 
@@ -36,14 +38,94 @@ struct CaptureState {
     overlay: Option<OverlayDrawn>,
     /// The sequence number of the video frame on screen in that update.
     shown_frame_seq: Option<u64>,
+    /// The avatar's pose and the 3D camera in that update.
+    avatar: Option<AvatarDrawn>,
+    camera3d: Option<Camera3dDump>,
 }
 
+/// The 3D view's camera as it renders the screenshot: where it is, how it projects, its viewport.
+#[derive(Clone, Debug, serde::Serialize)]
+struct Camera3dDump {
+    translation: [f32; 3],
+    rotation_xyzw: [f32; 4],
+    /// Vertical field of view (radians) and near plane (m) of the perspective projection.
+    fov_y: f32,
+    near_m: f32,
+    /// The viewport in logical window pixels: x, y, width, height.
+    viewport: [f32; 4],
+    /// Bevy's own projection of each avatar joint (`Camera::world_to_viewport`: logical window px), by
+    /// bone name; a cross-check for the test's projection.
+    joints_in_viewport: Vec<(String, [f32; 2])>,
+}
+
+fn camera_dump(
+    camera: &Camera,
+    transform: &Transform,
+    projection: &Projection,
+    layout: &Layout,
+    avatar: &AvatarDrawn,
+) -> Option<Camera3dDump> {
+    let Projection::Perspective(perspective) = projection else {
+        return None;
+    };
+    let global = GlobalTransform::from(*transform);
+    let joints_in_viewport = joint_positions(avatar)
+        .into_iter()
+        .filter_map(|(name, p)| {
+            camera
+                .world_to_viewport(&global, p)
+                .ok()
+                .map(|v| (name, v.to_array()))
+        })
+        .collect();
+    Some(Camera3dDump {
+        translation: transform.translation.to_array(),
+        rotation_xyzw: transform.rotation.to_array(),
+        fov_y: perspective.fov,
+        near_m: perspective.near,
+        viewport: [
+            layout.view3d_min.x,
+            layout.view3d_min.y,
+            layout.view3d_size.x,
+            layout.view3d_size.y,
+        ],
+        joints_in_viewport,
+    })
+}
+
+/// Forward kinematics of the drawn pose: each joint's position, by bone name.
+fn joint_positions(avatar: &AvatarDrawn) -> Vec<(String, Vec3)> {
+    use crate::motion::skeleton::{BONE_COUNT, HumanoidPose, RestPose, forward};
+    if !avatar.shown || avatar.offsets_m.len() != BONE_COUNT {
+        return Vec::new();
+    }
+    let mut pose = HumanoidPose::rest(0, Vec3::from_array(avatar.root_pos_m));
+    let mut rest = RestPose {
+        offsets_m: [Vec3::ZERO; BONE_COUNT],
+        end_sites_m: [None; BONE_COUNT],
+        hip_height_m: 0.0,
+    };
+    for i in 0..BONE_COUNT {
+        pose.local[i] = Quat::from_array(avatar.local_xyzw[i]);
+        rest.offsets_m[i] = Vec3::from_array(avatar.offsets_m[i]);
+    }
+    let fk = forward(&rest, &pose);
+    avatar.bone_names.iter().cloned().zip(fk.pos_m).collect()
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "snapshots every drawn state of the update"
+)]
 fn maybe_capture(
     mut commands: Commands,
     settings: Res<AppSettings>,
     results: Res<Results>,
     overlay: Res<OverlayDrawn>,
     video: Res<Video>,
+    avatar: Res<AvatarDrawn>,
+    layout: Res<Layout>,
+    camera3d: Query<(&Camera, &Transform, &Projection), With<View3dCamera>>,
     mut state: ResMut<CaptureState>,
 ) {
     let Some(request) = &settings.capture else {
@@ -58,6 +140,11 @@ fn maybe_capture(
         state.requested = true;
         state.overlay = Some(overlay.clone());
         state.shown_frame_seq = video.frame_seq;
+        state.avatar = Some(avatar.clone());
+        state.camera3d = camera3d
+            .single()
+            .ok()
+            .and_then(|(c, t, p)| camera_dump(c, t, p, &layout, &avatar));
         commands
             .spawn(Screenshot::primary_window())
             .observe(on_captured);
@@ -93,6 +180,9 @@ struct StateDump<'a> {
     view3d_rect: [f32; 4],
     video_frame_size: [u32; 2],
     overlay: &'a OverlayDrawn,
+    /// The avatar's pose drawn in the screenshot's update, and the 3D camera.
+    avatar: Option<&'a AvatarDrawn>,
+    camera3d: Option<&'a Camera3dDump>,
     panel: &'a PanelText,
     newest_pose_landmarks_px: Option<Vec<[f32; 2]>>,
     newest_hands: usize,
@@ -221,6 +311,8 @@ fn on_captured(
         ],
         video_frame_size: video.frame_size.to_array(),
         overlay: capture.overlay.as_ref().unwrap_or(&empty),
+        avatar: capture.avatar.as_ref(),
+        camera3d: capture.camera3d.as_ref(),
         panel: &panel,
         newest_pose_landmarks_px: results
             .newest
@@ -262,6 +354,8 @@ pub(super) fn plugin(app: &mut App) {
         requested: false,
         overlay: None,
         shown_frame_seq: None,
+        avatar: None,
+        camera3d: None,
     })
     .add_systems(Update, maybe_capture.after(AppSystems::Present));
 }

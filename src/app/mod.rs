@@ -1,9 +1,9 @@
 //! The livepose app: a client of the process's inference service (`crate::service`). The capture stage
 //! opens a stream for the local source (camera or clip); the built-in server opens one per browser tab;
 //! the infer stage subscribes to the selected stream and takes its newest result; the present stage
-//! draws the video with the 2D skeleton, the 3D avatar and the joint-angle panel. One plugin per stage;
-//! one ordering chain: `Capture → Infer → Present`, then the panel in egui's pass. See
-//! `docs/ARCHITECTURE.md`.
+//! draws the video with the 2D skeleton, the 3D view (the rigged avatar and the world landmarks) and
+//! the joint-angle panel. One plugin per stage; one ordering chain: `Capture → Infer → Present`, then the
+//! panel in egui's pass. See `docs/ARCHITECTURE.md`.
 
 mod avatar;
 pub mod browser;
@@ -13,6 +13,7 @@ pub mod infer;
 mod overlay;
 mod stats;
 mod ui;
+mod view3d;
 
 use std::path::PathBuf;
 
@@ -57,6 +58,25 @@ pub struct AppSettings {
     pub server: Option<crate::server::ServerConfig>,
     /// Where to send the shown stream's motion over VMC (`None`: not sending).
     pub vmc: Option<std::net::SocketAddr>,
+    /// What the 3D view shows.
+    pub view3d: View3d,
+}
+
+/// What the 3D view shows: the rigged avatar (the solved skeleton), the world landmarks as joints and
+/// bones, or both (the landmarks over the avatar).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct View3d {
+    pub avatar: bool,
+    pub landmarks: bool,
+}
+
+impl Default for View3d {
+    fn default() -> Self {
+        Self {
+            avatar: true,
+            landmarks: false,
+        }
+    }
 }
 
 impl Default for AppSettings {
@@ -75,6 +95,7 @@ impl Default for AppSettings {
             capture: None,
             server: None,
             vmc: None,
+            view3d: View3d::default(),
         }
     }
 }
@@ -98,7 +119,7 @@ pub enum AppSystems {
     Capture,
     /// Take the newest result of the stream shown.
     Infer,
-    /// Update the video texture, overlay and avatar.
+    /// Update the video texture, overlay, avatar and 3D view.
     Present,
 }
 
@@ -140,6 +161,7 @@ pub fn run(settings: AppSettings) -> AppExit {
             stats::plugin,
             overlay::plugin,
             avatar::plugin,
+            view3d::plugin,
             browser::plugin,
             ui::plugin,
             headless::plugin,

@@ -144,7 +144,7 @@ fn update_layout(
 /// The blend factor between the last two results now: time since the newest arrived over the interval
 /// between the two frames' capture times (regular for a camera even when inference times vary), the
 /// same for every source.
-fn blend_now(previous: &TimedResult, newest: &TimedResult, now: Instant) -> f32 {
+pub(crate) fn blend_now(previous: &TimedResult, newest: &TimedResult, now: Instant) -> f32 {
     let interval = newest
         .meta
         .captured_at

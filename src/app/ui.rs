@@ -202,6 +202,11 @@ fn panel_ui(
                 ui.checkbox(&mut edited.interpolation, "interpolate");
                 ui.checkbox(&mut edited.mirror, "mirror");
             });
+            ui.horizontal(|ui| {
+                ui.label("3D view");
+                ui.checkbox(&mut edited.view3d.avatar, "avatar");
+                ui.checkbox(&mut edited.view3d.landmarks, "landmarks");
+            });
             if let Some(error) = &inference.error {
                 ui.colored_label(egui::Color32::LIGHT_RED, error);
             } else if inference.service.is_none() {

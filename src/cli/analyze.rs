@@ -195,20 +195,26 @@ struct ClipWriter<'a> {
     frames_dir: PathBuf,
     progress: &'a indicatif::ProgressBar,
     bad_frames: usize,
-    /// With `--bvh`: the solver and what it solved, with the results it solved them from.
+    /// With `--bvh`: the solver and what it solved.
     motion: Option<ClipMotion>,
+    /// With `--bvh`, `--csv` or `--trc`: the clip's results, in order, for the exports.
+    kept: Option<Vec<crate::vision::FrameResult>>,
 }
 
 #[derive(Default)]
 struct ClipMotion {
     solver: crate::motion::Solver,
     poses: Vec<crate::motion::HumanoidPose>,
-    results: Vec<crate::vision::FrameResult>,
 }
 
 impl ClipMotion {
     /// Writes `<stem>.bvh` on the rest pose measured over the clip; returns the clip's figures.
-    fn finish(&self, path: &Path, fps: f64) -> anyhow::Result<crate::motion::Quality> {
+    fn finish(
+        &self,
+        path: &Path,
+        fps: f64,
+        results: &[crate::vision::FrameResult],
+    ) -> anyhow::Result<crate::motion::Quality> {
         let rest = self.solver.rest_pose();
         let file = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))?;
@@ -216,7 +222,7 @@ impl ClipMotion {
         crate::motion::bvh::write(&mut out, &rest, &self.poses, fps)
             .and_then(|()| out.flush())
             .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(crate::motion::measure(&rest, &self.poses, &self.results))
+        Ok(crate::motion::measure(&rest, &self.poses, results))
     }
 }
 
@@ -241,9 +247,9 @@ impl ClipWriter<'_> {
         self.writer.write_all(b"\n")?;
         if let Some(motion) = &mut self.motion {
             motion.poses.push(motion.solver.solve(&result));
-            motion
-                .results
-                .push(crate::vision::FrameResult::clone(&result));
+        }
+        if let Some(kept) = &mut self.kept {
+            kept.push(crate::vision::FrameResult::clone(&result));
         }
         if self.args.annotate
             && let Some(image) = &done.image
@@ -293,6 +299,7 @@ fn analyze_mjpeg(
         progress: &progress,
         bad_frames: 0,
         motion: args.bvh.then(ClipMotion::default),
+        kept: (args.bvh || args.csv || args.trc).then(Vec::new),
     };
     let (mut published, mut written) = (0_u64, 0_u64);
     for (index, frame) in frames.into_iter().enumerate() {
@@ -337,10 +344,21 @@ fn analyze_mjpeg(
     }
     progress.finish_and_clear();
     out.writer.flush()?;
+    let kept = out.kept.as_deref().unwrap_or_default();
     if let Some(motion) = &out.motion {
         let bvh = args.out.join(format!("{}.bvh", stem(path)));
-        let quality = motion.finish(&bvh, args.fps)?;
+        let quality = motion.finish(&bvh, args.fps, kept)?;
         tracing::info!("{}: {quality}", bvh.display());
+    }
+    if args.csv && !kept.is_empty() {
+        let (landmarks, angles) =
+            crate::export::csv::write(&args.out, &format!("{}.", stem(path)), kept)?;
+        tracing::info!("wrote {} and {}", landmarks.display(), angles.display());
+    }
+    if args.trc && !kept.is_empty() {
+        let trc = args.out.join(format!("{}.trc", stem(path)));
+        crate::export::trc::write(&trc, kept, args.fps)?;
+        tracing::info!("wrote {}", trc.display());
     }
     anyhow::ensure!(
         out.bad_frames == 0,

@@ -214,6 +214,13 @@ pub struct AnalyzeArgs {
     /// ZXY rotations, resampled at --fps), and print how closely it follows the landmarks.
     #[arg(long)]
     pub bvh: bool,
+    /// Clips: also write <stem>.landmarks.csv (every landmark's image and world coordinates) and
+    /// <stem>.angles.csv (each joint angle in degrees with its confidence), one row per frame.
+    #[arg(long)]
+    pub csv: bool,
+    /// Clips: also write <stem>.trc, OpenSim's marker format (the 33 world landmarks in mm, y up).
+    #[arg(long)]
+    pub trc: bool,
     /// Frame rate of .mjpeg inputs, for timestamps (frame k is stamped (k+1)·round(1e6/fps) µs, as the
     /// MediaPipe references).
     #[arg(long, default_value_t = 30.0)]
@@ -234,6 +241,23 @@ pub struct MotionArgs {
 
 fn parse_vmc(text: &str) -> Result<std::net::SocketAddr, String> {
     crate::motion::vmc::parse_target(text).map_err(|e| e.to_string())
+}
+
+/// `--view3d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum View3dArg {
+    Avatar,
+    Landmarks,
+    Both,
+}
+
+impl From<View3dArg> for crate::app::View3d {
+    fn from(arg: View3dArg) -> Self {
+        Self {
+            avatar: arg != View3dArg::Landmarks,
+            landmarks: arg != View3dArg::Avatar,
+        }
+    }
 }
 
 /// The live app's settings (`livepose` with no command).
@@ -268,6 +292,10 @@ pub struct AppArgs {
     /// Window size, WIDTHxHEIGHT.
     #[arg(long, default_value = "1280x720", value_parser = parse_size)]
     pub window: (u32, u32),
+    /// What the 3D view shows: the rigged avatar (the solved skeleton, as BVH and VMC send it), the world
+    /// landmarks as joints and bones, or both (also switchable in the panel).
+    #[arg(long, value_enum, default_value_t = View3dArg::Avatar)]
+    pub view3d: View3dArg,
     /// Do not serve the browser client.
     #[arg(long)]
     pub no_server: bool,
@@ -381,6 +409,7 @@ impl AppArgs {
             capture,
             server,
             vmc: self.motion.vmc,
+            view3d: self.view3d.into(),
         })
     }
 }

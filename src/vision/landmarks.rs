@@ -48,6 +48,31 @@ pub const POSE_LANDMARK_NAMES: [&str; POSE_LANDMARK_COUNT] = [
     "right_foot_index",
 ];
 
+/// The hand model's landmark names, in model order (MediaPipe's `HandLandmark`).
+pub const HAND_LANDMARK_NAMES: [&str; HAND_LANDMARK_COUNT] = [
+    "wrist",
+    "thumb_cmc",
+    "thumb_mcp",
+    "thumb_ip",
+    "thumb_tip",
+    "index_finger_mcp",
+    "index_finger_pip",
+    "index_finger_dip",
+    "index_finger_tip",
+    "middle_finger_mcp",
+    "middle_finger_pip",
+    "middle_finger_dip",
+    "middle_finger_tip",
+    "ring_finger_mcp",
+    "ring_finger_pip",
+    "ring_finger_dip",
+    "ring_finger_tip",
+    "pinky_mcp",
+    "pinky_pip",
+    "pinky_dip",
+    "pinky_tip",
+];
+
 /// Body connections drawn as bones (MediaPipe's POSE_CONNECTIONS).
 pub const POSE_CONNECTIONS: [(usize, usize); 35] = [
     (0, 1),

@@ -183,3 +183,21 @@ pub fn mjpeg_frames(name: &str) -> Vec<Vec<u8>> {
         .map(|f| f.unwrap().to_vec())
         .collect()
 }
+
+/// The Python of the tests' venv (`scripts/setup.sh` makes it from `tests/requirements.txt`: python-osc,
+/// pandas, trc-data-reader), or `LIVEPOSE_TEST_PYTHON`.
+pub fn test_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("LIVEPOSE_TEST_PYTHON") {
+        return p.into();
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+    let python = cache.join("livepose/test-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup.sh (it installs tests/requirements.txt into that venv)",
+        python.display()
+    );
+    python
+}
