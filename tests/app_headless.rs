@@ -46,6 +46,24 @@ fn is_body_colour(p: &image::Rgb<u8>) -> bool {
     p[0] > 190 && p[1] < 150 && p[2] > 100 && p[0] > p[1] + 80
 }
 
+/// Whether a pixel within `radius` (a square) of `p` (window px) passes `colour`.
+fn colour_near(
+    png: &image::RgbImage,
+    p: [f32; 2],
+    radius: i64,
+    colour: fn(&image::Rgb<u8>) -> bool,
+) -> bool {
+    (-radius..=radius)
+        .flat_map(|dy| (-radius..=radius).map(move |dx| (p[0] as i64 + dx, p[1] as i64 + dy)))
+        .any(|(x, y)| {
+            x >= 0
+                && y >= 0
+                && (x as u32) < png.width()
+                && (y as u32) < png.height()
+                && colour(png.get_pixel(x as u32, y as u32))
+        })
+}
+
 /// Runs the app with `args` plus the test-mode flags; returns its state dump and screenshot.
 fn run_app(name: &str, args: &[&str]) -> (serde_json::Value, image::RgbImage, PathBuf) {
     let dir = std::env::temp_dir().join(format!("livepose-app-{}", std::process::id()));
@@ -139,15 +157,7 @@ fn assert_tracked_and_drawn(
             x >= rect[0] && x <= rect[0] + rect[2] && y >= rect[1] && y <= rect[1] + rect[3],
             "point ({x}, {y}) outside the video"
         );
-        let near = (-4..=4)
-            .flat_map(|dy| (-4..=4).map(move |dx| (x as i64 + dx, y as i64 + dy)))
-            .any(|(px, py)| {
-                px >= 0
-                    && py >= 0
-                    && (px as u32) < png.width()
-                    && (py as u32) < png.height()
-                    && is_body_colour(png.get_pixel(px as u32, py as u32))
-            });
+        let near = colour_near(png, [x, y], 4, is_body_colour);
         coloured += usize::from(near);
     }
     assert!(
@@ -278,17 +288,7 @@ fn assert_drawn_where_mediapipe_says(
         .collect();
     let coloured = on_video
         .iter()
-        .filter(|p| {
-            (-10..=10)
-                .flat_map(|dy| (-10..=10).map(move |dx| (p[0] as i64 + dx, p[1] as i64 + dy)))
-                .any(|(px, py)| {
-                    px >= 0
-                        && py >= 0
-                        && (px as u32) < png.width()
-                        && (py as u32) < png.height()
-                        && is_body_colour(png.get_pixel(px as u32, py as u32))
-                })
-        })
+        .filter(|p| colour_near(png, **p, 10, is_body_colour))
         .count();
     assert!(
         coloured * 10 >= on_video.len() * 8,
@@ -531,17 +531,6 @@ fn assert_avatar_drawn_where_its_kinematics_says(state: &serde_json::Value, png:
     }
 
     // Every joint shown as a ball, and the head, have the avatar's colour at their projection.
-    let near_colour = |p: Vec2, radius: i64| {
-        (-radius..=radius)
-            .flat_map(|dy| (-radius..=radius).map(move |dx| (p.x as i64 + dx, p.y as i64 + dy)))
-            .any(|(x, y)| {
-                x >= 0
-                    && y >= 0
-                    && (x as u32) < png.width()
-                    && (y as u32) < png.height()
-                    && is_avatar_colour(png.get_pixel(x as u32, y as u32))
-            })
-    };
     let balls = [
         "Hips",
         "Spine",
@@ -573,7 +562,10 @@ fn assert_avatar_drawn_where_its_kinematics_says(state: &serde_json::Value, png:
             && p.x < viewport[0] + viewport[2]
             && p.y < viewport[1] + viewport[3];
         if inside {
-            assert!(near_colour(p, 4), "no avatar colour at {name} ({p})");
+            assert!(
+                colour_near(png, p.to_array(), 4, is_avatar_colour),
+                "no avatar colour at {name} ({p})"
+            );
             checked += 1;
         }
     }
