@@ -54,9 +54,42 @@ pub struct AvatarSystems;
 #[derive(Resource, Default, Clone, Copy)]
 pub struct AvatarRoot(pub Option<Vec3>);
 
-/// The pose drawn this update, as forward kinematics takes it (for the headless state dump).
-#[derive(Resource, Default, Clone, Debug, serde::Serialize)]
+/// The pose drawn this update and the rest pose it was drawn on (for the headless state dump; kept as
+/// the solver's own types, so the per-frame update allocates nothing).
+#[derive(Resource, Default, Clone, Debug)]
 pub struct AvatarDrawn {
+    pub pose: Option<HumanoidPose>,
+    pub rest: Option<RestPose>,
+    /// The blend factor between the last two solved poses.
+    pub blend: f32,
+}
+
+impl AvatarDrawn {
+    /// The drawn pose as JSON-ready arrays.
+    pub fn dump(&self) -> AvatarDump {
+        let (Some(pose), Some(rest)) = (&self.pose, &self.rest) else {
+            return AvatarDump::default();
+        };
+        AvatarDump {
+            shown: true,
+            root_pos_m: pose.root_pos_m.to_array(),
+            local_xyzw: pose.local.iter().map(|q| q.to_array()).collect(),
+            confidence: pose.confidence.to_vec(),
+            offsets_m: rest.offsets_m.iter().map(|v| v.to_array()).collect(),
+            end_sites_m: rest
+                .end_sites_m
+                .iter()
+                .map(|e| e.map(|v| v.to_array()))
+                .collect(),
+            bone_names: Bone::all().map(Bone::name).collect(),
+            blend: self.blend,
+        }
+    }
+}
+
+/// [`AvatarDrawn`] in the state dump.
+#[derive(Default, Clone, Debug, serde::Serialize)]
+pub struct AvatarDump {
     pub shown: bool,
     pub root_pos_m: [f32; 3],
     /// Each bone's local rotation (x, y, z, w), in bone index order.
@@ -440,7 +473,7 @@ fn draw_avatar(
         .flatten()
         .filter(|_| results.newest.is_some());
     let (Some((pose, blend)), Some(rest)) = (pose, solve.rest.as_ref()) else {
-        if root.0.is_some() || drawn.shown {
+        if root.0.is_some() || drawn.pose.is_some() {
             for (_, _, mut v, _) in &mut segments {
                 v.set_if_neq(Visibility::Hidden);
             }
@@ -508,20 +541,11 @@ fn draw_avatar(
         }
     }
     root.0 = Some(fk.pos_m[Bone::HIPS.index()]);
-    drawn.shown = true;
-    drawn.root_pos_m = pose.root_pos_m.to_array();
-    drawn.local_xyzw = pose.local.iter().map(|q| q.to_array()).collect();
-    drawn.confidence = pose.confidence.to_vec();
-    drawn.blend = blend;
-    if drawn.offsets_m.is_empty() || solve.is_changed() {
-        drawn.offsets_m = rest.offsets_m.iter().map(|v| v.to_array()).collect();
-        drawn.end_sites_m = rest
-            .end_sites_m
-            .iter()
-            .map(|e| e.map(|v| v.to_array()))
-            .collect();
-        drawn.bone_names = Bone::all().map(Bone::name).collect();
+    if drawn.rest.is_none() || solve.is_changed() {
+        drawn.rest = Some(rest.clone());
     }
+    drawn.pose = Some(pose);
+    drawn.blend = blend;
 }
 
 pub(super) fn plugin(app: &mut App) {

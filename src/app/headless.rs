@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 
-use crate::app::avatar::AvatarDrawn;
+use crate::app::avatar::{AvatarDrawn, AvatarDump};
 use crate::app::browser::BrowserServer;
 use crate::app::capture::Capture;
 use crate::app::infer::{Inference, Results};
@@ -39,7 +39,7 @@ struct CaptureState {
     /// The sequence number of the video frame on screen in that update.
     shown_frame_seq: Option<u64>,
     /// The avatar's pose and the 3D camera in that update.
-    avatar: Option<AvatarDrawn>,
+    avatar: Option<AvatarDump>,
     camera3d: Option<Camera3dDump>,
 }
 
@@ -95,22 +95,14 @@ fn camera_dump(
 
 /// Forward kinematics of the drawn pose: each joint's position, by bone name.
 fn joint_positions(avatar: &AvatarDrawn) -> Vec<(String, Vec3)> {
-    use crate::motion::skeleton::{BONE_COUNT, HumanoidPose, RestPose, forward};
-    if !avatar.shown || avatar.offsets_m.len() != BONE_COUNT {
+    use crate::motion::skeleton::{Bone, forward};
+    let (Some(pose), Some(rest)) = (&avatar.pose, &avatar.rest) else {
         return Vec::new();
-    }
-    let mut pose = HumanoidPose::rest(0, Vec3::from_array(avatar.root_pos_m));
-    let mut rest = RestPose {
-        offsets_m: [Vec3::ZERO; BONE_COUNT],
-        end_sites_m: [None; BONE_COUNT],
-        hip_height_m: 0.0,
     };
-    for i in 0..BONE_COUNT {
-        pose.local[i] = Quat::from_array(avatar.local_xyzw[i]);
-        rest.offsets_m[i] = Vec3::from_array(avatar.offsets_m[i]);
-    }
-    let fk = forward(&rest, &pose);
-    avatar.bone_names.iter().cloned().zip(fk.pos_m).collect()
+    Bone::all()
+        .map(Bone::name)
+        .zip(forward(rest, pose).pos_m)
+        .collect()
 }
 
 #[allow(
@@ -140,7 +132,7 @@ fn maybe_capture(
         state.requested = true;
         state.overlay = Some(overlay.clone());
         state.shown_frame_seq = video.frame_seq;
-        state.avatar = Some(avatar.clone());
+        state.avatar = Some(avatar.dump());
         state.camera3d = camera3d
             .single()
             .ok()
@@ -181,7 +173,7 @@ struct StateDump<'a> {
     video_frame_size: [u32; 2],
     overlay: &'a OverlayDrawn,
     /// The avatar's pose drawn in the screenshot's update, and the 3D camera.
-    avatar: Option<&'a AvatarDrawn>,
+    avatar: Option<&'a AvatarDump>,
     camera3d: Option<&'a Camera3dDump>,
     panel: &'a PanelText,
     newest_pose_landmarks_px: Option<Vec<[f32; 2]>>,
