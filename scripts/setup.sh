@@ -2,7 +2,10 @@
 # Set-up for a fresh Debian 12 machine of the project's kind. Idempotent: each step is skipped when done.
 #   - Debian packages:
 #       cmake, nasm        build libjpeg-turbo, which decodes JPEG exactly as the MediaPipe references did
-#       libclang-dev       bindgen for the V4L2 camera bindings (nokhwa)
+#       libclang-dev       bindgen for the V4L2 camera bindings (nokhwa) and FFmpeg's (ffmpeg-sys-next)
+#       pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+#                          FFmpeg 5.1's libraries: video files (MP4, MOV, MKV, WebM, AVI) in analyze,
+#                          the app's file source and replay, decoded and converted as OpenCV does
 #       python3            ONNX Runtime comes from a PyPI wheel
 #       libx11-6 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0
 #                          loaded at run time by the window (winit, X11)
@@ -21,7 +24,8 @@ ORT_VERSION=1.31.1
 ORT_LIB=".ort/libonnxruntime.so.${ORT_VERSION}"
 
 need_apt=()
-for pkg in cmake nasm libclang-dev python3 libx11-6 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0 \
+for pkg in cmake nasm libclang-dev pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
+           python3 libx11-6 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0 \
            xvfb xauth mesa-vulkan-drivers libvulkan1 chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done

@@ -37,7 +37,7 @@ impl FrameMeta {
 }
 
 /// Image formats a frame may arrive in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EncodedFormat {
     Jpeg,

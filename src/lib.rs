@@ -8,7 +8,9 @@
 //! - [`service`]: the inference service: streams of frames in, subscriptions to results out, one pool of
 //!   workers for the whole process.
 //! - [`interpolation`]: blending between the last two results for display.
-//! - [`source`]: the camera and file sources, each publishing into a stream.
+//! - [`video`]: video files through FFmpeg's libraries (frames with their presentation times).
+//! - [`session`]: recording a stream's frames and results to a session folder, and reading one back.
+//! - [`source`]: the camera, file, video and replay sources, each publishing into a stream.
 //! - [`server`]: the browser client's HTTP + WebSocket server over the service (`livepose serve`, and
 //!   inside the app).
 //! - [`app`]: the Bevy app (video + overlay, 3D avatar, angle panel), a client of the service.
@@ -27,5 +29,7 @@ pub mod motion;
 pub mod schema;
 pub mod server;
 pub mod service;
+pub mod session;
 pub mod source;
+pub mod video;
 pub mod vision;

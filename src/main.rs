@@ -19,6 +19,16 @@ fn init_command_logging() {
         .try_init();
 }
 
+fn report_outcome(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.command.is_some() {
@@ -43,6 +53,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Command::Export(args)) => report_outcome(livepose::cli::export::run_export(&args)),
+        Some(Command::Report(args)) => report_outcome(livepose::cli::export::run_report(&args)),
         None if cli.app.list_cameras => match livepose::source::camera::list_cameras() {
             Ok(cameras) if cameras.is_empty() => {
                 println!("no cameras found");

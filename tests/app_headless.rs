@@ -637,3 +637,86 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
         .map(|d| std::path::Path::new(d).join(name))
         .find(|p| p.is_file())
 }
+
+/// A recorded session as the source (`--source DIR`), shown with its recorded results
+/// (`--replay-recorded`), while `--record` records what is shown into a second session: the replay
+/// runs (its controls are in the state), the drawn skeleton is the recorded one on the frame shown
+/// (within the files' 1e-4 px rounding), and the new session holds the replayed frames byte for byte.
+#[test]
+fn app_replays_a_session_and_records_what_it_shows() {
+    let _one = ONE_APP_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = std::env::temp_dir().join(format!("livepose-app-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let frames = common::mjpeg_frames("carphone_640.mjpeg");
+    let session_dir = common::record_clip(&dir, &frames[..60]);
+    let recorded = livepose::session::Session::open(&session_dir).unwrap();
+    let again = dir.join("again");
+    let (state, png, _) = run_app(
+        "replay",
+        &[
+            "--source",
+            session_dir.to_str().unwrap(),
+            "--replay-recorded",
+            "--record",
+            again.to_str().unwrap(),
+            "--no-server",
+            "--no-interpolation",
+        ],
+    );
+    assert!(
+        state["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("replay: session"),
+        "{}",
+        state["source"]
+    );
+    let replay = &state["replay"];
+    assert_eq!(replay["frames"], 60, "{replay}");
+    assert_eq!(replay["show_recorded"], true);
+    assert_eq!(state["service"]["engines_loaded"], 1);
+    assert_tracked_and_drawn(&state, &png, [640, 480], 12);
+    // The skeleton on screen is a recorded result: find the recorded frame with these landmarks.
+    let shown: Vec<f32> = state["newest_pose_landmarks_px"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| f32s(p))
+        .collect();
+    let best = recorded
+        .results
+        .iter()
+        .filter_map(|r| r.result.pose.as_ref())
+        .map(|p| {
+            p.landmarks
+                .iter()
+                .zip(shown.chunks(2))
+                .map(|(l, s)| {
+                    (l.pos_in_image[0] - s[0])
+                        .abs()
+                        .max((l.pos_in_image[1] - s[1]).abs())
+                })
+                .fold(0.0_f32, f32::max)
+        })
+        .fold(f32::INFINITY, f32::min);
+    assert!(
+        best <= 2e-4,
+        "the skeleton shown is no recorded result (closest {best} px)"
+    );
+    let recording = &state["recording"];
+    assert!(recording["frames"].as_u64().unwrap() >= 10, "{recording}");
+    assert!(recording["error"].is_null(), "{recording}");
+    // The app exited: its recording was completed on the way out.
+    let new = livepose::session::Session::open(&again).unwrap();
+    assert!(new.info.as_ref().unwrap().complete, "{:?}", new.info);
+    assert!(new.frames.len() >= 10);
+    for i in 0..new.frames.len() {
+        let bytes = new.frame_bytes(i).unwrap();
+        assert!(
+            (0..recorded.frames.len()).any(|j| recorded.frame_bytes(j).unwrap() == bytes),
+            "frame {i} of the new session is not a replayed frame"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -58,7 +58,12 @@ impl Capture {
 }
 
 /// Opens `choice` into `stream` (blocking: runs in a task). Falls back to the demo clip.
-fn open_source(choice: &SourceChoice, fps: f32, stream: Arc<StreamHandle>) -> Opened {
+fn open_source(
+    choice: &SourceChoice,
+    fps: f32,
+    replay_recorded: bool,
+    stream: Arc<StreamHandle>,
+) -> Opened {
     let demo = |note: String| match spawn_demo(&bundled_demo_clip(), fps, Arc::clone(&stream)) {
         Ok(handle) => Opened {
             handle: Some(handle),
@@ -91,8 +96,14 @@ fn open_source(choice: &SourceChoice, fps: f32, stream: Arc<StreamHandle>) -> Op
                 request.index
             )),
         },
-        SourceChoice::File(path) => match spawn_demo(path, fps, Arc::clone(&stream)) {
-            Ok(handle) => opened(handle),
+        SourceChoice::File(path) => match crate::source::spawn_file(path, fps, Arc::clone(&stream))
+        {
+            Ok(handle) => {
+                if let Some(control) = &handle.replay {
+                    control.set_show_recorded(replay_recorded);
+                }
+                opened(handle)
+            }
             Err(e) => demo(format!("{e}: playing the demo clip")),
         },
         SourceChoice::Browser => Opened {
@@ -158,8 +169,10 @@ fn switch_source(
         delivery: Delivery::LatestWins,
     }));
     let fps = settings.file_fps;
+    let replay_recorded = settings.replay_recorded;
     let task_choice = choice.clone();
-    let task = IoTaskPool::get().spawn(async move { open_source(&task_choice, fps, stream) });
+    let task = IoTaskPool::get()
+        .spawn(async move { open_source(&task_choice, fps, replay_recorded, stream) });
     capture.opening = Some((choice, task));
 }
 
@@ -173,7 +186,11 @@ fn apply_settings(settings: Res<AppSettings>, capture: Res<Capture>) {
 }
 
 /// The stream to show: the local source's, or the browser tab selected in the panel.
-fn choose_stream(capture: Res<Capture>, browser: Res<BrowserServer>, mut show: ResMut<ShowStream>) {
+pub(crate) fn choose_stream(
+    capture: Res<Capture>,
+    browser: Res<BrowserServer>,
+    mut show: ResMut<ShowStream>,
+) {
     let wanted = match capture.choice {
         Some(SourceChoice::Browser) => browser.selected_stream(),
         _ => capture.handle.as_ref().map(|h| h.stream.id()),

@@ -187,6 +187,27 @@ struct StateDump<'a> {
     /// built-in server's connections.
     wall_seconds: f64,
     cpu_seconds_by_thread: std::collections::BTreeMap<String, f64>,
+    /// The recording, if one runs: its folder, frames written, results not written, error.
+    recording: Option<RecordingDump>,
+    /// A session replay's controls, if the source is one.
+    replay: Option<ReplayDump>,
+}
+
+#[derive(serde::Serialize)]
+struct RecordingDump {
+    dir: std::path::PathBuf,
+    frames: u64,
+    not_written: u64,
+    error: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct ReplayDump {
+    frames: usize,
+    position: usize,
+    paused: bool,
+    speed: f32,
+    show_recorded: bool,
 }
 
 /// Clock ticks per second of `/proc/*/stat` times (USER_HZ, 100 on every Linux architecture Rust targets
@@ -239,6 +260,7 @@ fn on_captured(
     capture: Res<CaptureState>,
     panel: Res<PanelText>,
     browser: Res<BrowserServer>,
+    recording: Res<crate::app::record::Recording>,
     mut exit: MessageWriter<AppExit>,
 ) {
     let Some(request) = &settings.capture else {
@@ -315,6 +337,23 @@ fn on_captured(
         browser_clients: browser.stats.as_ref().map_or(0, |s| s.clients.len()),
         wall_seconds: capture.started.elapsed().as_secs_f64(),
         cpu_seconds_by_thread: cpu_seconds_by_thread(),
+        recording: recording.status().map(|r| RecordingDump {
+            dir: r.dir,
+            frames: r.frames,
+            not_written: r.not_written,
+            error: r.error,
+        }),
+        replay: source
+            .handle
+            .as_ref()
+            .and_then(|h| h.replay.as_ref())
+            .map(|c| ReplayDump {
+                frames: c.frames,
+                position: c.position(),
+                paused: c.paused(),
+                speed: c.speed(),
+                show_recorded: c.show_recorded(),
+            }),
     };
     match serde_json::to_vec_pretty(&dump) {
         Ok(bytes) => {

@@ -11,6 +11,7 @@ mod capture;
 mod headless;
 pub mod infer;
 mod overlay;
+pub mod record;
 mod stats;
 mod ui;
 mod view3d;
@@ -30,7 +31,8 @@ pub enum SourceChoice {
     Auto(crate::source::camera::CameraRequest),
     /// A camera by index.
     Camera(crate::source::camera::CameraRequest),
-    /// A clip (`.mjpeg`), an image folder or an image, looping.
+    /// A clip (`.mjpeg`), a video file, an image folder, an image (looping), or a recorded session
+    /// folder (replayed at its recorded timing, with pause, seek and speed).
     File(PathBuf),
     /// A tab streaming to the built-in server (the one selected in the panel, else the newest).
     Browser,
@@ -60,6 +62,10 @@ pub struct AppSettings {
     pub vmc: Option<std::net::SocketAddr>,
     /// What the 3D view shows.
     pub view3d: View3d,
+    /// `--record DIR`: record the first stream shown into this session folder.
+    pub record_dir: Option<PathBuf>,
+    /// A session replay starts by showing its recorded results (else it tracks the frames again).
+    pub replay_recorded: bool,
 }
 
 /// What the 3D view shows: the rigged avatar (the solved skeleton), the world landmarks as joints and
@@ -96,6 +102,8 @@ impl Default for AppSettings {
             server: None,
             vmc: None,
             view3d: View3d::default(),
+            record_dir: None,
+            replay_recorded: false,
         }
     }
 }
@@ -163,6 +171,7 @@ pub fn run(settings: AppSettings) -> AppExit {
             avatar::plugin,
             view3d::plugin,
             browser::plugin,
+            record::plugin,
             ui::plugin,
             headless::plugin,
         ))

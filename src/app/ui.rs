@@ -8,6 +8,7 @@ use crate::app::browser::BrowserServer;
 use crate::app::capture::{Capture, SwitchSource};
 use crate::app::infer::{Inference, Results};
 use crate::app::overlay::PANEL_WIDTH;
+use crate::app::record::Recording;
 use crate::app::stats::{ANGLE_HISTORY, Stats, percentiles};
 use crate::app::{AppSettings, SourceChoice};
 use crate::source::camera::CameraRequest;
@@ -63,6 +64,90 @@ fn angle_plot(ui: &mut egui::Ui, history: &std::collections::VecDeque<f32>) {
     }
 }
 
+/// Pause, seek and speed of a session replay.
+fn replay_ui(ui: &mut egui::Ui, control: &crate::source::replay::ReplayControl) {
+    ui.horizontal(|ui| {
+        let paused = control.paused();
+        if ui.button(if paused { "Play" } else { "Pause" }).clicked() {
+            control.set_paused(!paused);
+        }
+        let mut speed = control.speed();
+        if ui
+            .add(
+                egui::Slider::new(
+                    &mut speed,
+                    crate::source::replay::MIN_SPEED..=crate::source::replay::MAX_SPEED,
+                )
+                .logarithmic(true)
+                .text("speed ×"),
+            )
+            .changed()
+        {
+            control.set_speed(speed);
+        }
+    });
+    if control.has_results {
+        ui.horizontal(|ui| {
+            let recorded = control.show_recorded();
+            if ui.radio(!recorded, "track again").clicked() {
+                control.set_show_recorded(false);
+            }
+            if ui.radio(recorded, "recorded results").clicked() {
+                control.set_show_recorded(true);
+            }
+        });
+    }
+    let last = control.frames.saturating_sub(1);
+    let mut position = control.position();
+    if ui
+        .add(egui::Slider::new(&mut position, 0..=last).text(format!(
+            "frame of {} ({:.1} s)",
+            control.frames, control.duration_s
+        )))
+        .changed()
+    {
+        control.seek(position);
+    }
+}
+
+/// The Record button and how the recording goes.
+fn record_ui(ui: &mut egui::Ui, recording: &mut Recording) {
+    ui.horizontal(|ui| {
+        let label = if recording.is_recording() {
+            "Stop recording"
+        } else {
+            "Record"
+        };
+        if ui.button(label).clicked() {
+            recording.toggle = true;
+        }
+        if let Some(status) = recording.status() {
+            ui.colored_label(
+                egui::Color32::from_rgb(255, 90, 90),
+                format!("REC {} frames", status.frames),
+            );
+            if status.not_written > 0 {
+                ui.colored_label(
+                    egui::Color32::YELLOW,
+                    format!("{} not written", status.not_written),
+                );
+            }
+        }
+    });
+    if let Some(status) = recording.status() {
+        match &status.error {
+            Some(e) => {
+                ui.colored_label(egui::Color32::LIGHT_RED, format!("recording stopped: {e}"));
+            }
+            None => {
+                ui.label(format!("into {}", status.dir.display()));
+            }
+        }
+    } else if let Some(message) = &recording.message {
+        ui.label(message);
+    }
+}
+
 /// The built-in server: its address, and the connected tabs (one can be chosen as the source).
 fn browser_ui(ui: &mut egui::Ui, browser: &mut BrowserServer, is_source: bool) {
     if let Some(error) = &browser.error {
@@ -105,6 +190,7 @@ fn panel_ui(
     stats: Res<Stats>,
     mut panel: ResMut<PanelText>,
     mut browser: ResMut<BrowserServer>,
+    mut recording: ResMut<Recording>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?;
     let mut edited = settings.clone();
@@ -148,6 +234,10 @@ fn panel_ui(
                 }
             });
             browser_ui(ui, &mut browser, browser_is_source);
+            if let Some(control) = source.handle.as_ref().and_then(|h| h.replay.as_ref()) {
+                replay_ui(ui, control);
+            }
+            record_ui(ui, &mut recording);
 
             ui.separator();
             ui.heading("Model");

@@ -1,4 +1,4 @@
-//! `livepose analyze`: images, folders and MJPEG files to JSON (and annotated PNGs). Every input is a
+//! `livepose analyze`: images, folders, MJPEG and video files to JSON (and annotated PNGs). Every input is a
 //! lossless stream of the inference service (`crate::service`): each frame is processed, in order, with
 //! the pose branch of one frame beside the hand branch of the previous one. With `--bvh`, a clip's
 //! results also go through the motion solver (`crate::motion`), a subscriber like the JSON writer.
@@ -31,6 +31,18 @@ const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
 enum Input {
     Image(PathBuf),
     Mjpeg(PathBuf),
+    /// A video file (MP4, MOV, MKV, WebM, AVI, …), decoded by FFmpeg.
+    Video(PathBuf),
+    /// A recorded session folder: its frames, tracked again, with their recorded timestamps.
+    Session(PathBuf),
+}
+
+impl Input {
+    fn path(&self) -> &Path {
+        match self {
+            Input::Image(p) | Input::Mjpeg(p) | Input::Video(p) | Input::Session(p) => p,
+        }
+    }
 }
 
 fn extension(path: &Path) -> String {
@@ -45,7 +57,9 @@ fn collect_inputs(paths: &[PathBuf]) -> (Vec<Input>, Vec<String>) {
     let mut inputs = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
-        if path.is_dir() {
+        if crate::session::is_session_dir(path) {
+            inputs.push(Input::Session(path.clone()));
+        } else if path.is_dir() {
             match std::fs::read_dir(path) {
                 Ok(entries) => {
                     let mut files: Vec<PathBuf> = entries
@@ -58,13 +72,15 @@ fn collect_inputs(paths: &[PathBuf]) -> (Vec<Input>, Vec<String>) {
                         let ext = extension(&file);
                         if ext == "mjpeg" {
                             inputs.push(Input::Mjpeg(file));
+                        } else if crate::video::is_video_path(&file) {
+                            inputs.push(Input::Video(file));
                         } else if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
                             inputs.push(Input::Image(file));
                         }
                     }
                     if inputs.len() == before {
                         errors.push(format!(
-                            "{}: folder has no images or .mjpeg files",
+                            "{}: folder has no images, .mjpeg or video files",
                             path.display()
                         ));
                     }
@@ -73,6 +89,8 @@ fn collect_inputs(paths: &[PathBuf]) -> (Vec<Input>, Vec<String>) {
             }
         } else if extension(path) == "mjpeg" {
             inputs.push(Input::Mjpeg(path.clone()));
+        } else if crate::video::is_video_path(path) {
+            inputs.push(Input::Video(path.clone()));
         } else {
             inputs.push(Input::Image(path.clone()));
         }
@@ -111,11 +129,11 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<usize> {
                 analyze_image(&service, path, args, model_name)
             }
             Input::Mjpeg(path) => analyze_mjpeg(&service, path, args, model_name),
+            Input::Video(path) => analyze_video(&service, path, args, model_name),
+            Input::Session(path) => analyze_session(&service, path, args, model_name),
         };
         if let Err(e) = outcome {
-            let path = match input {
-                Input::Image(p) | Input::Mjpeg(p) => p,
-            };
+            let path = input.path();
             let message = format!("{}: {e:#}", path.display());
             progress.suspend(|| tracing::error!("{message}"));
             errors.push(message);
@@ -263,6 +281,9 @@ impl ClipWriter<'_> {
     }
 }
 
+/// One frame of a clip, ready to publish, or why it could not be read.
+type ClipFrame = Result<(i64, Payload), String>;
+
 fn analyze_mjpeg(
     service: &Service,
     path: &Path,
@@ -273,13 +294,120 @@ fn analyze_mjpeg(
     let bytes = bytes::Bytes::from(bytes);
     let frames: Vec<_> = MjpegFrames::new(&bytes).collect();
     anyhow::ensure!(!frames.is_empty(), "no JPEG frames found");
+    let frame_us = (1e6 / args.fps.max(1e-3)).round() as i64;
+    let total = frames.len() as u64;
+    let clip = frames.into_iter().enumerate().map(|(index, frame)| {
+        let jpeg = frame.map_err(|e| e.to_string())?;
+        // The frame's bytes, shared with the file's buffer (not copied).
+        let start = jpeg.as_ptr() as usize - bytes.as_ptr() as usize;
+        let payload = Payload::Encoded {
+            format: EncodedFormat::Jpeg,
+            bytes: bytes.slice(start..start + jpeg.len()),
+        };
+        Ok(((index as i64 + 1) * frame_us, payload))
+    });
+    analyze_clip(service, path, args, model, clip, Some(total), args.fps)
+}
+
+/// A video file through FFmpeg (`crate::video`): frames decoded one at a time, stamped with their
+/// presentation times, so memory does not grow with the file's length.
+fn analyze_video(
+    service: &Service,
+    path: &Path,
+    args: &AnalyzeArgs,
+    model: &'static str,
+) -> anyhow::Result<()> {
+    let mut reader = crate::video::VideoReader::open(path)?;
+    let info = reader.info().clone();
+    tracing::debug!("{}: {info:?}", path.display());
+    let clip = std::iter::from_fn(|| {
+        let frame = reader.next_frame()?;
+        Some(
+            frame
+                .map_err(|e| e.to_string())
+                .map(|f| (f.pts_us, Payload::Decoded(std::sync::Arc::new(f.image)))),
+        )
+    });
+    let fps = info.avg_fps.unwrap_or(args.fps);
+    let outcome = analyze_clip(service, path, args, model, clip, info.frames_estimate, fps);
+    let early = reader.ended_early();
+    let damaged = reader.damaged_packets();
+    outcome?;
+    anyhow::ensure!(reader.frames_read() > 0, "no frame could be decoded");
+    if early.is_some() || damaged > 0 {
+        let mut problems = Vec::new();
+        problems.extend(early);
+        if damaged > 0 {
+            problems.push(format!("{damaged} damaged packet(s) skipped"));
+        }
+        anyhow::bail!(
+            "the file is damaged ({}); the {} frames that decoded were analysed",
+            problems.join("; "),
+            reader.frames_read()
+        );
+    }
+    Ok(())
+}
+
+/// A recorded session: the frames exactly as recorded, stamped with their recorded timestamps, so the
+/// same settings give the recorded results again.
+fn analyze_session(
+    service: &Service,
+    path: &Path,
+    args: &AnalyzeArgs,
+    model: &'static str,
+) -> anyhow::Result<()> {
+    let session = crate::session::Session::open(path)?;
+    for warning in &session.warnings {
+        tracing::warn!("{}: {warning}", path.display());
+    }
+    anyhow::ensure!(!session.frames.is_empty(), "the session has no frames");
+    let clip = session.frames.iter().map(|entry| {
+        let bytes = session
+            .frame_bytes(entry.frame)
+            .map_err(|e| e.to_string())?;
+        let format = EncodedFormat::sniff(&bytes).unwrap_or(entry.format);
+        Ok((
+            entry.timestamp_us,
+            Payload::Encoded {
+                format,
+                bytes: bytes.into(),
+            },
+        ))
+    });
+    let total = session.frames.len() as u64;
+    analyze_clip(service, path, args, model, clip, Some(total), args.fps)
+}
+
+fn clip_progress(total: Option<u64>, name: String) -> indicatif::ProgressBar {
+    let progress = match total {
+        Some(n) => indicatif::ProgressBar::new(n),
+        None => indicatif::ProgressBar::no_length(),
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {pos}/{len} frames, {per_sec}, {eta} left",
+    ) {
+        progress.set_style(style.progress_chars("=> "));
+    }
+    progress.with_message(name)
+}
+
+/// Publishes a clip's frames losslessly, in order, and writes each result as it comes.
+fn analyze_clip(
+    service: &Service,
+    path: &Path,
+    args: &AnalyzeArgs,
+    model: &'static str,
+    clip: impl Iterator<Item = ClipFrame>,
+    total: Option<u64>,
+    fps: f64,
+) -> anyhow::Result<()> {
     let config = if args.r#static {
         TrackerConfig::STATIC
     } else {
         args.engine.video_tracker_config()
     };
     let (stream, results) = open(service, path, config);
-    let frame_us = (1e6 / args.fps.max(1e-3)).round() as i64;
     let out_path = args.out.join(format!("{}.jsonl", stem(path)));
     let file = std::fs::File::create(&out_path)
         .with_context(|| format!("cannot create {}", out_path.display()))?;
@@ -288,7 +416,7 @@ fn analyze_mjpeg(
         std::fs::create_dir_all(&frames_dir)
             .with_context(|| format!("cannot create {}", frames_dir.display()))?;
     }
-    let progress = indicatif::ProgressBar::new(frames.len() as u64).with_message(file_name(path));
+    let progress = clip_progress(total, file_name(path));
     let mut out = ClipWriter {
         path,
         name: file_name(path),
@@ -302,9 +430,9 @@ fn analyze_mjpeg(
         kept: (args.bvh || args.csv || args.trc).then(Vec::new),
     };
     let (mut published, mut written) = (0_u64, 0_u64);
-    for (index, frame) in frames.into_iter().enumerate() {
-        let jpeg = match frame {
-            Ok(jpeg) => jpeg,
+    for (index, frame) in clip.enumerate() {
+        let (timestamp_us, payload) = match frame {
+            Ok(frame) => frame,
             Err(e) => {
                 progress.inc(1);
                 progress
@@ -313,13 +441,6 @@ fn analyze_mjpeg(
                 continue;
             }
         };
-        // The frame's bytes, shared with the file's buffer (not copied).
-        let start = jpeg.as_ptr() as usize - bytes.as_ptr() as usize;
-        let payload = Payload::Encoded {
-            format: EncodedFormat::Jpeg,
-            bytes: bytes.slice(start..start + jpeg.len()),
-        };
-        let timestamp_us = (index as i64 + 1) * frame_us;
         stream.publish(FrameInput {
             meta: FrameMeta {
                 seq: index as u64,
@@ -345,9 +466,10 @@ fn analyze_mjpeg(
     progress.finish_and_clear();
     out.writer.flush()?;
     let kept = out.kept.as_deref().unwrap_or_default();
+    let fps = crate::export::frame_rate(kept, fps);
     if let Some(motion) = &out.motion {
         let bvh = args.out.join(format!("{}.bvh", stem(path)));
-        let quality = motion.finish(&bvh, args.fps, kept)?;
+        let quality = motion.finish(&bvh, fps, kept)?;
         tracing::info!("{}: {quality}", bvh.display());
     }
     if args.csv && !kept.is_empty() {
@@ -357,7 +479,7 @@ fn analyze_mjpeg(
     }
     if args.trc && !kept.is_empty() {
         let trc = args.out.join(format!("{}.trc", stem(path)));
-        crate::export::trc::write(&trc, kept, args.fps)?;
+        crate::export::trc::write(&trc, kept, fps)?;
         tracing::info!("wrote {}", trc.display());
     }
     anyhow::ensure!(

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod annotate;
+pub mod export;
 pub mod serve;
 
 use std::path::PathBuf;
@@ -29,10 +30,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Track people in images, image folders and MJPEG files; write JSON (and annotated PNGs).
+    /// Track people in images, image folders, MJPEG and video files; write JSON (and annotated PNGs).
     Analyze(AnalyzeArgs),
     /// Serve the browser client and its WebSocket without a window, for any number of clients.
     Serve(serve::ServeArgs),
+    /// Write a recorded session as CSV, TRC (OpenSim), BVH or JSONL (all four when none is named).
+    Export(export::ExportArgs),
+    /// Write one self-contained HTML report of a recorded session: joint angles over time, range of
+    /// motion, presence, timings and dropped frames.
+    Report(export::ReportArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -198,7 +204,8 @@ impl EngineArgs {
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Image files (PNG, JPEG, WebP), folders of images, or .mjpeg files (concatenated JPEG frames).
+    /// Image files (PNG, JPEG, WebP), folders of images, .mjpeg files (concatenated JPEG frames), or
+    /// video files (MP4, MOV, MKV, WebM, AVI, …; decoded by FFmpeg, stamped with their own timestamps).
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Output folder for <stem>.json (images) and <stem>.jsonl (clips).
@@ -221,7 +228,7 @@ pub struct AnalyzeArgs {
     /// Clips: also write <stem>.trc, OpenSim's marker format (the 33 world landmarks in mm, y up).
     #[arg(long)]
     pub trc: bool,
-    /// Frame rate of .mjpeg inputs, for timestamps (frame k is stamped (k+1)·round(1e6/fps) µs, as the
+    /// Frame rate of .mjpeg inputs, for timestamps (videos use their own presentation times) (frame k is stamped (k+1)·round(1e6/fps) µs, as the
     /// MediaPipe references).
     #[arg(long, default_value_t = 30.0)]
     pub fps: f64,
@@ -264,8 +271,9 @@ impl From<View3dArg> for crate::app::View3d {
 #[derive(Debug, Clone, Args)]
 pub struct AppArgs {
     /// Where frames come from: `auto` (camera 0, else the bundled demo clip), `camera`, `demo`,
-    /// `browser` (a tab streaming to the built-in server), or the path of an .mjpeg clip, an image
-    /// folder or an image (played looping).
+    /// `browser` (a tab streaming to the built-in server), or the path of an .mjpeg clip, a video file
+    /// (MP4, MOV, MKV, WebM, AVI, …), an image folder or an image (played looping), or a recorded
+    /// session folder (replayed at its recorded timing; pause, seek and speed in the panel).
     #[arg(long, default_value = "auto")]
     pub source: String,
     /// Camera index (with --source auto or camera).
@@ -296,6 +304,14 @@ pub struct AppArgs {
     /// landmarks as joints and bones, or both (also switchable in the panel).
     #[arg(long, value_enum, default_value_t = View3dArg::Avatar)]
     pub view3d: View3dArg,
+    /// Record the shown stream (frames as they arrived, results, settings) into this session folder;
+    /// the panel's Record button records into livepose-sessions/ instead. Replay one with --source DIR.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
+    /// With --source SESSION_DIR: start by showing the recorded results instead of tracking the
+    /// frames again (switchable in the panel).
+    #[arg(long)]
+    pub replay_recorded: bool,
     /// Do not serve the browser client.
     #[arg(long)]
     pub no_server: bool,
@@ -410,6 +426,8 @@ impl AppArgs {
             server,
             vmc: self.motion.vmc,
             view3d: self.view3d.into(),
+            record_dir: self.record.clone(),
+            replay_recorded: self.replay_recorded,
         })
     }
 }

@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// VMC output: the oldest connected client's stream (the first tab still streaming).
     #[command(flatten)]
     pub motion: super::MotionArgs,
+    /// Record every client's frames and results into its own session folder inside DIR
+    /// (client-NNNN-ADDRESS; see `livepose export` and `livepose report`).
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<std::path::PathBuf>,
     /// Print a line of per-client counters every this many seconds (0: never).
     #[arg(long, default_value_t = 5.0)]
     pub stats_every: f32,
@@ -102,8 +106,16 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         args.engine.video_tracker_config()
     };
     let service = std::sync::Arc::new(Service::start(args.engine.service_config())?);
+    if let Some(dir) = &args.record {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            anyhow::anyhow!("cannot create the recording folder {}: {e}", dir.display())
+        })?;
+    }
     let server = Server::start(
-        args.server.server_config(tracker),
+        crate::server::ServerConfig {
+            record_dir: args.record.clone(),
+            ..args.server.server_config(tracker)
+        },
         std::sync::Arc::clone(&service),
     )?;
     let _vmc = match args.motion.vmc {

@@ -182,6 +182,13 @@ fn serve_websocket(
         let _ = ws.flush();
         return Ok(());
     }
+    // `serve --record`: the recorder subscribes before the first frame, and finishes its session when
+    // it is dropped with this connection.
+    let _recorder = shared
+        .config
+        .record_dir
+        .as_deref()
+        .and_then(|dir| start_recorder(shared, &client.stream, dir, id, peer));
     let engine = shared.service.engine_config();
     let hello = HelloMessage {
         kind: "hello",
@@ -578,5 +585,37 @@ mod tests {
         assert!(limiter.should_report(start));
         assert!(!limiter.should_report(start + Duration::from_millis(500)));
         assert!(limiter.should_report(start + Duration::from_millis(1500)));
+    }
+}
+
+/// Starts recording one connection's stream into `<dir>/client-<id>-<peer>`; a folder that cannot be
+/// written is logged and the connection goes on unrecorded.
+fn start_recorder(
+    shared: &ServerShared,
+    stream: &crate::service::StreamHandle,
+    dir: &std::path::Path,
+    id: u64,
+    peer: SocketAddr,
+) -> Option<crate::session::Recorder> {
+    let engine = shared.service.engine_config();
+    let folder = dir.join(format!(
+        "client-{id:04}-{}",
+        peer.to_string().replace([':', '[', ']'], "_")
+    ));
+    let config = crate::session::RecorderConfig {
+        dir: folder,
+        source: crate::session::SessionSource {
+            name: stream.name().to_owned(),
+            kind: "websocket".into(),
+        },
+        settings: crate::session::SessionSettings::new(&engine, stream.tracker_config()),
+        models: crate::session::model_hashes(&engine),
+    };
+    match crate::session::Recorder::start(stream, config) {
+        Ok(recorder) => Some(recorder),
+        Err(e) => {
+            tracing::error!("client #{id}: not recording: {e}");
+            None
+        }
     }
 }

@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub tracker: TrackerConfig,
     /// A connection whose results have not been read for this long is closed.
     pub stall_timeout: Duration,
+    /// Record every connection's session into its own sub-folder of this folder (`serve --record`).
+    pub record_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +61,7 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             tracker: TrackerConfig::VIDEO,
             stall_timeout: Duration::from_secs(10),
+            record_dir: None,
         }
     }
 }

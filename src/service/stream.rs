@@ -592,6 +592,69 @@ impl StreamHandle {
         Ok(replaced)
     }
 
+    /// Delivers a result made earlier (a recorded session's, replayed as it was recorded) to the
+    /// subscribers, with its frame, without tracking it again. For a stream that only replays: frames
+    /// published with [`Self::publish`] and still in flight are delivered first, in order.
+    pub fn publish_recorded(
+        &self,
+        meta: FrameMeta,
+        payload: Payload,
+        image: Option<Arc<RgbImage>>,
+        model: PoseModel,
+        result: FrameResult,
+    ) -> Result<(), PublishError> {
+        if self.service.is_stopped() {
+            return Err(PublishError::ServiceStopped);
+        }
+        let mut state = lock(&self.stream.state);
+        while !state.in_flight.is_empty() || state.input.is_some() {
+            if state.closed || self.service.is_stopped() {
+                break;
+            }
+            state = self
+                .stream
+                .progress
+                .wait_timeout(state, Duration::from_millis(100))
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        if state.closed {
+            return Err(PublishError::Closed);
+        }
+        if let Some(previous_us) = state.last_timestamp_us
+            && meta.timestamp_us <= previous_us
+        {
+            return Err(PublishError::NonMonotonicTimestamp {
+                previous_us,
+                got_us: meta.timestamp_us,
+            });
+        }
+        state.last_timestamp_us = Some(meta.timestamp_us);
+        drop(state);
+        let now = Instant::now();
+        let done = StreamResult {
+            stream: self.stream.id,
+            meta,
+            received_at: now,
+            started_at: now,
+            finished_at: now,
+            decode_ms: 0.0,
+            image,
+            payload,
+            model,
+            outcome: Ok(Arc::new(result)),
+        };
+        self.stream
+            .counters
+            .received
+            .fetch_add(1, Ordering::Relaxed);
+        self.stream.counters.results.fetch_add(1, Ordering::Relaxed);
+        for mailbox in lock(&self.stream.subscribers).iter() {
+            mailbox.push(done.clone());
+        }
+        Ok(())
+    }
+
     /// A subscription to this stream's results, keeping the newest `capacity`.
     pub fn subscribe(&self, capacity: usize) -> Subscription {
         Subscription::new(&self.stream, capacity, None)

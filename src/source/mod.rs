@@ -4,6 +4,7 @@
 
 pub mod camera;
 pub mod demo;
+pub mod replay;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,8 @@ pub struct SourceHandle {
     pub shared: Arc<SourceShared>,
     /// The stream the source publishes into.
     pub stream: Arc<StreamHandle>,
+    /// Pause, seek and speed, for a session replay.
+    pub replay: Option<Arc<replay::ReplayControl>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -66,8 +69,14 @@ impl SourceHandle {
         Self {
             shared,
             stream,
+            replay: None,
             thread: Some(thread),
         }
+    }
+
+    pub fn with_replay(mut self, control: Arc<replay::ReplayControl>) -> Self {
+        self.replay = Some(control);
+        self
     }
 
     pub fn status(&self) -> SourceStatus {
@@ -103,6 +112,22 @@ impl FpsMeter {
             self.window_start = Some(now);
         }
         self.fps
+    }
+}
+
+/// Plays a file: a recorded session folder (its recorded timing, with pause, seek and speed), a
+/// video file (its own timing), or an `.mjpeg` clip, image folder or image (at `fps`), looping.
+pub fn spawn_file(
+    path: &std::path::Path,
+    fps: f32,
+    stream: Arc<StreamHandle>,
+) -> Result<SourceHandle, SourceError> {
+    if crate::session::is_session_dir(path) {
+        replay::spawn_session(path, stream)
+    } else if crate::video::is_video_path(path) {
+        replay::spawn_video(path, stream)
+    } else {
+        demo::spawn_demo(path, fps, stream)
     }
 }
 

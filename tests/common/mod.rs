@@ -201,3 +201,61 @@ pub fn test_python() -> PathBuf {
     );
     python
 }
+
+/// Records `frames` (JPEG) into `parent/session` through a lossless stream of a 2-thread, 2-worker service (as `analyze --threads
+/// 2` runs), in video mode with MediaPipe's smoothing; returns the session folder.
+pub fn record_clip(parent: &Path, frames: &[Vec<u8>]) -> PathBuf {
+    let engine = livepose::vision::EngineConfig::default();
+    let service = livepose::service::Service::start(livepose::service::ServiceConfig::new(
+        engine.clone(),
+        2,
+        2,
+    ))
+    .unwrap();
+    let tracker = livepose::vision::TrackerConfig::VIDEO;
+    let stream = std::sync::Arc::new(service.open_stream(livepose::service::StreamSpec {
+        name: "clip".into(),
+        kind: livepose::service::StreamKind::File,
+        tracker,
+        delivery: livepose::service::Delivery::Lossless,
+    }));
+    let dir = parent.join("session");
+    let recorder = livepose::session::Recorder::start(
+        &stream,
+        livepose::session::RecorderConfig {
+            dir: dir.clone(),
+            source: livepose::session::SessionSource {
+                name: "clip".into(),
+                kind: "file".into(),
+            },
+            settings: livepose::session::SessionSettings::new(&engine, tracker),
+            models: livepose::session::model_hashes(&engine),
+        },
+    )
+    .unwrap();
+    let results = stream.subscribe(frames.len() + 1);
+    for (k, jpeg) in frames.iter().enumerate() {
+        stream
+            .publish(livepose::frame::FrameInput {
+                meta: livepose::frame::FrameMeta {
+                    timestamp_us: (k as i64 + 1) * 33_333,
+                    ..livepose::frame::FrameMeta::captured_now(k as u64)
+                },
+                payload: livepose::frame::Payload::Encoded {
+                    format: livepose::frame::EncodedFormat::Jpeg,
+                    bytes: jpeg.clone().into(),
+                },
+            })
+            .unwrap();
+    }
+    for _ in frames {
+        results
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a result");
+    }
+    let status = recorder.stop();
+    assert_eq!(status.frames, frames.len() as u64);
+    assert_eq!(status.not_written, 0);
+    assert!(status.error.is_none(), "{:?}", status.error);
+    dir
+}
