@@ -11,7 +11,10 @@
 #                          loaded at run time by the window (winit, X11)
 #       xvfb xauth mesa-vulkan-drivers libvulkan1
 #                          a virtual screen and software Vulkan (lavapipe) for the headless app test
-#       chromium           headless browser for the end-to-end test of the web client
+#       chromium           headless browser for the end-to-end test of the web client and the report test
+#       prometheus         promtool, which checks the server's /metrics in the tests (the server itself
+#                          is not started)
+#       haproxy            the load balancer of the failover test (deploy/haproxy.cfg)
 #   - npm: playwright-core (tests/browser/package-lock.json) drives that Chromium; Node.js is on the machine.
 #   - PyPI, pinned in tests/requirements.txt, in a venv ($CACHE/test-venv): python-osc 1.10.2 (the
 #     independent OSC decoder of the VMC test), pandas 3.1.1 + numpy and trc-data-reader 0.4.1 (the
@@ -26,7 +29,7 @@ ORT_LIB=".ort/libonnxruntime.so.${ORT_VERSION}"
 need_apt=()
 for pkg in cmake nasm libclang-dev pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
            python3 libx11-6 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0 \
-           xvfb xauth mesa-vulkan-drivers libvulkan1 chromium; do
+           xvfb xauth mesa-vulkan-drivers libvulkan1 chromium prometheus haproxy; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ "${1:-}" != "--no-apt" ] && [ ${#need_apt[@]} -gt 0 ]; then

@@ -682,7 +682,7 @@ fn app_replays_a_session_and_records_what_it_shows() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|p| f32s(p))
+        .flat_map(f32s)
         .collect();
     let best = recorded
         .results

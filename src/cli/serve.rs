@@ -97,7 +97,7 @@ pub struct ServeArgs {
     pub engine: EngineArgs,
 }
 
-/// Runs until the process is stopped.
+/// Runs until SIGINT or SIGTERM, then shuts down cleanly (exit status 0).
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     args.server.warn_if_remote();
     let tracker = if args.r#static {
@@ -118,7 +118,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         },
         std::sync::Arc::clone(&service),
     )?;
-    let _vmc = match args.motion.vmc {
+    let vmc = match args.motion.vmc {
         Some(target) => Some(crate::motion::vmc::VmcSender::start(
             std::sync::Arc::clone(&service),
             target,
@@ -128,43 +128,79 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     };
     let url = server.url();
     let budget = service.stats();
-    println!(
+    say(format_args!(
         "livepose: serving {url} (WebSocket {}ws); {} worker(s), {} inference thread(s)",
         url.replacen("http", "ws", 1),
         budget.workers,
         budget.threads
-    );
+    ));
     let every = Duration::from_secs_f32(if args.stats_every.is_finite() {
         args.stats_every.max(0.0)
     } else {
         0.0
     });
-    loop {
-        std::thread::sleep(if every.is_zero() {
-            Duration::from_secs(3600)
-        } else {
-            every
-        });
-        if every.is_zero() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))
+            .map_err(|e| anyhow::anyhow!("cannot handle signal {signal}: {e}"))?;
+    }
+    let mut next_stats = std::time::Instant::now() + every;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(SIGNAL_POLL);
+        if every.is_zero() || std::time::Instant::now() < next_stats {
             continue;
         }
-        let stats = server.stats();
-        let clients: Vec<String> = stats
-            .clients
-            .iter()
-            .map(|c| {
-                format!(
-                    "#{} {} received {} processed {} dropped {} rejected {}",
-                    c.id, c.peer, c.received, c.processed, c.dropped, c.rejected
-                )
-            })
-            .collect();
-        println!(
-            "livepose: {} client(s), {} frames received{}{}",
-            stats.clients.len(),
-            stats.frames_received,
-            if clients.is_empty() { "" } else { ": " },
-            clients.join("; ")
-        );
+        next_stats += every;
+        print_stats(&server);
     }
+    // SIGINT/SIGTERM: stop taking clients, close every WebSocket with 1001, let the connections end
+    // (their recordings complete as they do), then stop the server's and the service's threads.
+    let started = std::time::Instant::now();
+    say(format_args!("livepose: shutting down"));
+    let drained = server.drain(DRAIN_GRACE);
+    drop(vmc);
+    drop(server);
+    drop(service);
+    say(format_args!(
+        "livepose: stopped in {:.0} ms{}",
+        started.elapsed().as_secs_f64() * 1e3,
+        if drained {
+            ""
+        } else {
+            " (some clients did not close in time)"
+        }
+    ));
+    Ok(())
+}
+
+/// A line on stdout; a closed stdout (`serve | head`, a gone terminal) is not a reason to stop serving.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// How often the main thread looks at the signal flag.
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+/// How long a shutdown waits for clients to close (the whole shutdown stays under 2 s).
+const DRAIN_GRACE: Duration = Duration::from_millis(1200);
+
+fn print_stats(server: &Server) {
+    let stats = server.stats();
+    let clients: Vec<String> = stats
+        .clients
+        .iter()
+        .map(|c| {
+            format!(
+                "#{} {} received {} processed {} dropped {} rejected {}",
+                c.id, c.peer, c.received, c.processed, c.dropped, c.rejected
+            )
+        })
+        .collect();
+    say(format_args!(
+        "livepose: {} client(s), {} frames received{}{}",
+        stats.clients.len(),
+        stats.frames_received,
+        if clients.is_empty() { "" } else { ": " },
+        clients.join("; ")
+    ));
 }

@@ -67,12 +67,57 @@ pub(crate) fn handle_connection(
             return;
         }
     };
+    let path = request.path.split('?').next().unwrap_or_default();
+    if !request.upgrade_websocket && matches!(path, "/healthz" | "/metrics") {
+        let _ = serve_status(&mut stream, &request, path, shared);
+        return;
+    }
     if !request.upgrade_websocket {
         let _ = http::serve_file(&mut stream, &request);
         return;
     }
     if let Err(e) = serve_websocket(stream, peer, &request, shared) {
         tracing::info!("client {peer}: {e}");
+    }
+}
+
+/// `/healthz` (200 ready, 503 starting or draining) and `/metrics` (Prometheus text format).
+fn serve_status(
+    stream: &mut TcpStream,
+    request: &Request,
+    path: &str,
+    shared: &ServerShared,
+) -> std::io::Result<()> {
+    if request.method != "GET" && request.method != "HEAD" {
+        return http::respond(
+            stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            b"only GET\n",
+        );
+    }
+    if path == "/healthz" {
+        return match shared.health() {
+            Ok(()) => http::respond(stream, "200 OK", "text/plain", b"ok\n"),
+            Err(why) => http::respond(
+                stream,
+                "503 Service Unavailable",
+                "text/plain",
+                format!("{why}\n").as_bytes(),
+            ),
+        };
+    }
+    match shared
+        .metrics
+        .render(&shared.service.stats(), shared.clients_connected())
+    {
+        Ok(body) => http::respond(stream, "200 OK", super::metrics::CONTENT_TYPE, &body),
+        Err(e) => http::respond(
+            stream,
+            "500 Internal Server Error",
+            "text/plain",
+            format!("{e}\n").as_bytes(),
+        ),
     }
 }
 
@@ -95,6 +140,13 @@ fn serve_websocket(
     let refuse = |stream: &mut TcpStream, status: &str, why: &str| {
         http::respond(stream, status, "text/plain", format!("{why}\n").as_bytes())
     };
+    if shared.draining() {
+        return Ok(refuse(
+            &mut stream,
+            "503 Service Unavailable",
+            "the server is shutting down; connect again (another server may take you)",
+        )?);
+    }
     if request.path.split('?').next() != Some("/ws") {
         return Ok(refuse(
             &mut stream,
@@ -320,8 +372,8 @@ impl Session<'_> {
         // Unflushed bytes are waiting in the socket's direction (the client is not reading).
         let mut backlog_since: Option<Instant> = None;
         loop {
-            if self.shared.stopping() {
-                close_and_linger(ws, CloseCode::Away, "server stopping");
+            if self.shared.stopping() || self.shared.draining() {
+                close_and_linger(ws, CloseCode::Away, "server shutting down");
                 return Ok(());
             }
             // Everything the client sent so far.
@@ -405,6 +457,7 @@ impl Session<'_> {
                     FrameError::Decode(_) => ErrorCode::BadImage,
                     FrameError::Inference(_) => ErrorCode::InferenceFailed,
                 };
+                self.shared.metrics.rejected(code.name());
                 return wire::error_json(code, &format!("frame {sequence}: {e}"), Some(sequence));
             }
         };
@@ -426,6 +479,17 @@ impl Session<'_> {
             .client_timestamp_ms
             .unwrap_or(result.meta.timestamp_us as f64 / 1e3);
         self.client.results_sent.fetch_add(1, Ordering::Relaxed);
+        let metrics = &self.shared.metrics;
+        metrics.results.inc();
+        metrics.inference_seconds.observe(
+            result
+                .finished_at
+                .saturating_duration_since(result.started_at)
+                .as_secs_f64(),
+        );
+        metrics
+            .round_trip_seconds
+            .observe(result.received_at.elapsed().as_secs_f64());
         wire::pose_result_json(
             sequence,
             timestamp_ms,
@@ -473,19 +537,29 @@ impl Session<'_> {
         match parsed.and_then(|frame| self.check_frame(frame)) {
             Ok(frame) => {
                 self.shared.frames_received.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = self.client.stream.publish(frame) {
-                    self.client.rejected.fetch_add(1, Ordering::Relaxed);
-                    self.push_error(ErrorCode::InferenceFailed, &e.to_string(), sequence);
+                self.shared.metrics.frames_received.inc();
+                match self.client.stream.publish(frame) {
+                    Ok(true) => self.shared.metrics.frames_dropped.inc(),
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.client.rejected.fetch_add(1, Ordering::Relaxed);
+                        self.shared
+                            .metrics
+                            .rejected(ErrorCode::InferenceFailed.name());
+                        self.push_error(ErrorCode::InferenceFailed, &e.to_string(), sequence);
+                    }
                 }
             }
             Err((ErrorCode::RateLimited, message)) => {
                 self.client.rejected.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.rejected(ErrorCode::RateLimited.name());
                 if self.rate.should_report(Instant::now()) {
                     self.push_error(ErrorCode::RateLimited, &message, sequence);
                 }
             }
             Err((code, message)) => {
                 self.client.rejected.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.rejected(code.name());
                 self.push_error(code, &message, sequence);
             }
         }
@@ -567,27 +641,6 @@ fn wire_error(e: WireError) -> (ErrorCode, String) {
     (e.code(), e.to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_rate_limiter_allows_its_rate_and_a_one_second_burst() {
-        let mut limiter = RateLimiter::new(10.0);
-        let start = limiter.refilled;
-        // A burst of 10 passes, the 11th in the same instant does not.
-        assert_eq!((0..11).filter(|_| limiter.allow(start)).count(), 10);
-        // Over the next second at 100 frames/s, about 10 more pass.
-        let passed = (1..=100)
-            .filter(|i| limiter.allow(start + Duration::from_millis(10 * i)))
-            .count();
-        assert!((9..=11).contains(&passed), "{passed}");
-        assert!(limiter.should_report(start));
-        assert!(!limiter.should_report(start + Duration::from_millis(500)));
-        assert!(limiter.should_report(start + Duration::from_millis(1500)));
-    }
-}
-
 /// Starts recording one connection's stream into `<dir>/client-<id>-<peer>`; a folder that cannot be
 /// written is logged and the connection goes on unrecorded.
 fn start_recorder(
@@ -617,5 +670,26 @@ fn start_recorder(
             tracing::error!("client #{id}: not recording: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limiter_allows_its_rate_and_a_one_second_burst() {
+        let mut limiter = RateLimiter::new(10.0);
+        let start = limiter.refilled;
+        // A burst of 10 passes, the 11th in the same instant does not.
+        assert_eq!((0..11).filter(|_| limiter.allow(start)).count(), 10);
+        // Over the next second at 100 frames/s, about 10 more pass.
+        let passed = (1..=100)
+            .filter(|i| limiter.allow(start + Duration::from_millis(10 * i)))
+            .count();
+        assert!((9..=11).contains(&passed), "{passed}");
+        assert!(limiter.should_report(start));
+        assert!(!limiter.should_report(start + Duration::from_millis(500)));
+        assert!(limiter.should_report(start + Duration::from_millis(1500)));
     }
 }

@@ -14,6 +14,7 @@
 
 mod client;
 mod http;
+pub mod metrics;
 pub mod wire;
 
 use std::collections::BTreeSet;
@@ -80,6 +81,8 @@ pub enum ServerError {
     },
     #[error("cannot start a server thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Metrics(metrics::MetricsError),
 }
 
 /// One connected WebSocket client: its stream, and what only the connection knows.
@@ -142,6 +145,10 @@ pub(crate) struct ServerShared {
     clients: Mutex<Vec<Arc<ClientEntry>>>,
     /// Frames accepted, over all clients.
     frames_received: AtomicU64,
+    /// Shutting down: `/healthz` answers 503, new WebSockets are refused, open ones are closed with
+    /// 1001 (going away).
+    draining: AtomicBool,
+    metrics: metrics::Metrics,
     /// The tracker settings new and current clients use.
     tracker: Mutex<TrackerConfig>,
 }
@@ -149,6 +156,26 @@ pub(crate) struct ServerShared {
 impl ServerShared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// `/healthz`: ready once every worker has its engine, not while draining.
+    fn health(&self) -> Result<(), &'static str> {
+        if self.draining() || self.stopping() {
+            return Err("draining");
+        }
+        let stats = self.service.stats();
+        if stats.engines_loaded < stats.workers {
+            return Err("starting");
+        }
+        Ok(())
+    }
+
+    fn clients_connected(&self) -> usize {
+        lock(&self.clients).len()
     }
 
     fn ms_since_start(&self, at: Instant) -> f64 {
@@ -250,6 +277,8 @@ impl Server {
             connections: Mutex::new(Vec::new()),
             clients: Mutex::new(Vec::new()),
             frames_received: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
+            metrics: metrics::Metrics::new().map_err(ServerError::Metrics)?,
             tracker: Mutex::new(config.tracker),
             config,
         });
@@ -292,6 +321,28 @@ impl Server {
                 .collect(),
             frames_received: self.shared.frames_received.load(Ordering::Relaxed),
         }
+    }
+
+    /// Stops taking clients and closes every WebSocket with 1001 (going away): `/healthz` answers 503
+    /// from now on, new upgrades are refused with 503, and this waits (up to `grace`) until every
+    /// client's connection has closed. Dropping the server afterwards joins the threads. Frames in
+    /// flight finish or are dropped with their streams; recordings are completed as their connections
+    /// end.
+    pub fn drain(&self, grace: Duration) -> bool {
+        self.shared.draining.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + grace;
+        while self.shared.clients_connected() > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// Whether [`Self::drain`] has begun.
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining()
     }
 
     /// Changes tracking and smoothing for every client, from its next frame (tracking is kept).

@@ -86,6 +86,24 @@ pub enum ErrorCode {
     TooManyClients,
 }
 
+impl ErrorCode {
+    /// The code as it appears in `error.code` (and as the `reason` label of the rejected-frames metric).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::BadImage => "bad_image",
+            ErrorCode::ImageTooLarge => "image_too_large",
+            ErrorCode::MessageTooLarge => "message_too_large",
+            ErrorCode::SequenceBackwards => "sequence_backwards",
+            ErrorCode::TimestampBackwards => "timestamp_backwards",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::InferenceFailed => "inference_failed",
+            ErrorCode::TooManyClients => "too_many_clients",
+        }
+    }
+}
+
 /// Parses a binary frame message: the 20-byte header, then the encoded image (not copied).
 pub fn frame_from_binary(bytes: bytes::Bytes) -> Result<FrameMessage, WireError> {
     if bytes.len() < BINARY_HEADER_LEN {
@@ -326,6 +344,27 @@ mod tests {
     use super::*;
 
     const JPEG: &[u8] = include_bytes!("../../tests/fixtures/messi5.jpg");
+
+    #[test]
+    fn error_code_names_are_their_json() {
+        for code in [
+            ErrorCode::BadMessage,
+            ErrorCode::UnknownType,
+            ErrorCode::BadImage,
+            ErrorCode::ImageTooLarge,
+            ErrorCode::MessageTooLarge,
+            ErrorCode::SequenceBackwards,
+            ErrorCode::TimestampBackwards,
+            ErrorCode::RateLimited,
+            ErrorCode::InferenceFailed,
+            ErrorCode::TooManyClients,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.name())
+            );
+        }
+    }
 
     #[test]
     fn binary_frames_round_trip_and_bad_headers_are_named() {

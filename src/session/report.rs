@@ -359,9 +359,9 @@ pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError>
         html_escape(&title)
     );
     if let Some(info) = &session.info {
-        let _ = write!(
+        let _ = writeln!(
             html,
-            "<p>Source: {} ({}). Started {}. Model {}, hands {}, smoothing {}, mirrored {}. livepose {}.</p>\n",
+            "<p>Source: {} ({}). Started {}. Model {}, hands {}, smoothing {}, mirrored {}. livepose {}.</p>",
             html_escape(&info.source.name),
             html_escape(&info.source.kind),
             html_escape(&info.started_at),
@@ -412,7 +412,7 @@ pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError>
         if id == "timings" {
             html.push_str("<h2>Timings and dropped frames</h2>\n");
         }
-        let _ = write!(html, "<figure class=\"plot\" id=\"{id}\">{svg}</figure>\n");
+        let _ = writeln!(html, "<figure class=\"plot\" id=\"{id}\">{svg}</figure>");
     }
     if !session.warnings.is_empty() {
         html.push_str("<h2>Notes</h2><ul>");
