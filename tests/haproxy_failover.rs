@@ -16,7 +16,6 @@
 
 mod common;
 
-use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,48 +38,8 @@ impl Drop for Killed {
     }
 }
 
-fn serve() -> (Killed, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_livepose"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--stats-every",
-            "0",
-            "--threads",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .map(|w| w.trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    std::thread::Builder::new()
-        .name("serve-stdout".into())
-        .spawn(move || for _ in stdout.lines().map_while(Result::ok) {})
-        .unwrap();
-    (Killed(child), addr)
-}
-
 fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(TIMEOUT)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, response.split_once("\r\n\r\n")?.1.to_owned()))
+    common::http_get(addr, path)
 }
 
 fn clients_on(addr: &str) -> usize {
@@ -165,8 +124,9 @@ fn rate(all: &[Arc<Mutex<Seen>>], from: Instant, to: Instant) -> f64 {
 
 #[test]
 fn a_backend_stopped_behind_haproxy_hands_its_clients_to_the_other() {
-    let (mut a, addr_a) = serve();
-    let (_b, addr_b) = serve();
+    let mut a = common::start_serve(&["--threads", "1"]);
+    let b = common::start_serve(&["--threads", "1"]);
+    let (addr_a, addr_b) = (a.addr.clone(), b.addr.clone());
     let front = {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().to_string()
@@ -234,10 +194,10 @@ fn a_backend_stopped_behind_haproxy_hands_its_clients_to_the_other() {
 
     let killed_at = Instant::now();
     Command::new("kill")
-        .args(["-TERM", &a.0.id().to_string()])
+        .args(["-TERM", &a.child.id().to_string()])
         .status()
         .unwrap();
-    let status = a.0.wait().unwrap();
+    let status = a.child.wait().unwrap();
     let stopped_in = killed_at.elapsed();
     assert!(status.success(), "backend A exit status {status}");
     std::thread::sleep(Duration::from_secs(3));

@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::Write as _;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -26,64 +26,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 const CLIENTS: usize = 4;
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Starts `livepose serve` on a free loopback port; returns it and its address.
-fn start_serve(extra: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_livepose"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--stats-every",
-            "0",
-            "--threads",
-            "2",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .map(|w| w.trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    // Keep reading stdout so the server never blocks on a full pipe.
-    std::thread::Builder::new()
-        .name("serve-stdout".into())
-        .spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                eprintln!("serve: {line}");
-            }
-        })
-        .unwrap();
-    (child, addr)
-}
-
-/// A plain HTTP GET; returns the status code and the body.
 fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    common::http_get(addr, path).expect("the server answers")
 }
 
 /// Streams `frames` in a loop (one in flight) until the server closes; returns the close code and the
@@ -130,7 +74,8 @@ fn stream_until_closed(
 fn sigterm_while_four_clients_stream_closes_them_with_1001_and_exits_0_within_2_s() {
     let record = std::env::temp_dir().join(format!("livepose-lifecycle-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&record);
-    let (mut child, addr) = start_serve(&["--record", record.to_str().unwrap()]);
+    let mut serve = common::start_serve(&["--threads", "2", "--record", record.to_str().unwrap()]);
+    let addr = serve.addr.clone();
     assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_owned()));
     let frames = Arc::new(mjpeg_frames("carphone_640.mjpeg"));
     let clients: Vec<_> = (0..CLIENTS)
@@ -153,12 +98,12 @@ fn sigterm_while_four_clients_stream_closes_them_with_1001_and_exits_0_within_2_
     std::thread::sleep(Duration::from_secs(1));
     let sent = Instant::now();
     let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &serve.child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = serve.child.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -198,7 +143,8 @@ fn sigterm_while_four_clients_stream_closes_them_with_1001_and_exits_0_within_2_
 
 #[test]
 fn metrics_pass_promtool_and_count_what_happened() {
-    let (mut child, addr) = start_serve(&[]);
+    let mut serve = common::start_serve(&["--threads", "2"]);
+    let addr = serve.addr.clone();
     let frames = mjpeg_frames("carphone_640.mjpeg");
     let stream = TcpStream::connect(&addr).unwrap();
     stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
@@ -284,9 +230,9 @@ fn metrics_pass_promtool_and_count_what_happened() {
     assert_eq!(value("livepose_engine_reloads_total"), 0.0);
     drop(ws);
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &serve.child.id().to_string()])
         .status();
-    assert!(child.wait().unwrap().success());
+    assert!(serve.child.wait().unwrap().success());
 }
 
 #[test]
@@ -337,4 +283,34 @@ fn a_draining_server_answers_503_and_refuses_new_websockets() {
         }
         other => panic!("a new WebSocket while draining: {:?}", other.map(|_| ())),
     }
+}
+
+/// Before the models are loaded (`serve` binds first), every request — `/healthz` included — gets
+/// `503 starting`; once ready, the same listener goes to the server.
+#[test]
+fn a_starting_server_answers_503_starting_then_serves_on_the_same_port() {
+    let config = livepose::server::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    let listener = livepose::server::Server::bind(&config).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let ready = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&ready);
+    let answering = std::thread::Builder::new()
+        .name("starting".into())
+        .spawn(move || livepose::server::answer_starting(listener, &flag).unwrap())
+        .unwrap();
+    assert_eq!(get(&addr, "/healthz"), (503, "starting\n".to_owned()));
+    assert_eq!(get(&addr, "/").0, 503);
+    ready.store(true, Ordering::Relaxed);
+    let listener = answering.join().unwrap();
+    let service = livepose::service::Service::start(livepose::service::ServiceConfig::new(
+        livepose::vision::EngineConfig::default(),
+        1,
+        1,
+    ))
+    .unwrap();
+    let _server = livepose::server::Server::start_on(listener, config, Arc::new(service)).unwrap();
+    assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_owned()));
 }

@@ -22,9 +22,9 @@
 
 mod common;
 
-use std::io::{BufRead as _, Write as _};
+use std::io::Write as _;
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{mjpeg_frames, record_clip};
@@ -81,48 +81,12 @@ fn pose_of(result: &livepose::vision::FrameResult) -> Vec<(f64, f64)> {
         .unwrap_or_default()
 }
 
-/// Starts `livepose serve` on a free loopback port; returns the child and its WebSocket URL.
-fn start_serve(record: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_livepose"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--stats-every",
-            "0",
-            "--threads",
-            "2",
-            "--record",
-        ])
-        .arg(record)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .unwrap();
-    // "livepose: serving http://127.0.0.1:PORT/ (WebSocket ws://127.0.0.1:PORT/ws); …"
-    let ws = line
-        .split_whitespace()
-        .find(|w| w.starts_with("ws://"))
-        .map(|w| w.trim_end_matches([')', ';']).to_owned())
-        .unwrap_or_else(|| panic!("no WebSocket URL in {line:?}"));
-    (child, ws)
-}
-
 #[test]
 fn a_killed_recording_reads_back_to_its_last_complete_frame() {
     let dir = temp_dir("killed");
-    let (mut child, url) = start_serve(&dir);
-    let addr = url
-        .trim_start_matches("ws://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let mut serve = common::start_serve(&["--threads", "2", "--record", dir.to_str().unwrap()]);
+    let addr = serve.addr.clone();
+    let url = format!("ws://{addr}/ws");
     let stream = TcpStream::connect(&addr).unwrap();
     stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let (mut ws, _) = tungstenite::client(url.as_str(), stream).unwrap();
@@ -159,8 +123,8 @@ fn a_killed_recording_reads_back_to_its_last_complete_frame() {
     )))
     .unwrap();
     std::thread::sleep(Duration::from_millis(15));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
 
     let sessions: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

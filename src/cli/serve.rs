@@ -105,19 +105,32 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     } else {
         args.engine.video_tracker_config()
     };
-    let service = std::sync::Arc::new(Service::start(args.engine.service_config())?);
+    let config = crate::server::ServerConfig {
+        record_dir: args.record.clone(),
+        ..args.server.server_config(tracker)
+    };
     if let Some(dir) = &args.record {
         std::fs::create_dir_all(dir).map_err(|e| {
             anyhow::anyhow!("cannot create the recording folder {}: {e}", dir.display())
         })?;
     }
-    let server = Server::start(
-        crate::server::ServerConfig {
-            record_dir: args.record.clone(),
-            ..args.server.server_config(tracker)
-        },
-        std::sync::Arc::clone(&service),
-    )?;
+    // Bind first, and answer 503 "starting" (to /healthz and everything else) while the models load,
+    // so a load balancer sees the backend coming up instead of a refused connection.
+    let listener = Server::bind(&config)?;
+    let ready = std::sync::atomic::AtomicBool::new(false);
+    let (service, listener) = std::thread::scope(|scope| {
+        let answering = std::thread::Builder::new()
+            .name("livepose-starting".into())
+            .spawn_scoped(scope, || crate::server::answer_starting(listener, &ready))?;
+        let service = Service::start(args.engine.service_config());
+        ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        let listener = answering
+            .join()
+            .map_err(|_| anyhow::anyhow!("the starting thread panicked"))??;
+        anyhow::Ok((service?, listener))
+    })?;
+    let service = std::sync::Arc::new(service);
+    let server = Server::start_on(listener, config, std::sync::Arc::clone(&service))?;
     let vmc = match args.motion.vmc {
         Some(target) => Some(crate::motion::vmc::VmcSender::start(
             std::sync::Arc::clone(&service),

@@ -258,14 +258,32 @@ pub struct Server {
 impl Server {
     /// Binds and starts serving over `service`.
     pub fn start(config: ServerConfig, service: Arc<Service>) -> Result<Server, ServerError> {
+        let listener = Self::bind(&config)?;
+        Self::start_on(listener, config, service)
+    }
+
+    /// Binds `config.listen` (refusing a non-loopback address without `allow_remote`).
+    pub fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
         if !config.allow_remote && !config.listen.ip().is_loopback() {
             return Err(ServerError::RemoteNotAllowed(config.listen));
         }
+        TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })
+    }
+
+    /// Starts serving over `service` on a listener already bound (by [`Self::bind`]; `serve` binds
+    /// first and answers 503 while the models load, see [`answer_starting`]).
+    pub fn start_on(
+        listener: TcpListener,
+        config: ServerConfig,
+        service: Arc<Service>,
+    ) -> Result<Server, ServerError> {
         let bind_err = |source| ServerError::Bind {
             addr: config.listen,
             source,
         };
-        let listener = TcpListener::bind(config.listen).map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
         listener.set_nonblocking(true).map_err(bind_err)?;
         let shared = Arc::new(ServerShared {
@@ -366,6 +384,43 @@ impl Drop for Server {
         }
     }
 }
+
+/// While the models load (before there is a [`Server`]): answers every request on `listener` with
+/// `503 starting` (so `/healthz` says so and a load balancer keeps clients away) until `ready` is set.
+/// Runs on the caller's thread; returns the listener for [`Server::start_on`].
+pub fn answer_starting(listener: TcpListener, ready: &AtomicBool) -> std::io::Result<TcpListener> {
+    listener.set_nonblocking(true)?;
+    while !ready.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((mut stream, _)) => {
+                // Read what the client sent (so closing does not reset the connection), then answer.
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(STARTING_READ));
+                let mut head = [0_u8; 4096];
+                let _ = std::io::Read::read(&mut stream, &mut head);
+                let _ = stream.set_write_timeout(Some(STARTING_READ));
+                let _ = http::respond(
+                    &mut stream,
+                    "503 Service Unavailable",
+                    "text/plain",
+                    b"starting\n",
+                );
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                client::wait_readable(&listener, Duration::from_millis(20));
+            }
+            Err(e) => {
+                tracing::warn!("accept failed while starting: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+    Ok(listener)
+}
+
+/// How long a request may take to arrive while the server is starting.
+const STARTING_READ: Duration = Duration::from_millis(200);
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex

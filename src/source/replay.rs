@@ -111,8 +111,20 @@ fn publish(
     payload: Payload,
 ) -> bool {
     let meta = FrameMeta::captured_now(*seq);
-    match stream.publish(FrameInput { meta, payload }) {
-        Ok(_) => {
+    let published = stream.publish(FrameInput { meta, payload }).map(|_| ());
+    count_published(published, meta, shared, meter, seq)
+}
+
+/// Counts a frame handed to the stream (or says why it could not be); false when the stream is gone.
+fn count_published(
+    published: Result<(), crate::service::PublishError>,
+    meta: FrameMeta,
+    shared: &SourceShared,
+    meter: &mut FpsMeter,
+    seq: &mut u64,
+) -> bool {
+    match published {
+        Ok(()) => {
             *seq += 1;
             let fps = meter.tick(meta.captured_at);
             let frames = *seq;
@@ -160,23 +172,8 @@ fn publish_recorded(
         timestamp_us: meta.timestamp_us,
         ..recorded.result.clone()
     };
-    match stream.publish_recorded(meta, payload, Some(image), model, result) {
-        Ok(()) => {
-            *seq += 1;
-            let fps = meter.tick(meta.captured_at);
-            let frames = *seq;
-            shared.update(|s| {
-                s.capture_fps = fps;
-                s.frames = frames;
-                s.error = None;
-            });
-            true
-        }
-        Err(e) => {
-            shared.update(|s| s.error = Some(format!("stopped: {e}")));
-            false
-        }
-    }
+    let published = stream.publish_recorded(meta, payload, Some(image), model, result);
+    count_published(published, meta, shared, meter, seq)
 }
 
 fn file_name(path: &Path) -> String {

@@ -259,3 +259,67 @@ pub fn record_clip(parent: &Path, frames: &[Vec<u8>]) -> PathBuf {
     assert!(status.error.is_none(), "{:?}", status.error);
     dir
 }
+
+/// A `livepose serve` child process, killed (SIGKILL) when dropped unless it has exited.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT`, the address it bound (`--listen 127.0.0.1:0`).
+    pub addr: String,
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `livepose serve --listen 127.0.0.1:0 --stats-every 0` with `extra` flags and waits for the
+/// line that names its address; its later output is read on (and echoed to stderr), so it never
+/// blocks on a full pipe.
+pub fn start_serve(extra: &[&str]) -> ServeProcess {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_livepose"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--stats-every", "0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    // "livepose: serving http://127.0.0.1:PORT/ (WebSocket ws://127.0.0.1:PORT/ws); …"
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .map(|w| w.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    std::thread::Builder::new()
+        .name("serve-stdout".into())
+        .spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                eprintln!("serve: {line}");
+            }
+        })
+        .unwrap();
+    ServeProcess { child, addr }
+}
+
+/// A plain HTTP/1.1 GET; the status code and the body (`None` if the connection fails).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, response.split_once("\r\n\r\n")?.1.to_owned()))
+}
