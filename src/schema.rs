@@ -208,6 +208,9 @@ struct FrameIn {
     pose_detector_ran: bool,
     #[serde(default)]
     palm_detector_ran: bool,
+    /// Stage name → ms, as written (livepose's files; MediaPipe's have none).
+    #[serde(default)]
+    timings_ms: std::collections::BTreeMap<String, f32>,
 }
 
 #[derive(Deserialize)]
@@ -281,8 +284,22 @@ fn world_landmarks(points: &[WorldIn]) -> Vec<WorldLandmark> {
         .collect()
 }
 
+/// Stage timings from their names (unknown names and bad values are left out).
+fn timings_from(ms_by_name: &std::collections::BTreeMap<String, f32>) -> StageTimings {
+    let mut timings = StageTimings::default();
+    for stage in crate::vision::timings::Stage::ALL {
+        if let Some(&ms) = ms_by_name.get(stage.name())
+            && ms.is_finite()
+            && ms >= 0.0
+        {
+            timings.add(stage, std::time::Duration::from_secs_f32(ms / 1000.0));
+        }
+    }
+    timings
+}
+
 /// Reads one result line back. What the file does not hold comes back empty: the ROIs (the whole
-/// image), the timings (zero), a hand's presence (1: a hand in the file passed the threshold); the
+/// image), the timings (zero when the file has none), a hand's presence (1: a hand in the file passed the threshold); the
 /// angles are computed again from the world landmarks. A photo's line has no timestamp: 0.
 pub fn parse_frame(line: &str) -> Result<FrameResult, SchemaError> {
     let frame: FrameIn = serde_json::from_str(line)?;
@@ -344,7 +361,7 @@ pub fn parse_frame(line: &str) -> Result<FrameResult, SchemaError> {
         angles,
         pose_detector_ran: frame.pose_detector_ran,
         palm_detector_ran: frame.palm_detector_ran,
-        timings: StageTimings::default(),
+        timings: timings_from(&frame.timings_ms),
     })
 }
 
@@ -361,4 +378,42 @@ pub fn read_jsonl(text: &str) -> Result<(Vec<FrameResult>, Option<SchemaError>),
         }
     }
     Ok((out, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::timings::Stage;
+
+    #[test]
+    fn stage_timings_read_back() {
+        let mut timings = StageTimings::default();
+        timings.add(
+            Stage::PoseLandmarkInfer,
+            std::time::Duration::from_micros(12_500),
+        );
+        timings.add(Stage::Total, std::time::Duration::from_micros(20_250));
+        let result = FrameResult {
+            timestamp_us: 33_333,
+            width: 640,
+            height: 480,
+            pose: None,
+            hands: Vec::new(),
+            angles: Default::default(),
+            pose_detector_ran: true,
+            palm_detector_ran: false,
+            timings,
+        };
+        let line = serde_json::to_string(&frame_json("x", Some(0), &result, "full")).unwrap();
+        let back = parse_frame(&line).unwrap();
+        for stage in [Stage::PoseLandmarkInfer, Stage::Total] {
+            let (a, b) = (
+                result.timings.get(stage).unwrap(),
+                back.timings.get(stage).unwrap(),
+            );
+            assert!((a - b).abs() < 1e-3, "{stage:?}: {a} vs {b}");
+        }
+        assert_eq!(back.timings.get(Stage::HandLandmarkInfer), None);
+        assert_eq!(back.timestamp_us, 33_333);
+    }
 }

@@ -406,6 +406,16 @@ pub fn answer_starting(listener: TcpListener, ready: &AtomicBool) -> std::io::Re
                     b"starting\n",
                 );
                 let _ = stream.shutdown(std::net::Shutdown::Write);
+                // Read away what is still coming (a request that arrived late) until the client
+                // closes, so closing here never resets the connection before the answer is read.
+                let deadline = std::time::Instant::now() + STARTING_LINGER;
+                let _ = stream.set_read_timeout(Some(STARTING_READ));
+                while std::time::Instant::now() < deadline {
+                    match std::io::Read::read(&mut stream, &mut head) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 client::wait_readable(&listener, Duration::from_millis(20));
@@ -421,6 +431,8 @@ pub fn answer_starting(listener: TcpListener, ready: &AtomicBool) -> std::io::Re
 
 /// How long a request may take to arrive while the server is starting.
 const STARTING_READ: Duration = Duration::from_millis(200);
+/// Longest wait for a client to close after its `503 starting`.
+const STARTING_LINGER: Duration = Duration::from_secs(1);
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
