@@ -132,6 +132,9 @@ fn manage_recording(
         return;
     }
     let Some(id) = show.0 else {
+        if toggle {
+            recording.message = Some("nothing to record yet: no stream is shown".into());
+        }
         return;
     };
     let dir = if toggle {

@@ -408,6 +408,13 @@ pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError>
         );
     }
     html.push_str("</table>\n<h2>Joint angles over time</h2>\n");
+    if summary.range_of_motion.is_empty() {
+        let _ = writeln!(
+            html,
+            "<p>No joint angle was sure enough (confidence ≥ {MIN_ANGLE_CONFIDENCE}) to plot: the limbs were \
+             out of view or hidden.</p>"
+        );
+    }
     for (id, svg) in &plots {
         if id == "timings" {
             html.push_str("<h2>Timings and dropped frames</h2>\n");
