@@ -28,7 +28,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{mjpeg_frames, record_clip};
-use livepose::frame::{EncodedFormat, FrameInput, FrameMeta, Payload};
+use livepose::frame::EncodedFormat;
 use livepose::server::wire::binary_from_frame;
 use livepose::service::{Delivery, Service, ServiceConfig, StreamKind, StreamSpec};
 use livepose::session::{
@@ -223,16 +223,12 @@ fn re_analysing_a_session_with_its_settings_reproduces_it() {
     assert_eq!(session.results.len(), 120);
 
     let out = dir.parent().unwrap().join("again");
-    let output = Command::new(env!("CARGO_BIN_EXE_livepose"))
-        .args(["analyze", "--threads", "2", "--workers", "2", "--out"])
-        .arg(&out)
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let analyze = ["analyze", "--threads", "2", "--workers", "2", "--out"];
+    common::run_livepose(
+        analyze
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .chain([out.as_os_str(), dir.as_os_str()]),
     );
     let again: Vec<Value> = std::fs::read_to_string(out.join("session.jsonl"))
         .unwrap()
@@ -263,18 +259,12 @@ fn re_analysing_a_session_with_its_settings_reproduces_it() {
 
     // Export: every format from the session alone.
     let export = dir.parent().unwrap().join("export");
-    let output = Command::new(env!("CARGO_BIN_EXE_livepose"))
-        .arg("export")
-        .arg(&dir)
-        .arg("--out")
-        .arg(&export)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::run_livepose([
+        std::ffi::OsStr::new("export"),
+        dir.as_os_str(),
+        std::ffi::OsStr::new("--out"),
+        export.as_os_str(),
+    ]);
     let landmarks = std::fs::read_to_string(export.join("landmarks.csv")).unwrap();
     assert_eq!(
         landmarks.lines().count(),
@@ -341,18 +331,7 @@ fn a_full_disk_stops_the_recording_with_a_clear_error_and_tracking_goes_on() {
     let results = stream.subscribe(16);
     let frames = mjpeg_frames("carphone_640.mjpeg");
     for (k, jpeg) in frames.iter().take(10).enumerate() {
-        stream
-            .publish(FrameInput {
-                meta: FrameMeta {
-                    timestamp_us: (k as i64 + 1) * 33_333,
-                    ..FrameMeta::captured_now(k as u64)
-                },
-                payload: Payload::Encoded {
-                    format: EncodedFormat::Jpeg,
-                    bytes: jpeg.clone().into(),
-                },
-            })
-            .unwrap();
+        common::publish_jpeg(&stream, k, jpeg);
         let result = results
             .recv_timeout(READ_TIMEOUT)
             .expect("tracking goes on");
@@ -414,18 +393,12 @@ fn the_report_renders_in_chromium_with_its_plots() {
     let frames = mjpeg_frames("kenburns_messi.mjpeg");
     let dir = record_clip(&temp_dir("report"), &frames[..60]);
     let html_path = dir.parent().unwrap().join("report.html");
-    let output = Command::new(env!("CARGO_BIN_EXE_livepose"))
-        .arg("report")
-        .arg(&dir)
-        .arg("--out")
-        .arg(&html_path)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::run_livepose([
+        std::ffi::OsStr::new("report"),
+        dir.as_os_str(),
+        std::ffi::OsStr::new("--out"),
+        html_path.as_os_str(),
+    ]);
     let html = std::fs::read_to_string(&html_path).unwrap();
     // Self-contained: nothing to fetch (the only URL is SVG's namespace name, which is never fetched).
     for needle in ["src=", "href=", "@import", "url("] {

@@ -275,16 +275,13 @@ fn damaged_videos_keep_the_frames_that_decoded_and_say_so() {
 #[test]
 fn analyze_writes_a_jsonl_for_a_video_as_for_a_clip() {
     let dir = std::env::temp_dir().join(format!("livepose-video-cli-{}", std::process::id()));
-    let output = Command::new(env!("CARGO_BIN_EXE_livepose"))
-        .args(["analyze", "--static", "--legacy", "--out"])
-        .arg(&dir)
-        .arg(fixture("carphone_pristine.mp4"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let clip = fixture("carphone_pristine.mp4");
+    let analyze = ["analyze", "--static", "--legacy", "--out"];
+    common::run_livepose(
+        analyze
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .chain([dir.as_os_str(), clip.as_os_str()]),
     );
     let ours = read_jsonl_at(&dir.join("carphone_pristine.jsonl"));
     let references = read_jsonl("carphone_pristine.static.ref.jsonl");

@@ -25,6 +25,9 @@ use crate::vision::{FrameResult, PoseModel, RgbImage, TrackerConfig};
 /// only while no job of another stream waits).
 const MAX_IN_FLIGHT: usize = 2;
 
+/// Longest sleep of a producer or waiter between checks that the stream or the service stopped.
+const PROGRESS_POLL: Duration = Duration::from_millis(100);
+
 /// A stream's identity within the process (never reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct StreamId(pub u64);
@@ -175,6 +178,21 @@ struct StreamState {
     closed: bool,
 }
 
+impl StreamState {
+    /// A stream's timestamps must increase.
+    fn check_timestamp(&self, got_us: i64) -> Result<(), PublishError> {
+        match self.last_timestamp_us {
+            Some(previous_us) if got_us <= previous_us => {
+                Err(PublishError::NonMonotonicTimestamp {
+                    previous_us,
+                    got_us,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     received: AtomicU64,
@@ -251,6 +269,18 @@ impl StreamShared {
 
     pub(crate) fn is_closed(&self) -> bool {
         lock(&self.state).closed
+    }
+
+    /// Sleeps until the stream progresses (its slot empties or a frame finishes), at most `timeout`.
+    fn wait_progress<'a>(
+        &self,
+        state: std::sync::MutexGuard<'a, StreamState>,
+        timeout: Duration,
+    ) -> std::sync::MutexGuard<'a, StreamState> {
+        self.progress
+            .wait_timeout(state, timeout.min(PROGRESS_POLL))
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0
     }
 
     pub(crate) fn info(&self) -> StreamInfo {
@@ -555,22 +585,10 @@ impl StreamHandle {
             return Err(PublishError::ServiceStopped);
         }
         let mut state = lock(&self.stream.state);
-        if let Some(previous_us) = state.last_timestamp_us
-            && frame.meta.timestamp_us <= previous_us
-        {
-            return Err(PublishError::NonMonotonicTimestamp {
-                previous_us,
-                got_us: frame.meta.timestamp_us,
-            });
-        }
+        state.check_timestamp(frame.meta.timestamp_us)?;
         if self.stream.delivery == Delivery::Lossless {
             while state.input.is_some() && !state.closed && !self.service.is_stopped() {
-                state = self
-                    .stream
-                    .progress
-                    .wait_timeout(state, Duration::from_millis(100))
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .0;
+                state = self.stream.wait_progress(state, PROGRESS_POLL);
             }
         }
         if state.closed {
@@ -611,24 +629,12 @@ impl StreamHandle {
             if state.closed || self.service.is_stopped() {
                 break;
             }
-            state = self
-                .stream
-                .progress
-                .wait_timeout(state, Duration::from_millis(100))
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+            state = self.stream.wait_progress(state, PROGRESS_POLL);
         }
         if state.closed {
             return Err(PublishError::Closed);
         }
-        if let Some(previous_us) = state.last_timestamp_us
-            && meta.timestamp_us <= previous_us
-        {
-            return Err(PublishError::NonMonotonicTimestamp {
-                previous_us,
-                got_us: meta.timestamp_us,
-            });
-        }
+        state.check_timestamp(meta.timestamp_us)?;
         state.last_timestamp_us = Some(meta.timestamp_us);
         drop(state);
         let now = Instant::now();
@@ -692,12 +698,7 @@ impl StreamHandle {
             if left.is_zero() || self.service.is_stopped() {
                 return false;
             }
-            state = self
-                .stream
-                .progress
-                .wait_timeout(state, left.min(Duration::from_millis(100)))
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+            state = self.stream.wait_progress(state, left);
         }
     }
 }

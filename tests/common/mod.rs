@@ -235,18 +235,7 @@ pub fn record_clip(parent: &Path, frames: &[Vec<u8>]) -> PathBuf {
     .unwrap();
     let results = stream.subscribe(frames.len() + 1);
     for (k, jpeg) in frames.iter().enumerate() {
-        stream
-            .publish(livepose::frame::FrameInput {
-                meta: livepose::frame::FrameMeta {
-                    timestamp_us: (k as i64 + 1) * 33_333,
-                    ..livepose::frame::FrameMeta::captured_now(k as u64)
-                },
-                payload: livepose::frame::Payload::Encoded {
-                    format: livepose::frame::EncodedFormat::Jpeg,
-                    bytes: jpeg.clone().into(),
-                },
-            })
-            .unwrap();
+        publish_jpeg(&stream, k, jpeg);
     }
     for _ in frames {
         results
@@ -322,4 +311,38 @@ pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
     stream.read_to_string(&mut response).ok()?;
     let status = response.split_whitespace().nth(1)?.parse().ok()?;
     Some((status, response.split_once("\r\n\r\n")?.1.to_owned()))
+}
+
+/// Runs the `livepose` binary with `args` and asserts it succeeded (its stderr is the message).
+pub fn run_livepose<I, S>(args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_livepose"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Publishes clip frame `k` (JPEG) into `stream`, stamped (k+1)·33333 µs as the MediaPipe references.
+pub fn publish_jpeg(stream: &livepose::service::StreamHandle, k: usize, jpeg: &[u8]) {
+    stream
+        .publish(livepose::frame::FrameInput {
+            meta: livepose::frame::FrameMeta {
+                timestamp_us: (k as i64 + 1) * 33_333,
+                ..livepose::frame::FrameMeta::captured_now(k as u64)
+            },
+            payload: livepose::frame::Payload::Encoded {
+                format: livepose::frame::EncodedFormat::Jpeg,
+                bytes: bytes::Bytes::copy_from_slice(jpeg),
+            },
+        })
+        .unwrap();
 }
