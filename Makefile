@@ -1,6 +1,6 @@
 # livepose — one-command entry points. Each target does the set-up it needs (scripts/setup.sh:
 # Debian cmake + nasm for libjpeg-turbo, and ONNX Runtime 1.31.1 from the PyPI wheel into .ort/).
-.PHONY: setup run serve analyze screenshot test test-blender bench bench-load bench-app models
+.PHONY: setup run serve analyze screenshot test test-blender bench bench-load bench-app soak fuzz fuzz-smoke models
 
 CARGO ?= cargo
 OUT ?= out
@@ -33,6 +33,11 @@ test: setup
 	$(CARGO) test --lib --bins --tests
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(MAKE) --no-print-directory fuzz-smoke
+
+# Every fuzz target for 5 s from its committed seeds (nightly + cargo-fuzz; part of make test).
+fuzz-smoke: setup
+	scripts/fuzz.sh --smoke
 
 # BVH files through Blender's own importer (Debian's blender, ~1 min to install; run by .ci/run too).
 test-blender: setup
@@ -52,6 +57,17 @@ bench-load: setup
 # The app in software rendering: render and inference FPS, capture-to-display latency, CPU per thread group.
 bench-app: setup
 	scripts/bench_app.sh
+
+# The server for SOAK_MINUTES (default 30): 4 clients at 30 frames/s with 1 % malformed messages, one
+# that comes and goes every 5 s, one that never reads; CSV + plot in target/soak/ (benches/soak.rs).
+SOAK_MINUTES ?= 30
+soak: setup
+	$(CARGO) bench --no-default-features --bench soak -- $(SOAK_MINUTES)
+
+# Every fuzz target for FUZZ_SECONDS each (default 600), sanitizers on (nightly + cargo-fuzz; fuzz/README.md).
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Rebuild the ONNX models from the npm packages (needs npm and ~3 min; see models/README.md).
 models:

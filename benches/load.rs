@@ -24,67 +24,21 @@
     reason = "a benchmark binary: failing loudly is what we want"
 )]
 
-use std::io::{BufRead as _, BufReader};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use livepose::server::wire::binary_from_frame;
-use livepose::vision::image::MjpegFrames;
+use support::{ServerProcess, clip_frames, cpu_seconds, percentile};
 use tungstenite::Message;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+mod support;
+
 const CLIPS: [&str; 2] = ["carphone_640.mjpeg", "kenburns_messi.mjpeg"];
 const CAMERA_FPS: f64 = 30.0;
 const MAX_UNANSWERED: usize = 3;
 const MEMORY_FRAMES: u64 = 10_000;
-
-struct ServerProcess {
-    child: Child,
-    addr: String,
-}
-
-impl ServerProcess {
-    fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_livepose"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--stats-every", "0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("livepose serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        // "livepose: serving http://127.0.0.1:PORT/ (WebSocket …)"
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_owned();
-        Self { child, addr }
-    }
-
-    fn rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap();
-        kib / 1024.0
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[derive(Default)]
 struct ClientReport {
@@ -231,22 +185,6 @@ fn spawn_clients(
         .collect()
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
-}
-
-fn clip_frames(name: &str) -> Arc<Vec<Vec<u8>>> {
-    let bytes = std::fs::read(format!("{FIXTURES}/{name}")).unwrap();
-    Arc::new(
-        MjpegFrames::new(&bytes)
-            .map(|f| f.unwrap().to_vec())
-            .collect(),
-    )
-}
-
 /// One N of one clip.
 struct Run {
     n: usize,
@@ -254,22 +192,6 @@ struct Run {
     mean_work_ms: f64,
     rtt_p50: f64,
     rtt_p95: f64,
-}
-
-/// CPU seconds (user + system) used so far by process `pid` ("self" for this one).
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn run_clients(n: usize, seconds: u64, frames: &Arc<Vec<Vec<u8>>>, server_args: &[&str]) -> Run {

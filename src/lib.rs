@@ -13,12 +13,14 @@
 //! - [`source`]: the camera, file, video and replay sources, each publishing into a stream.
 //! - [`server`]: the browser client's HTTP + WebSocket server over the service (`livepose serve`, and
 //!   inside the app).
-//! - [`app`]: the Bevy app (video + overlay, 3D avatar, angle panel), a client of the service.
+//! - [`app`]: the Bevy app (video + overlay, 3D avatar, angle panel), a client of the service (feature
+//!   `app`, on by default, with the native camera source).
 //! - [`cli`]: the command line.
 
 // Library code logs through `tracing` (Bevy's log in the app); only `main.rs` prints to stderr.
 #![warn(clippy::print_stderr)]
 
+#[cfg(feature = "app")]
 pub mod app;
 pub mod cli;
 pub mod export;

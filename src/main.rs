@@ -55,7 +55,25 @@ fn main() -> ExitCode {
         },
         Some(Command::Export(args)) => report_outcome(livepose::cli::export::run_export(&args)),
         Some(Command::Report(args)) => report_outcome(livepose::cli::export::run_report(&args)),
-        None if cli.app.list_cameras => match livepose::source::camera::list_cameras() {
+        #[cfg(feature = "app")]
+        None => run_app(&cli.app),
+        #[cfg(not(feature = "app"))]
+        None => {
+            let _ = &cli.app;
+            eprintln!(
+                "livepose: this build has no window (built without the `app` feature). Use `livepose serve`, \
+                 `livepose analyze FILE`, `export` or `report`, or build with the default features."
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The live app (`livepose` with no command), or the camera list.
+#[cfg(feature = "app")]
+fn run_app(args: &livepose::cli::AppArgs) -> ExitCode {
+    if args.list_cameras {
+        return match livepose::source::camera::list_cameras() {
             Ok(cameras) if cameras.is_empty() => {
                 println!("no cameras found");
                 ExitCode::SUCCESS
@@ -70,23 +88,23 @@ fn main() -> ExitCode {
                 eprintln!("error: cannot list cameras: {e}");
                 ExitCode::FAILURE
             }
+        };
+    }
+    if !livepose::app::display_available() {
+        eprintln!(
+            "livepose: no display (neither DISPLAY nor WAYLAND_DISPLAY is set), so the window cannot \
+             open. Without a screen, use `livepose serve` (the browser client) or `livepose analyze FILE`."
+        );
+        return ExitCode::from(2);
+    }
+    match args.settings() {
+        Ok(settings) => match livepose::app::run(settings) {
+            bevy::app::AppExit::Success => ExitCode::SUCCESS,
+            bevy::app::AppExit::Error(code) => ExitCode::from(code.get()),
         },
-        None if !livepose::app::display_available() => {
-            eprintln!(
-                "livepose: no display (neither DISPLAY nor WAYLAND_DISPLAY is set), so the window cannot \
-                 open. Without a screen, use `livepose serve` (the browser client) or `livepose analyze FILE`."
-            );
+        Err(e) => {
+            eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
-        None => match cli.app.settings() {
-            Ok(settings) => match livepose::app::run(settings) {
-                bevy::app::AppExit::Success => ExitCode::SUCCESS,
-                bevy::app::AppExit::Error(code) => ExitCode::from(code.get()),
-            },
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(2)
-            }
-        },
     }
 }

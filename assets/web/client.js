@@ -21,6 +21,14 @@
   const VISIBLE = 0.5;
 
   const params = new URLSearchParams(location.search);
+  // Opened from the pairing address (QR code): the server has set its cookie, which the browser sends
+  // with every request of this page, the WebSocket's too. Drop the token from the address bar so it
+  // stays out of history, bookmarks and screenshots.
+  if (params.has('token')) {
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(null, '', location.pathname + (rest ? `?${rest}` : '') + location.hash);
+  }
   // Encoding of the frames sent: JPEG (small, the default), PNG (lossless, ~9× larger: for loopback)
   // or WebP. `?encoding=png` and `?quality=80` (percent) preset the controls.
   const ENCODINGS = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
@@ -58,14 +66,52 @@
     if (current) select.value = current;
   }
 
+  function notice(text) {
+    const el = $('notice');
+    el.textContent = text || '';
+    el.classList.toggle('shown', Boolean(text));
+  }
+
+  // Why the camera cannot be used, in words a phone's user can act on.
+  function cameraProblem(e) {
+    if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      return `This browser gives the camera only to secure pages, and ${location.origin} is not one. `
+        + 'Open the https:// address that livepose serve printed (or scan its QR code), or use localhost.';
+    }
+    const name = e && e.name;
+    if (name === 'NotAllowedError' || name === 'SecurityError') {
+      return 'Camera permission was denied. Allow the camera for this site in the browser\'s settings '
+        + '(the icon next to the address), then press Start again.';
+    }
+    if (name === 'NotFoundError' || name === 'OverconstrainedError') {
+      return 'No camera matches the choice (front/back/device). Pick another camera and press Start.';
+    }
+    if (name === 'NotReadableError') {
+      return 'The camera is in use by another app or tab. Close it, then press Start again.';
+    }
+    return `Cannot open the camera: ${(e && e.message) || e}`;
+  }
+
   async function openCamera() {
+    if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      throw Object.assign(new Error('no camera API on this page'), { name: 'InsecureContext' });
+    }
     const [width, height] = $('resolution').value.split('x').map(Number);
+    const facing = $('facing').value;
     const deviceId = $('camera').value;
+    const choice = facing === 'device'
+      ? (deviceId ? { deviceId: { exact: deviceId } } : {})
+      : { facingMode: { ideal: facing } };
     stream = await navigator.mediaDevices.getUserMedia({
-      video: { width: { ideal: width }, height: { ideal: height },
-        ...(deviceId ? { deviceId: { exact: deviceId } } : {}) },
+      video: { width: { ideal: width }, height: { ideal: height }, ...choice },
       audio: false,
     });
+    notice('');
+    // The selfie view is mirrored by default, the back camera's is not.
+    if (facing !== 'device') {
+      $('mirror').checked = facing === 'user';
+      $('stage').style.transform = facing === 'user' ? 'scaleX(-1)' : '';
+    }
     video.srcObject = stream;
     await listCameras();
   }
@@ -316,6 +362,7 @@
       }
       await video.play();
     } catch (e) {
+      if (!fileSource) notice(cameraProblem(e));
       setStatus(`cannot open the ${fileSource ? 'file' : 'camera'}: ${e.message || e}`, true);
       return;
     }
@@ -341,11 +388,16 @@
   $('start').onclick = () => start(null);
   $('stop').onclick = stop;
   $('file').onchange = (e) => { if (e.target.files[0]) start(e.target.files[0]); };
-  $('camera').onchange = () => { if (state.running && stream) start(null); };
+  $('camera').onchange = () => {
+    $('facing').value = 'device';
+    if (state.running && stream) start(null);
+  };
+  $('facing').onchange = () => { if (state.running && stream) start(null); };
   $('resolution').onchange = () => { if (state.running && stream) start(null); };
   $('mirror').onchange = (e) => { $('stage').style.transform = e.target.checked ? 'scaleX(-1)' : ''; };
   setInterval(showStats, 250);
   if (navigator.mediaDevices && navigator.mediaDevices.enumerateDevices) listCameras().catch(() => {});
+  if (!window.isSecureContext || !navigator.mediaDevices) notice(cameraProblem(null));
   window.livepose = { state, start, stop, summary };
   if (params.get('autostart') === '1') start(null);
 })();

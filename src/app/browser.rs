@@ -20,6 +20,9 @@ pub struct BrowserServer {
     pub selected_client: Option<u64>,
     /// The server's counters, refreshed every update.
     pub stats: Option<ServerStats>,
+    /// For another device: the pairing address and its QR code (side, modules row by row, true = dark),
+    /// when the server listens beyond loopback.
+    pub pairing: Option<(String, usize, Vec<bool>)>,
 }
 
 impl BrowserServer {
@@ -63,6 +66,13 @@ pub(crate) fn manage_server(
             match Server::start(config, std::sync::Arc::clone(service)) {
                 Ok(server) => {
                     info!("serving the browser client at {}", server.url());
+                    if let Some(url) = server.remote_urls().into_iter().next() {
+                        info!("from another device open {url}");
+                        match crate::server::pairing::qr_modules(&url) {
+                            Ok((side, modules)) => browser.pairing = Some((url, side, modules)),
+                            Err(e) => warn!("no QR code for {url}: {e}"),
+                        }
+                    }
                     browser.server = Some(server);
                 }
                 Err(e) => {

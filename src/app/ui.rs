@@ -158,6 +158,10 @@ fn browser_ui(ui: &mut egui::Ui, browser: &mut BrowserServer, is_source: bool) {
         return;
     };
     ui.label(format!("browser client: {url}"));
+    if let Some((remote, side, modules)) = &browser.pairing {
+        ui.label(format!("from a phone: scan, or open {remote}"));
+        qr_ui(ui, *side, modules);
+    }
     let selected = browser.selected();
     if is_source && stats.clients.is_empty() {
         ui.colored_label(
@@ -173,6 +177,32 @@ fn browser_ui(ui: &mut egui::Ui, browser: &mut BrowserServer, is_source: bool) {
         if ui.radio(selected == Some(client.id), text).clicked() {
             browser.selected_client = Some(client.id);
         }
+    }
+}
+
+/// A QR code drawn module by module (dark on white, with the 4-module quiet zone).
+fn qr_ui(ui: &mut egui::Ui, side: usize, modules: &[bool]) {
+    const MODULE_PX: f32 = 3.0;
+    const QUIET: usize = 4;
+    let size = (side + 2 * QUIET) as f32 * MODULE_PX;
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(size, size), egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, egui::Color32::WHITE);
+    for (i, dark) in modules.iter().enumerate() {
+        if !dark {
+            continue;
+        }
+        let (row, col) = (i / side.max(1), i % side.max(1));
+        let min = rect.min
+            + egui::vec2(
+                (col + QUIET) as f32 * MODULE_PX,
+                (row + QUIET) as f32 * MODULE_PX,
+            );
+        painter.rect_filled(
+            egui::Rect::from_min_size(min, egui::vec2(MODULE_PX, MODULE_PX)),
+            0.0,
+            egui::Color32::BLACK,
+        );
     }
 }
 

@@ -258,6 +258,7 @@ pub enum View3dArg {
     Both,
 }
 
+#[cfg(feature = "app")]
 impl From<View3dArg> for crate::app::View3d {
     fn from(arg: View3dArg) -> Self {
         Self {
@@ -351,6 +352,7 @@ pub(crate) fn parse_size(s: &str) -> Result<(u32, u32), String> {
     }
 }
 
+#[cfg(feature = "app")]
 impl AppArgs {
     /// The app settings these flags ask for.
     pub fn settings(&self) -> anyhow::Result<crate::app::AppSettings> {
@@ -401,16 +403,15 @@ impl AppArgs {
         let smoothing = self.model.smoothing.method();
         let threads = self.model.threads_or(crate::app::default_app_threads());
         // The app sets the server's engine and tracker from its own settings (`app::browser`).
-        let server = (!self.no_server).then(|| {
+        let server = if self.no_server {
+            None
+        } else {
             self.server.warn_if_remote();
-            crate::server::ServerConfig {
-                listen: self.server.listen,
-                allow_remote: self.server.allow_remote,
-                allowed_origins: self.server.allow_origins.clone(),
-                limits: self.server.limits(),
-                ..Default::default()
-            }
-        });
+            Some(
+                self.server
+                    .server_config(crate::vision::TrackerConfig::VIDEO)?,
+            )
+        };
         Ok(AppSettings {
             source,
             file_fps: self.fps as f32,

@@ -16,9 +16,32 @@ pub struct ServerArgs {
     /// Address to listen on (page at /, WebSocket at /ws).
     #[arg(long, default_value = crate::server::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Allow listening on an address other machines can reach (off: loopback only).
+    /// Let anyone who reaches the port in, without the pairing token (off loopback a token is made
+    /// unless this is given).
     #[arg(long)]
     pub allow_remote: bool,
+    /// The pairing token clients off loopback must present (at least 22 characters of A-Z, a-z, 0-9,
+    /// '-', '_'); default: a random 160-bit one made at start when listening beyond loopback.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "LIVEPOSE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Serve HTTPS and WSS (on by default when listening beyond loopback: phones' browsers give the camera
+    /// only to secure pages).
+    #[arg(long, conflicts_with = "no_tls")]
+    pub tls: bool,
+    /// Plain HTTP even beyond loopback (the camera API then works only on this machine's browsers).
+    #[arg(long)]
+    pub no_tls: bool,
+    /// The TLS certificate chain, PEM (with --key); default: a self-signed one kept in the config folder.
+    #[arg(long, value_name = "PEM", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// The certificate's private key, PEM.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
     /// Another origin allowed to open the WebSocket (repeatable; `*` allows any). The server's own
     /// page is always allowed.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
@@ -56,23 +79,57 @@ impl ServerArgs {
     pub fn warn_if_remote(&self) {
         if self.allow_remote && !self.listen.ip().is_loopback() {
             tracing::warn!(
-                "listening on {}: anyone who can reach this machine can stream frames to it and \
-                 read the results (there is no authentication)",
+                "listening on {} with --allow-remote: anyone who can reach this machine can stream frames \
+                 to it and read the results (no pairing token)",
                 self.listen
             );
         }
     }
 
+    /// The pairing token in force: `--token`, else a new one when listening beyond loopback (unless
+    /// `--allow-remote`).
+    pub fn pairing_token(&self) -> anyhow::Result<Option<String>> {
+        if let Some(token) = &self.token {
+            crate::server::pairing::validate_token(token)?;
+            return Ok(Some(token.clone()));
+        }
+        if self.listen.ip().is_loopback() || self.allow_remote {
+            return Ok(None);
+        }
+        Ok(Some(crate::server::pairing::generate_token()?))
+    }
+
+    /// The certificate, when TLS is on: `--tls`, `--cert`, or listening beyond loopback without
+    /// `--no-tls`.
+    pub fn tls_setup(&self) -> anyhow::Result<Option<crate::server::tls::TlsSetup>> {
+        use crate::server::tls;
+        let wanted =
+            self.tls || self.cert.is_some() || (!self.no_tls && !self.listen.ip().is_loopback());
+        if !wanted {
+            return Ok(None);
+        }
+        let setup = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => tls::load(cert, key)?,
+            _ => tls::self_signed(&tls::default_tls_dir()?, &tls::machine_names())?,
+        };
+        Ok(Some(setup))
+    }
+
     /// The server these flags ask for, tracking with `tracker`.
-    pub fn server_config(&self, tracker: crate::vision::TrackerConfig) -> ServerConfig {
-        ServerConfig {
+    pub fn server_config(
+        &self,
+        tracker: crate::vision::TrackerConfig,
+    ) -> anyhow::Result<ServerConfig> {
+        Ok(ServerConfig {
             listen: self.listen,
             allow_remote: self.allow_remote,
             allowed_origins: self.allow_origins.clone(),
             limits: self.limits(),
             tracker,
+            token: self.pairing_token()?,
+            tls: self.tls_setup()?,
             ..ServerConfig::default()
-        }
+        })
     }
 }
 
@@ -107,7 +164,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     };
     let config = crate::server::ServerConfig {
         record_dir: args.record.clone(),
-        ..args.server.server_config(tracker)
+        ..args.server.server_config(tracker)?
     };
     if let Some(dir) = &args.record {
         std::fs::create_dir_all(dir).map_err(|e| {
@@ -130,7 +187,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         anyhow::Ok((service?, listener))
     })?;
     let service = std::sync::Arc::new(service);
-    let server = Server::start_on(listener, config, std::sync::Arc::clone(&service))?;
+    let server = Server::start_on(listener, config.clone(), std::sync::Arc::clone(&service))?;
     let vmc = match args.motion.vmc {
         Some(target) => Some(crate::motion::vmc::VmcSender::start(
             std::sync::Arc::clone(&service),
@@ -147,6 +204,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         budget.workers,
         budget.threads
     ));
+    announce_remote(&server, &config);
     let every = Duration::from_secs_f32(if args.stats_every.is_finite() {
         args.stats_every.max(0.0)
     } else {
@@ -184,6 +242,45 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         }
     ));
     Ok(())
+}
+
+/// For other devices: the certificate's fingerprint, the addresses to open (with the token), and a QR
+/// code of the first one.
+fn announce_remote(server: &Server, config: &ServerConfig) {
+    if let Some(tls) = &config.tls {
+        let info = &tls.info;
+        say(format_args!(
+            "livepose: TLS with {} certificate {} (SHA-256 {}), valid for {} until {}",
+            if info.self_signed {
+                "the self-signed"
+            } else {
+                "the"
+            },
+            info.cert_path.display(),
+            info.fingerprint_sha256,
+            info.names.join(", "),
+            info.not_after
+        ));
+        if info.self_signed {
+            say(format_args!(
+                "livepose: browsers warn about a self-signed certificate once; check that the fingerprint \
+                 they show is the one above, then accept it"
+            ));
+        }
+    }
+    let urls = server.remote_urls();
+    if urls.is_empty() {
+        return;
+    }
+    for url in &urls {
+        say(format_args!("livepose: from another device open {url}"));
+    }
+    if config.token.is_some() {
+        match crate::server::pairing::qr_for_terminal(&urls[0]) {
+            Ok(qr) => say(format_args!("{qr}")),
+            Err(e) => say(format_args!("livepose: no QR code for {}: {e}", urls[0])),
+        }
+    }
 }
 
 /// A line on stdout; a closed stdout (`serve | head`, a gone terminal) is not a reason to stop serving.

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
 use super::http::{self, Request};
+use super::tls::Conn;
 use super::wire::{
     self, ClientCounters, ErrorCode, FrameMessage, HelloMessage, ServerTimes, WireError,
 };
@@ -42,48 +43,42 @@ pub(crate) fn wait_readable(fd: &impl AsFd, timeout: Duration) {
     let _ = rustix::event::poll(&mut fds, Some(&timespec(timeout)));
 }
 
-fn timespec(d: Duration) -> Timespec {
+pub(crate) fn timespec(d: Duration) -> Timespec {
     Timespec {
         tv_sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         tv_nsec: i64::from(d.subsec_nanos()),
     }
 }
 
+/// One connection whose request head has arrived (`rest`: the bytes that came after it).
+/// `set_cookie`: a `Set-Cookie` header line for a page answer (a browser pairing with the token).
 pub(crate) fn handle_connection(
-    mut stream: TcpStream,
+    mut stream: Conn,
     peer: SocketAddr,
+    request: Request,
+    rest: Vec<u8>,
+    set_cookie: Option<String>,
     shared: &Arc<ServerShared>,
 ) {
-    let request = match http::read_request(&mut stream) {
-        Ok(request) => request,
-        Err(http::HttpError::Closed) => return,
-        Err(e) => {
-            let _ = http::respond(
-                &mut stream,
-                "400 Bad Request",
-                "text/plain",
-                format!("{e}\n").as_bytes(),
-            );
-            return;
-        }
-    };
     let path = request.path.split('?').next().unwrap_or_default();
     if !request.upgrade_websocket && matches!(path, "/healthz" | "/metrics") {
         let _ = serve_status(&mut stream, &request, path, shared);
+        stream.close_notify();
         return;
     }
     if !request.upgrade_websocket {
-        let _ = http::serve_file(&mut stream, &request);
+        let _ = http::serve_file(&mut stream, &request, set_cookie.as_deref().unwrap_or(""));
+        stream.close_notify();
         return;
     }
-    if let Err(e) = serve_websocket(stream, peer, &request, shared) {
+    if let Err(e) = serve_websocket(stream, peer, &request, rest, shared) {
         tracing::info!("client {peer}: {e}");
     }
 }
 
 /// `/healthz` (200 ready, 503 starting or draining) and `/metrics` (Prometheus text format).
 fn serve_status(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     request: &Request,
     path: &str,
     shared: &ServerShared,
@@ -132,45 +127,24 @@ enum ConnError {
 }
 
 fn serve_websocket(
-    mut stream: TcpStream,
+    mut stream: Conn,
     peer: SocketAddr,
     request: &Request,
+    rest: Vec<u8>,
     shared: &Arc<ServerShared>,
 ) -> Result<(), ConnError> {
-    let refuse = |stream: &mut TcpStream, status: &str, why: &str| {
-        http::respond(stream, status, "text/plain", format!("{why}\n").as_bytes())
-    };
-    if shared.draining() {
-        return Ok(refuse(
-            &mut stream,
-            "503 Service Unavailable",
-            "the server is shutting down; connect again (another server may take you)",
-        )?);
-    }
-    if request.path.split('?').next() != Some("/ws") {
-        return Ok(refuse(
-            &mut stream,
-            "404 Not Found",
-            "the WebSocket endpoint is /ws",
-        )?);
-    }
-    if !shared.origin_allowed(request.origin.as_deref(), request.host.as_deref()) {
-        return Ok(refuse(
-            &mut stream,
-            "403 Forbidden",
-            &format!(
-                "origin {} is not allowed (start the server with --allow-origin to allow it)",
-                request.origin.as_deref().unwrap_or("")
-            ),
-        )?);
-    }
-    let (Some(key), Some("13")) = (&request.websocket_key, request.websocket_version.as_deref())
-    else {
-        return Ok(refuse(
-            &mut stream,
-            "400 Bad Request",
-            "a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
-        )?);
+    let key = match http::check_upgrade(request, shared.draining(), |origin, host| {
+        shared.origin_allowed(origin, host)
+    }) {
+        Ok(key) => key,
+        Err(refusal) => {
+            return Ok(http::respond(
+                &mut stream,
+                refusal.status,
+                "text/plain",
+                format!("{}\n", refusal.why).as_bytes(),
+            )?);
+        }
     };
     http::accept_websocket(&mut stream, key)?;
 
@@ -183,14 +157,16 @@ fn serve_websocket(
             limits.max_message_bytes.saturating_mul(HARD_LIMIT_FACTOR),
         ))
         .write_buffer_size(0);
-    stream.set_read_timeout(None)?;
-    stream.set_nonblocking(true)?;
-    stream.set_nodelay(true)?;
+    let tcp = stream.tcp();
+    tcp.set_read_timeout(None)?;
+    tcp.set_nonblocking(true)?;
+    tcp.set_nodelay(true)?;
     // A fixed send buffer: results are small and frequent, so this is ample for any healthy client, and a
     // client that stops reading backs up after ~0.25 MiB of kernel memory instead of megabytes.
-    rustix::net::sockopt::set_socket_send_buffer_size(&stream, SEND_BUFFER_BYTES)
+    rustix::net::sockopt::set_socket_send_buffer_size(stream.tcp(), SEND_BUFFER_BYTES)
         .map_err(std::io::Error::from)?;
-    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, Some(config));
+    // Bytes a client sent right after its upgrade request (before our answer) are its first frames.
+    let mut ws = WebSocket::from_partially_read(stream, rest, Role::Server, Some(config));
 
     let (waker_rx, waker_tx) = UnixStream::pair()?;
     waker_rx.set_nonblocking(true)?;
@@ -333,7 +309,7 @@ const LINGER_MAX_BYTES: usize = 16 << 20;
 /// the client still sends is read and discarded (bounded in time and bytes) before the socket closes.
 /// Closing with unread bytes would make the kernel send a reset, and the client would see a broken
 /// connection instead of `code` (1009 after an oversized message).
-fn close_and_linger(ws: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str) {
+fn close_and_linger(ws: &mut WebSocket<Conn>, code: CloseCode, reason: &str) {
     let _ = ws.close(Some(CloseFrame {
         code,
         reason: reason.to_owned().into(),
@@ -347,7 +323,8 @@ fn close_and_linger(ws: &mut WebSocket<TcpStream>, code: CloseCode, reason: &str
         let _ = rustix::event::poll(&mut fds, Some(&timespec(STOP_POLL)));
     }
     let socket = ws.get_mut();
-    let _ = socket.shutdown(std::net::Shutdown::Write);
+    socket.close_notify();
+    let _ = socket.tcp().shutdown(std::net::Shutdown::Write);
     let mut sink = [0_u8; 16 * 1024];
     let mut discarded = 0;
     while Instant::now() < deadline && discarded < LINGER_MAX_BYTES {
@@ -368,7 +345,7 @@ fn would_block(e: &tungstenite::Error) -> bool {
 }
 
 impl Session<'_> {
-    fn run(&mut self, ws: &mut WebSocket<TcpStream>, waker: &UnixStream) -> Result<(), ConnError> {
+    fn run(&mut self, ws: &mut WebSocket<Conn>, waker: &UnixStream) -> Result<(), ConnError> {
         // Unflushed bytes are waiting in the socket's direction (the client is not reading).
         let mut backlog_since: Option<Instant> = None;
         loop {
@@ -429,7 +406,7 @@ impl Session<'_> {
         }
     }
 
-    fn write_outbox(&mut self, ws: &mut WebSocket<TcpStream>) -> Result<(), ConnError> {
+    fn write_outbox(&mut self, ws: &mut WebSocket<Conn>) -> Result<(), ConnError> {
         let result = self
             .client
             .results

@@ -1,15 +1,13 @@
-//! The HTTP side of the port: read one request head, serve the web client's files, or hand a WebSocket
-//! upgrade back to the caller. Only what the page needs: `GET`, no keep-alive, bounded heads.
+//! The HTTP side of the port: parse one request head (read by `accept`), serve the web client's files,
+//! or hand a WebSocket upgrade back to the caller. Only what the page needs: `GET`, no keep-alive, bounded heads.
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 
 /// Largest request head accepted.
-const MAX_HEAD_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
-/// A client gets this long to send its request head.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 const INDEX_HTML: &str = include_str!("../../assets/web/index.html");
 const CLIENT_JS: &str = include_str!("../../assets/web/client.js");
@@ -24,63 +22,29 @@ pub struct Request {
     pub upgrade_websocket: bool,
     pub websocket_key: Option<String>,
     pub websocket_version: Option<String>,
+    /// Every `Cookie` header (the pairing token may be one of the cookies).
+    pub cookies: Vec<String>,
+    pub authorization: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("connection closed before a full request head")]
-    Closed,
-    #[error("no complete request head within {HEAD_TIMEOUT:?}")]
-    Timeout,
     #[error("request head larger than {MAX_HEAD_BYTES} bytes")]
     TooLarge,
     #[error("malformed request: {0}")]
     Malformed(String),
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
 }
 
-/// Reads and parses a request head (and nothing after it).
-pub fn read_request(stream: &mut TcpStream) -> Result<Request, HttpError> {
-    // One deadline for the whole head, so a client trickling bytes cannot hold the thread.
-    let deadline = std::time::Instant::now() + HEAD_TIMEOUT;
-    let mut head = Vec::with_capacity(1024);
-    let mut byte = [0_u8; 1024];
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return Err(HttpError::Timeout);
-        }
-        stream.set_read_timeout(Some(left))?;
-        // Peek, then consume only up to the end of the head, so WebSocket bytes are never swallowed.
-        let n = stream.peek(&mut byte)?;
-        if n == 0 {
-            return Err(HttpError::Closed);
-        }
-        let before = head.len();
-        head.extend_from_slice(&byte[..n]);
-        if let Some(end) = find_head_end(&head) {
-            let consume = end - before;
-            stream.read_exact(&mut byte[..consume])?;
-            head.truncate(end);
-            break;
-        }
-        stream.read_exact(&mut byte[..n])?;
-        if head.len() > MAX_HEAD_BYTES {
-            return Err(HttpError::TooLarge);
-        }
-    }
-    parse_head(&head)
-}
-
-fn find_head_end(bytes: &[u8]) -> Option<usize> {
+/// Where a request head ends (just past its blank line), if it is complete.
+pub(crate) fn find_head_end(bytes: &[u8]) -> Option<usize> {
     bytes
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|p| p + 4)
 }
 
-fn parse_head(head: &[u8]) -> Result<Request, HttpError> {
+/// Parses a complete request head (up to and including its blank line).
+pub fn parse_head(head: &[u8]) -> Result<Request, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     match parsed.parse(head) {
@@ -108,6 +72,8 @@ fn parse_head(head: &[u8]) -> Result<Request, HttpError> {
             "upgrade" => upgrade = value.eq_ignore_ascii_case("websocket"),
             "sec-websocket-key" => request.websocket_key = Some(value),
             "sec-websocket-version" => request.websocket_version = Some(value),
+            "cookie" => request.cookies.push(value),
+            "authorization" => request.authorization = Some(value),
             _ => {}
         }
     }
@@ -115,16 +81,120 @@ fn parse_head(head: &[u8]) -> Result<Request, HttpError> {
     Ok(request)
 }
 
+/// Why a WebSocket upgrade is refused: the status line and a sentence for people.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: &'static str,
+    pub why: String,
+}
+
+/// The checks of a WebSocket upgrade request, in the order the server applies them: not while draining,
+/// only at `/ws`, only from an allowed `Origin` (`origin_ok`), and a key with version 13 (RFC 6455
+/// §4.2.1). Gives the `Sec-WebSocket-Key` to answer.
+pub fn check_upgrade(
+    request: &Request,
+    draining: bool,
+    origin_ok: impl FnOnce(Option<&str>, Option<&str>) -> bool,
+) -> Result<&str, Refusal> {
+    let refuse = |status, why: &str| Refusal {
+        status,
+        why: why.to_owned(),
+    };
+    if draining {
+        return Err(refuse(
+            "503 Service Unavailable",
+            "the server is shutting down; connect again (another server may take you)",
+        ));
+    }
+    if request.path.split('?').next() != Some("/ws") {
+        return Err(refuse("404 Not Found", "the WebSocket endpoint is /ws"));
+    }
+    if !origin_ok(request.origin.as_deref(), request.host.as_deref()) {
+        return Err(refuse(
+            "403 Forbidden",
+            &format!(
+                "origin {} is not allowed (start the server with --allow-origin to allow it)",
+                request.origin.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    match (&request.websocket_key, request.websocket_version.as_deref()) {
+        (Some(key), Some("13")) if !key.is_empty() => Ok(key),
+        _ => Err(refuse(
+            "400 Bad Request",
+            "a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
+        )),
+    }
+}
+
+/// Whether a WebSocket with this `Origin` (and `Host`) may connect to a server listening on
+/// `local_addr` (over TLS when `tls`) with `--allow-origin` values `allowed_origins`.
+pub fn origin_allowed(
+    origin: Option<&str>,
+    host: Option<&str>,
+    local_addr: SocketAddr,
+    tls: bool,
+    allowed_origins: &[String],
+) -> bool {
+    let Some(origin) = origin else {
+        // Not a browser: the Origin check protects browsers' users from other sites' pages.
+        return true;
+    };
+    let origin = origin.trim_end_matches('/');
+    if allowed_origins
+        .iter()
+        .any(|o| o == "*" || o.trim_end_matches('/') == origin)
+    {
+        return true;
+    }
+    let port = local_addr.port();
+    let scheme = if tls { "https" } else { "http" };
+    let mut own: BTreeSet<String> = [
+        format!("{scheme}://127.0.0.1:{port}"),
+        format!("{scheme}://localhost:{port}"),
+        format!("{scheme}://[::1]:{port}"),
+    ]
+    .into_iter()
+    .collect();
+    if !local_addr.ip().is_unspecified() {
+        own.insert(format!("{scheme}://{local_addr}"));
+    }
+    // Listening on all interfaces: the page loaded through one of this machine's addresses. Only an IP
+    // literal counts; a host name could be an attacker's DNS name rebound to this machine.
+    if let Some(host) = host
+        && local_addr.ip().is_unspecified()
+        && host_is_ip_literal(host)
+    {
+        own.insert(format!("{scheme}://{host}"));
+    }
+    own.contains(origin)
+}
+
+fn host_is_ip_literal(host: &str) -> bool {
+    host.parse::<SocketAddr>().is_ok() || host.parse::<IpAddr>().is_ok()
+}
+
 /// Writes a complete response and lets the connection close.
 pub fn respond(
-    stream: &mut TcpStream,
+    stream: &mut impl Write,
     status: &str,
     content_type: &str,
     body: &[u8],
 ) -> std::io::Result<()> {
+    respond_with(stream, status, content_type, "", body)
+}
+
+/// [`respond`] with more header lines (each ending in CRLF).
+pub fn respond_with(
+    stream: &mut impl Write,
+    status: &str,
+    content_type: &str,
+    extra_headers: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
+         Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n{extra_headers}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes())?;
@@ -132,8 +202,13 @@ pub fn respond(
     stream.flush()
 }
 
-/// Serves a page request (anything but the WebSocket upgrade).
-pub fn serve_file(stream: &mut TcpStream, request: &Request) -> std::io::Result<()> {
+/// Serves a page request (anything but the WebSocket upgrade); `extra_headers` go on a page answer
+/// (the pairing cookie).
+pub fn serve_file(
+    stream: &mut impl Write,
+    request: &Request,
+    extra_headers: &str,
+) -> std::io::Result<()> {
     if request.method != "GET" && request.method != "HEAD" {
         return respond(
             stream,
@@ -161,11 +236,11 @@ pub fn serve_file(stream: &mut TcpStream, request: &Request) -> std::io::Result<
     } else {
         body.as_bytes()
     };
-    respond(stream, "200 OK", content_type, body)
+    respond_with(stream, "200 OK", content_type, extra_headers, body)
 }
 
 /// Completes the WebSocket handshake (RFC 6455 §4.2.2).
-pub fn accept_websocket(stream: &mut TcpStream, key: &str) -> std::io::Result<()> {
+pub fn accept_websocket(stream: &mut impl Write, key: &str) -> std::io::Result<()> {
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

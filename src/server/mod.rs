@@ -5,20 +5,24 @@
 //! over the same kind of service.
 //!
 //! Threads, all named and owned by [`Server`] (dropping it stops and joins them):
-//! - `livepose-accept`: a non-blocking accept loop; each connection gets
-//! - `livepose-conn-N`: reads the HTTP request, serves the page or upgrades to a WebSocket, then checks
+//! - `livepose-accept`: accepts connections and reads every pending request head in one `poll(2)`
+//!   (`accept`: deadlines, a bound on pending heads, so slow or half-open connections hold no thread);
+//!   each complete request gets
+//! - `livepose-conn-N`: serves the page or upgrades to a WebSocket, then checks
 //!   each frame and publishes it into the connection's stream, and writes back the stream's results.
 //!   The socket is non-blocking and the thread sleeps in `poll(2)` on it and on a waker that the
 //!   subscription rings, so a client that stops reading blocks only its own thread, and its unread
 //!   results are replaced, not queued.
 
+mod accept;
 mod client;
-mod http;
+pub mod http;
 pub mod metrics;
+pub mod pairing;
+pub mod tls;
 pub mod wire;
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -40,7 +44,7 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
-    /// Required to listen on anything but loopback (the caller warns the user).
+    /// Listen on an address other machines reach without a pairing token (the caller warns the user).
     pub allow_remote: bool,
     /// Origins allowed to open the WebSocket besides the server's own page.
     pub allowed_origins: Vec<String>,
@@ -51,6 +55,10 @@ pub struct ServerConfig {
     pub stall_timeout: Duration,
     /// Record every connection's session into its own sub-folder of this folder (`serve --record`).
     pub record_dir: Option<std::path::PathBuf>,
+    /// The pairing token clients off loopback must present (`pairing`); None: no token in force.
+    pub token: Option<String>,
+    /// Serve HTTPS and WSS with this certificate (`tls`); None: plain HTTP.
+    pub tls: Option<tls::TlsSetup>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +71,8 @@ impl Default for ServerConfig {
             tracker: TrackerConfig::VIDEO,
             stall_timeout: Duration::from_secs(10),
             record_dir: None,
+            token: None,
+            tls: None,
         }
     }
 }
@@ -71,7 +81,8 @@ impl Default for ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(
-        "refusing to listen on {0}: it is reachable from other machines. Pass --allow-remote to do it anyway"
+        "refusing to listen on {0} without a pairing token: it is reachable from other machines (serve makes \
+         a token unless --allow-remote says to let anyone in)"
     )]
     RemoteNotAllowed(SocketAddr),
     #[error("cannot listen on {addr}: {source}")]
@@ -202,44 +213,14 @@ impl ServerShared {
 
     /// Whether a WebSocket with this `Origin` (and `Host`) may connect.
     fn origin_allowed(&self, origin: Option<&str>, host: Option<&str>) -> bool {
-        let Some(origin) = origin else {
-            // Not a browser: the Origin check protects browsers' users from other sites' pages.
-            return true;
-        };
-        let origin = origin.trim_end_matches('/');
-        if self
-            .config
-            .allowed_origins
-            .iter()
-            .any(|o| o == "*" || o.trim_end_matches('/') == origin)
-        {
-            return true;
-        }
-        let port = self.local_addr.port();
-        let mut own: BTreeSet<String> = [
-            format!("http://127.0.0.1:{port}"),
-            format!("http://localhost:{port}"),
-            format!("http://[::1]:{port}"),
-        ]
-        .into_iter()
-        .collect();
-        if !self.local_addr.ip().is_unspecified() {
-            own.insert(format!("http://{}", self.local_addr));
-        }
-        // Listening on all interfaces: the page loaded through one of this machine's addresses. Only an IP
-        // literal counts; a host name could be an attacker's DNS name rebound to this machine.
-        if let Some(host) = host
-            && self.local_addr.ip().is_unspecified()
-            && host_is_ip_literal(host)
-        {
-            own.insert(format!("http://{host}"));
-        }
-        own.contains(origin)
+        http::origin_allowed(
+            origin,
+            host,
+            self.local_addr,
+            self.config.tls.is_some(),
+            &self.config.allowed_origins,
+        )
     }
-}
-
-fn host_is_ip_literal(host: &str) -> bool {
-    host.parse::<SocketAddr>().is_ok() || host.parse::<IpAddr>().is_ok()
 }
 
 /// Counters over the whole server.
@@ -262,9 +243,9 @@ impl Server {
         Self::start_on(listener, config, service)
     }
 
-    /// Binds `config.listen` (refusing a non-loopback address without `allow_remote`).
+    /// Binds `config.listen` (refusing a non-loopback address with neither a token nor `allow_remote`).
     pub fn bind(config: &ServerConfig) -> Result<TcpListener, ServerError> {
-        if !config.allow_remote && !config.listen.ip().is_loopback() {
+        if !config.allow_remote && config.token.is_none() && !config.listen.ip().is_loopback() {
             return Err(ServerError::RemoteNotAllowed(config.listen));
         }
         TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
@@ -303,7 +284,7 @@ impl Server {
         let accept_shared = Arc::clone(&shared);
         let accept = std::thread::Builder::new()
             .name("livepose-accept".into())
-            .spawn(move || accept_loop(&listener, &accept_shared))
+            .spawn(move || accept::accept_loop(&listener, &accept_shared))
             .map_err(ServerError::Thread)?;
         Ok(Server {
             shared,
@@ -321,14 +302,53 @@ impl Server {
         self.shared.local_addr
     }
 
-    /// The page's address.
+    /// The page's address on this machine (loopback needs no token).
     pub fn url(&self) -> String {
         let addr = self.shared.local_addr;
+        let scheme = self.scheme();
         if addr.ip().is_unspecified() {
-            format!("http://127.0.0.1:{}/", addr.port())
+            format!("{scheme}://127.0.0.1:{}/", addr.port())
         } else {
-            format!("http://{addr}/")
+            format!("{scheme}://{addr}/")
         }
+    }
+
+    /// `https` with TLS on, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.shared.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The addresses another device opens (with the token when one is in force): every address of the
+    /// machine's interfaces that is not loopback when listening on all of them, else the one listened on.
+    pub fn remote_urls(&self) -> Vec<String> {
+        let addr = self.shared.local_addr;
+        let token = self
+            .shared
+            .config
+            .token
+            .as_deref()
+            .map(|t| format!("?token={t}"))
+            .unwrap_or_default();
+        let ips: Vec<std::net::IpAddr> = if addr.ip().is_unspecified() {
+            tls::interface_addresses()
+                .into_iter()
+                .filter(|ip| !ip.is_loopback() && (addr.is_ipv6() || ip.is_ipv4()))
+                .collect()
+        } else if addr.ip().is_loopback() {
+            Vec::new()
+        } else {
+            vec![addr.ip()]
+        };
+        ips.into_iter()
+            .map(|ip| {
+                let host = SocketAddr::new(ip, addr.port());
+                format!("{}://{host}/{token}", self.scheme())
+            })
+            .collect()
     }
 
     pub fn stats(&self) -> ServerStats {
@@ -438,47 +458,4 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<ServerShared>) {
-    let mut connection_index = 0_u64;
-    while !shared.stopping() {
-        match listener.accept() {
-            Ok((mut stream, peer)) => {
-                let mut connections = lock(&shared.connections);
-                connections.retain(|t| !t.is_finished());
-                // Every connection has a thread: bound them (WebSocket clients are bounded again, with a
-                // `too_many_clients` message, when they register).
-                let max_connections = shared.config.limits.max_clients + EXTRA_CONNECTIONS;
-                if connections.len() >= max_connections {
-                    let _ = stream.set_write_timeout(Some(STOP_POLL));
-                    let _ = http::respond(
-                        &mut stream,
-                        "503 Service Unavailable",
-                        "text/plain",
-                        b"too many connections\n",
-                    );
-                    continue;
-                }
-                connection_index += 1;
-                let conn_shared = Arc::clone(shared);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("livepose-conn-{connection_index}"))
-                    .spawn(move || client::handle_connection(stream, peer, &conn_shared));
-                match spawned {
-                    Ok(thread) => connections.push(thread),
-                    Err(e) => tracing::error!("cannot start a connection thread: {e}"),
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                // Non-blocking accept so that shutdown is noticed: sleep in poll(2) until a connection
-                // arrives or it is time to look at the stop flag.
-                client::wait_readable(listener, STOP_POLL);
-            }
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                std::thread::sleep(STOP_POLL);
-            }
-        }
-    }
 }

@@ -87,17 +87,30 @@ fn read_text(path: &Path) -> Result<String, SessionError> {
     }
 }
 
-impl Session {
-    pub fn open(dir: &Path) -> Result<Self, SessionError> {
-        if !super::is_session_dir(dir) {
-            return Err(SessionError::NotASession {
-                path: dir.to_owned(),
-                reason: format!("no {INFO_FILE} or {FRAME_INDEX_FILE}"),
-            });
-        }
+/// What a session's text files say, checked against the length of `frames.bin`: the part of reading a
+/// session that parses recorded bytes (no I/O, so it is fuzzed on its own: `fuzz/`).
+#[derive(Debug)]
+pub struct SessionIndex {
+    pub info: Option<SessionInfo>,
+    pub frames: Vec<FrameEntry>,
+    pub results: Vec<RecordedResult>,
+    pub warnings: Vec<String>,
+}
+
+impl SessionIndex {
+    /// `info`: the bytes of `session.json`, or why it could not be read; `index_text` and
+    /// `results_text`: `frames.jsonl` and `results.jsonl` (empty when missing); `frames_len`: the size of
+    /// `frames.bin`. `dir` only names the files in errors.
+    pub fn parse(
+        dir: &Path,
+        info: Result<&[u8], &str>,
+        index_text: &str,
+        results_text: &str,
+        frames_len: u64,
+    ) -> Result<Self, SessionError> {
         let mut warnings = Vec::new();
-        let info = match std::fs::read(dir.join(INFO_FILE)) {
-            Ok(bytes) => match serde_json::from_slice::<SessionInfo>(&bytes) {
+        let info = match info {
+            Ok(bytes) => match serde_json::from_slice::<SessionInfo>(bytes) {
                 Ok(info) => Some(info),
                 Err(e) => {
                     warnings.push(format!("{INFO_FILE} unreadable ({e}); settings unknown"));
@@ -109,16 +122,8 @@ impl Session {
                 None
             }
         };
-        let frames_path = dir.join(FRAMES_FILE);
-        let frames_file = std::fs::File::open(&frames_path).ok();
-        let frames_len = frames_file
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .map_or(0, |m| m.len());
-
         let index_path = dir.join(FRAME_INDEX_FILE);
-        let index_text = read_text(&index_path)?;
-        let (index_lines, torn) = lines(&index_text);
+        let (index_lines, torn) = lines(index_text);
         if torn.is_some() {
             warnings.push(format!("torn last line of {FRAME_INDEX_FILE} left out"));
         }
@@ -131,7 +136,11 @@ impl Session {
                     line: line_no,
                     reason: e.to_string(),
                 })?;
-            if entry.offset + entry.len > frames_len {
+            if entry
+                .offset
+                .checked_add(entry.len)
+                .is_none_or(|end| end > frames_len)
+            {
                 if k + 1 == count {
                     warnings.push(format!(
                         "last frame's bytes incomplete in {FRAMES_FILE}; left out"
@@ -148,8 +157,7 @@ impl Session {
         }
 
         let results_path = dir.join(RESULTS_FILE);
-        let results_text = read_text(&results_path)?;
-        let (result_lines, torn) = lines(&results_text);
+        let (result_lines, torn) = lines(results_text);
         if torn.is_some() {
             warnings.push(format!("torn last line of {RESULTS_FILE} left out"));
         }
@@ -183,11 +191,44 @@ impl Session {
             });
         }
         Ok(Self {
-            dir: dir.to_owned(),
             info,
             frames,
             results,
             warnings,
+        })
+    }
+}
+
+impl Session {
+    pub fn open(dir: &Path) -> Result<Self, SessionError> {
+        if !super::is_session_dir(dir) {
+            return Err(SessionError::NotASession {
+                path: dir.to_owned(),
+                reason: format!("no {INFO_FILE} or {FRAME_INDEX_FILE}"),
+            });
+        }
+        let info = std::fs::read(dir.join(INFO_FILE)).map_err(|e| e.to_string());
+        let frames_path = dir.join(FRAMES_FILE);
+        let frames_file = std::fs::File::open(&frames_path).ok();
+        let frames_len = frames_file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len());
+        let index_text = read_text(&dir.join(FRAME_INDEX_FILE))?;
+        let results_text = read_text(&dir.join(RESULTS_FILE))?;
+        let index = SessionIndex::parse(
+            dir,
+            info.as_deref().map_err(String::as_str),
+            &index_text,
+            &results_text,
+            frames_len,
+        )?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            info: index.info,
+            frames: index.frames,
+            results: index.results,
+            warnings: index.warnings,
             frames_file,
         })
     }
@@ -248,5 +289,39 @@ mod tests {
             err.to_string()
                 .contains("/nonexistent-session is not a livepose session")
         );
+    }
+
+    fn frame_line(frame: usize, offset: u64, len: u64) -> String {
+        serde_json::to_string(&FrameEntry {
+            frame,
+            seq: frame as u64,
+            timestamp_us: frame as i64 * 33_000,
+            t_ms: frame as f64 * 33.0,
+            format: crate::frame::EncodedFormat::Jpeg,
+            encoded_by_recorder: false,
+            offset,
+            len,
+        })
+        .unwrap()
+            + "\n"
+    }
+
+    /// Found while writing the `session_files` fuzz target: an index line whose offset + len overflows
+    /// u64 panicked (debug) or wrapped past the bounds check (release). Now it is a frame beyond the end.
+    #[test]
+    fn a_frame_range_that_overflows_is_beyond_the_end_not_a_panic() {
+        let dir = Path::new("s");
+        let index =
+            frame_line(0, 0, 100) + &frame_line(1, u64::MAX - 10, 100) + &frame_line(2, 100, 1);
+        let err = SessionIndex::parse(dir, Err("missing"), &index, "", 1000).unwrap_err();
+        assert!(
+            err.to_string().contains("frame bytes beyond the end"),
+            "{err}"
+        );
+        // As the last line it is the torn frame of a cut-off recording: left out with a warning.
+        let index = frame_line(0, 0, 100) + &frame_line(1, u64::MAX - 10, 100);
+        let parsed = SessionIndex::parse(dir, Err("missing"), &index, "", 1000).unwrap();
+        assert_eq!(parsed.frames.len(), 1);
+        assert!(parsed.warnings.iter().any(|w| w.contains("incomplete")));
     }
 }

@@ -129,14 +129,19 @@ fn plot_err(e: impl std::fmt::Display) -> ReportError {
 }
 
 /// One line of a plot.
-struct Series {
-    label: String,
-    colour: RGBColor,
-    points: Vec<(f64, f64)>,
+pub struct Series {
+    pub label: String,
+    pub colour: RGBColor,
+    pub points: Vec<(f64, f64)>,
 }
 
-/// A line chart as an SVG string.
-fn line_chart(title: &str, y_label: &str, series: &[Series]) -> Result<String, ReportError> {
+/// A line chart as an SVG string (also the soak benchmark's plots, `benches/soak.rs`).
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<String, ReportError> {
     let all = series.iter().flat_map(|s| s.points.iter());
     let (mut x_max, mut y_min, mut y_max) = (0.0_f64, f64::INFINITY, f64::NEG_INFINITY);
     for &(x, y) in all {
@@ -165,7 +170,7 @@ fn line_chart(title: &str, y_label: &str, series: &[Series]) -> Result<String, R
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_desc("time (s)")
+            .x_desc(x_label)
             .y_desc(y_label)
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
@@ -282,7 +287,7 @@ pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError>
         let title = format!("{name} angle");
         plots.push((
             format!("angle-{}", name.to_lowercase()),
-            line_chart(&title, "degrees", &series)?,
+            line_chart(&title, "time (s)", "degrees", &series)?,
         ));
     }
     // Timings: the whole frame, the two landmark models, and capture-to-result.
@@ -320,7 +325,7 @@ pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError>
     ];
     plots.push((
         "timings".into(),
-        line_chart("Per-stage timings", "ms", &timing_series)?,
+        line_chart("Per-stage timings", "time (s)", "ms", &timing_series)?,
     ));
     // Frames the stream's latest-wins slot replaced before inference, counted since the first result.
     let dropped: Vec<(f64, f64)> = results
@@ -336,6 +341,7 @@ pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError>
         "dropped".into(),
         line_chart(
             "Frames dropped by the stream (latest wins), since the start",
+            "time (s)",
             "frames",
             &[Series {
                 label: "dropped".into(),

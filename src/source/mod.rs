@@ -2,6 +2,7 @@
 //! service (`crate::service`); a [`SourceHandle`] owns the thread and stops it when dropped (the stream
 //! closes with it). The WebSocket server's connections are streams of the same service.
 
+#[cfg(feature = "app")]
 pub mod camera;
 pub mod demo;
 pub mod replay;

@@ -2,6 +2,9 @@
 // lets it stream for a while, then prints the page's own summary (window.livepose.summary()) as JSON
 // and saves a screenshot. Used by tests/browser_e2e.rs; run by hand:
 //   node tests/browser/e2e.mjs <page url> <video .y4m|.mjpeg> <seconds> <screenshot.png>
+// E2E_CHROMIUM_ARGS: more Chromium flags, space-separated (the other-device test pins the server's
+// self-signed certificate with --ignore-certificate-errors-spki-list). E2E_STATUS_ONLY=1: only load the
+// page and print {"status": <HTTP status>} (the refused-without-token check).
 import { chromium } from 'playwright-core';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -27,18 +30,28 @@ const context = await chromium.launchPersistentContext(profile, {
   viewport: { width: 1280, height: 720 },
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${video}`],
+    '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${video}`,
+    ...(process.env.E2E_CHROMIUM_ARGS || '').split(' ').filter(Boolean)],
 });
 try {
   const page = await context.newPage();
   page.on('console', (m) => console.error(`page: ${m.text()}`));
   page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
-  await page.goto(url);
-  await page.waitForFunction(() => window.livepose && window.livepose.state.results > 0, null, { timeout: 60000 });
-  await page.waitForTimeout(Number(seconds) * 1000);
-  const summary = await page.evaluate(() => window.livepose.summary());
-  await page.screenshot({ path: screenshot });
-  console.log(JSON.stringify(summary));
+  const response = await page.goto(url);
+  if (process.env.E2E_STATUS_ONLY === '1') {
+    console.log(JSON.stringify({ status: response ? response.status() : null, body: await page.innerText('body') }));
+  } else {
+    const secure = await page.evaluate(() => ({
+      isSecureContext: window.isSecureContext,
+      mediaDevices: Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia),
+    }));
+    console.error(`page: secure context ${secure.isSecureContext}, camera API ${secure.mediaDevices}`);
+    await page.waitForFunction(() => window.livepose && window.livepose.state.results > 0, null, { timeout: 60000 });
+    await page.waitForTimeout(Number(seconds) * 1000);
+    const summary = { ...(await page.evaluate(() => window.livepose.summary())), ...secure };
+    await page.screenshot({ path: screenshot });
+    console.log(JSON.stringify(summary));
+  }
 } finally {
   await context.close();
   await rm(profile, { recursive: true, force: true });

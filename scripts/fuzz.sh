@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target of fuzz/ (nightly toolchain, AddressSanitizer, libFuzzer) and prints one
+# line per target: executions, execs/s, coverage (libFuzzer's cov/ft), corpus size, peak RSS.
+#   scripts/fuzz.sh SECONDS        each target for SECONDS (make fuzz: FUZZ_SECONDS, default 600)
+#   scripts/fuzz.sh --runs N       each target for N executions (the 10-million runs of the note)
+#   scripts/fuzz.sh --smoke        each target for 5 s from its seeds (part of make test)
+#   FUZZ_TARGETS="a b"             only these targets
+# The working corpus grows in $TARGET/fuzz-corpus/<target> (the committed seeds in fuzz/seeds/ are
+# read, never written); a crash, leak, hang (-timeout) or out-of-memory (-rss_limit_mb, -malloc_limit_mb)
+# stops the target with its input in $TARGET/fuzz-artifacts/<target>/ and makes this script fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET="${CARGO_TARGET_DIR:-target}"
+mode="time"; amount=600
+case "${1:-}" in
+  --smoke) mode="time"; amount=5 ;;
+  --runs) mode="runs"; amount="${2:?--runs N}" ;;
+  "") ;;
+  *) amount="$1" ;;
+esac
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "fuzz: installing cargo-fuzz (cargo install cargo-fuzz --locked)"
+  cargo install --quiet cargo-fuzz --locked
+fi
+targets="${FUZZ_TARGETS:-wire_binary wire_json http_upgrade image_decode mjpeg_split session_files result_line}"
+# Largest input per target: a frame message or an image of a few KB reaches every branch of the parsers;
+# the session target holds three files.
+max_len() { case "$1" in session_files|result_line) echo 65536 ;; *) echo 16384 ;; esac; }
+(cd fuzz && cargo +nightly fuzz build --release $targets >/dev/null 2>"$TARGET/fuzz-build.log") || {
+  tail -30 "$TARGET/fuzz-build.log"; echo "fuzz: build failed ($TARGET/fuzz-build.log)"; exit 1; }
+status=0
+printf '%-14s %12s %10s %8s %8s %8s %8s %s\n' target execs execs/s cov ft corpus rss_mb result
+for t in $targets; do
+  corpus="$TARGET/fuzz-corpus/$t"; artifacts="$TARGET/fuzz-artifacts/$t"
+  mkdir -p "$corpus" "$artifacts"
+  limit="-max_total_time=$amount"; [ "$mode" = runs ] && limit="-runs=$amount"
+  log="$TARGET/fuzz-$t.log"
+  set +e
+  (cd fuzz && cargo +nightly fuzz run --release "$t" "$OLDPWD/$corpus" "seeds/$t" -- \
+     $limit -max_len="$(max_len "$t")" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
+     -print_final_stats=1 -artifact_prefix="$OLDPWD/$artifacts/") >"$log" 2>&1
+  rc=$?
+  set -e
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+  cov=$(echo "$last" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*' || true)
+  ft=$(echo "$last" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*' || true)
+  files=$(ls "$corpus" | wc -l)
+  result=ok; [ $rc -ne 0 ] && { result="FAILED (exit $rc, $log)"; status=1; }
+  printf '%-14s %12s %10s %8s %8s %8s %8s %s\n' "$t" "${execs:-0}" "${rate:-0}" "${cov:-?}" "${ft:-?}" "$files" "${rss:-?}" "$result"
+  [ $rc -ne 0 ] && grep -E 'ERROR|panicked|SUMMARY|artifact' "$log" | head -8 || true
+done
+exit $status
