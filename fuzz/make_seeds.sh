@@ -12,12 +12,12 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 rm -rf seeds && mkdir -p seeds/{wire_binary,wire_json,http_upgrade,image_decode,mjpeg_split,session_files,result_line}
 
-# Images: 16×12 cuts of messi5.jpg as baseline JPEG (4:2:0), progressive JPEG, greyscale JPEG, PNG
+# Images: 16×12 cuts of messi5.jpg as JPEG (4:2:0, 4:2:2, 4:4:4; ffmpeg 5.1 writes no greyscale or progressive JPEG), PNG
 # (RGB and RGBA), lossy and lossless WebP.
 q() { ffmpeg -loglevel error -y -i "$FIX/messi5.jpg" -vf scale=16:12 "$@"; }
 q -q:v 5 seeds/image_decode/baseline.jpg
 q -q:v 5 -pix_fmt yuvj444p seeds/image_decode/yuv444.jpg
-q -pix_fmt gray -q:v 5 seeds/image_decode/grey.jpg
+q -q:v 5 -pix_fmt yuvj422p seeds/image_decode/yuv422.jpg
 q seeds/image_decode/rgb.png
 q -pix_fmt rgba seeds/image_decode/rgba.png
 q -c:v libwebp -quality 50 seeds/image_decode/lossy.webp
@@ -60,7 +60,7 @@ for name, head in heads.items():
     pathlib.Path(f"seeds/http_upgrade/{name}").write_bytes(head.encode())
 
 # MJPEG: the first two frames of carphone_640.mjpeg would be ~60 KB; two tiny JPEGs with padding instead.
-grey = (img / "grey.jpg").read_bytes()
+grey = (img / "yuv422.jpg").read_bytes()
 pathlib.Path("seeds/mjpeg_split/two_frames").write_bytes(jpeg + b"\r\n" + grey)
 pathlib.Path("seeds/mjpeg_split/one_frame").write_bytes((img / "yuv444.jpg").read_bytes())
 PY

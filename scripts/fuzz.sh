@@ -5,12 +5,15 @@
 #   scripts/fuzz.sh --runs N       each target for N executions (the 10-million runs of the note)
 #   scripts/fuzz.sh --smoke        each target for 5 s from its seeds (part of make test)
 #   FUZZ_TARGETS="a b"             only these targets
+#   FUZZ_NO_BUILD=1                run the targets as built (no cargo fuzz build first)
+#   FUZZ_SANITIZER=none            build without AddressSanitizer (about twice the executions per second;
+#                                  use another CARGO_TARGET_DIR so the ASan build stays)
 # The working corpus grows in $TARGET/fuzz-corpus/<target> (the committed seeds in fuzz/seeds/ are
 # read, never written); a crash, leak, hang (-timeout) or out-of-memory (-rss_limit_mb, -malloc_limit_mb)
 # stops the target with its input in $TARGET/fuzz-artifacts/<target>/ and makes this script fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGET="${CARGO_TARGET_DIR:-target}"
+TARGET="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 mode="time"; amount=600
 case "${1:-}" in
   --smoke) mode="time"; amount=5 ;;
@@ -18,15 +21,20 @@ case "${1:-}" in
   "") ;;
   *) amount="$1" ;;
 esac
+if ! rustc +nightly -V >/dev/null 2>&1; then
+  echo "fuzz: needs the nightly toolchain (machines of this kind have it; elsewhere: rustup toolchain install nightly)" >&2
+  exit 1
+fi
 if ! command -v cargo-fuzz >/dev/null; then
   echo "fuzz: installing cargo-fuzz (cargo install cargo-fuzz --locked)"
   cargo install --quiet cargo-fuzz --locked
 fi
+TRIPLE="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 targets="${FUZZ_TARGETS:-wire_binary wire_json http_upgrade image_decode mjpeg_split session_files result_line}"
 # Largest input per target: a frame message or an image of a few KB reaches every branch of the parsers;
 # the session target holds three files.
 max_len() { case "$1" in session_files|result_line) echo 65536 ;; *) echo 16384 ;; esac; }
-(cd fuzz && cargo +nightly fuzz build --release $targets >/dev/null 2>"$TARGET/fuzz-build.log") || {
+[ -n "${FUZZ_NO_BUILD:-}" ] || (cd fuzz && cargo +nightly fuzz build --release -s "${FUZZ_SANITIZER:-address}" >/dev/null 2>"$TARGET/fuzz-build.log") || {
   tail -30 "$TARGET/fuzz-build.log"; echo "fuzz: build failed ($TARGET/fuzz-build.log)"; exit 1; }
 status=0
 printf '%-14s %12s %10s %8s %8s %8s %8s %s\n' target execs execs/s cov ft corpus rss_mb result
@@ -36,9 +44,10 @@ for t in $targets; do
   limit="-max_total_time=$amount"; [ "$mode" = runs ] && limit="-runs=$amount"
   log="$TARGET/fuzz-$t.log"
   set +e
-  (cd fuzz && cargo +nightly fuzz run --release "$t" "$OLDPWD/$corpus" "seeds/$t" -- \
+  # The binary itself, not `cargo fuzz run`: no cargo lock held for the run (builds can go on).
+  "$TARGET/$TRIPLE/release/$t" "$corpus" "fuzz/seeds/$t" \
      $limit -max_len="$(max_len "$t")" -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 \
-     -print_final_stats=1 -artifact_prefix="$OLDPWD/$artifacts/") >"$log" 2>&1
+     -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1
   rc=$?
   set -e
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)

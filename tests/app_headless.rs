@@ -321,7 +321,14 @@ fn app_tracks_the_demo_clip_with_one_engine_while_a_tab_streams() {
         ],
     );
     stop.store(true, Ordering::Relaxed);
-    let client_results = client.join().unwrap();
+    let (client_results, close) = client.join().unwrap();
+    // The app's window closed (test mode closes it after the capture): the tab was told 1001, going
+    // away, as `serve` tells its clients on SIGTERM.
+    assert_eq!(
+        close,
+        Some(tungstenite::protocol::frame::coding::CloseCode::Away),
+        "the tab's close code when the app exited"
+    );
     assert!(state["source"].as_str().unwrap().contains("kenburns_messi"));
     assert_tracked_and_drawn(&state, &png, [640, 480], 15);
     assert_drawn_where_mediapipe_says(&state, &png, &read_jsonl("kenburns_messi.static.ref.jsonl"));
@@ -352,8 +359,12 @@ fn free_port() -> u16 {
 }
 
 /// Streams `carphone_640` to the app's server like the page does (binary frames, 30 frames/s, at most
-/// 3 unanswered) until `stop`; returns how many `pose_result`s came back.
-fn stream_to(port: u16, stop: &AtomicBool) -> u64 {
+/// 3 unanswered) until `stop` or the app closes the connection; returns how many `pose_result`s came
+/// back, and the close code if the app sent one.
+fn stream_to(
+    port: u16,
+    stop: &AtomicBool,
+) -> (u64, Option<tungstenite::protocol::frame::coding::CloseCode>) {
     let frames = common::mjpeg_frames("carphone_640.mjpeg");
     let deadline = Instant::now() + Duration::from_secs(240);
     // The app starts its server once the window is up and the engine is loaded.
@@ -370,7 +381,7 @@ fn stream_to(port: u16, stop: &AtomicBool) -> u64 {
         .set_read_timeout(Some(Duration::from_millis(5)))
         .unwrap();
     let started = Instant::now();
-    let (mut seq, mut results) = (0_u64, 0_u64);
+    let (mut seq, mut results, mut close) = (0_u64, 0_u64, None);
     // Sent and not answered yet; a frame the server dropped (latest wins) is never answered, so entries
     // expire after a second.
     let mut unanswered: Vec<(u64, Instant)> = Vec::new();
@@ -400,6 +411,7 @@ fn stream_to(port: u16, stop: &AtomicBool) -> u64 {
                     panic!("the app's server refused a frame: {message}");
                 }
             }
+            Ok(Message::Close(frame)) => close = frame.map(|f| f.code),
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
                 if matches!(
@@ -409,7 +421,7 @@ fn stream_to(port: u16, stop: &AtomicBool) -> u64 {
             Err(_) => break, // the app exited
         }
     }
-    results
+    (results, close)
 }
 
 #[test]
@@ -436,7 +448,7 @@ fn app_shows_what_a_browser_client_streams() {
         ],
     );
     stop.store(true, Ordering::Relaxed);
-    let client_results = client.join().unwrap();
+    let (client_results, _) = client.join().unwrap();
     assert!(
         client_results >= 15,
         "the client got {client_results} results"

@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let allowed = ["http://allowed.example".to_owned()];
-    for (local, tls) in [("0.0.0.0:8000", false), ("127.0.0.1:8000", false), ("[::]:8443", true)] {
+    for (local, tls) in [
+        ("0.0.0.0:8000", false),
+        ("127.0.0.1:8000", false),
+        ("[::]:8443", true),
+    ] {
         let Ok(local) = local.parse() else {
             return;
         };

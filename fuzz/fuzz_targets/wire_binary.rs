@@ -8,6 +8,9 @@ use livepose::server::wire::{binary_from_frame, frame_from_binary};
 fuzz_target!(|data: &[u8]| {
     if let Ok(frame) = frame_from_binary(bytes::Bytes::copy_from_slice(data)) {
         let again = binary_from_frame(frame.sequence, frame.timestamp_ms, &frame.image);
-        assert_eq!(again, data, "a parsed binary frame encodes back to its bytes");
+        assert_eq!(
+            again, data,
+            "a parsed binary frame encodes back to its bytes"
+        );
     }
 });
