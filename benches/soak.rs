@@ -340,7 +340,7 @@ fn write_csv(path: &std::path::Path, samples: &[Sample]) {
     for s in samples {
         writeln!(
             csv,
-            "{:.1},{:.2},{},{},{:.2},{:.1},{:.1},{:.2}",
+            "{:.1},{:.2},{},{},{:.2},{:.1},{:.1},{:.1},{:.2}",
             s.t_s,
             s.rss_mib,
             s.fds,
@@ -348,6 +348,7 @@ fn write_csv(path: &std::path::Path, samples: &[Sample]) {
             s.results_per_s,
             s.rtt_p50_ms,
             s.rtt_p95_ms,
+            s.inference_mean_ms,
             s.server_cores
         )
         .unwrap();
