@@ -303,6 +303,16 @@ fn head_timeout(pending: usize) -> Duration {
     }
 }
 
+/// Drops the pending head that has waited longest; false when there is none.
+fn drop_oldest(pending: &mut Vec<Pending>) -> bool {
+    let oldest = pending
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, p)| p.since)
+        .map(|(i, _)| i);
+    oldest.map(|i| pending.swap_remove(i)).is_some()
+}
+
 /// Accepts every connection waiting on the listener into `pending`.
 fn accept_ready(listener: &TcpListener, shared: &ServerShared, pending: &mut Vec<Pending>) {
     loop {
@@ -311,17 +321,9 @@ fn accept_ready(listener: &TcpListener, shared: &ServerShared, pending: &mut Vec
                 if stream.set_nonblocking(true).is_err() {
                     continue;
                 }
-                if pending.len() >= MAX_PENDING {
-                    // The oldest pending head is the likeliest to be an attacker's.
-                    if let Some(oldest) = pending
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, p)| p.since)
-                        .map(|(i, _)| i)
-                    {
-                        pending.swap_remove(oldest);
-                        shared.metrics.rejected("too_many_pending");
-                    }
+                // The oldest pending head is the likeliest to be an attacker's.
+                if pending.len() >= MAX_PENDING && drop_oldest(pending) {
+                    shared.metrics.rejected("too_many_pending");
                 }
                 let mode = if shared.config.tls.is_some() {
                     Mode::Undecided
@@ -341,13 +343,8 @@ fn accept_ready(listener: &TcpListener, shared: &ServerShared, pending: &mut Vec
             Err(e) => {
                 // Out of descriptors (EMFILE) or memory: free the oldest pending head and try later.
                 tracing::warn!("accept failed: {e}");
-                if let Some(oldest) = pending
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, p)| p.since)
-                    .map(|(i, _)| i)
-                {
-                    pending.swap_remove(oldest);
+                if drop_oldest(pending) {
+                    shared.metrics.rejected("too_many_pending");
                 }
                 std::thread::sleep(Duration::from_millis(10));
                 return;
