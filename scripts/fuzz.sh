@@ -14,9 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
-mode="time"; amount=600
+mode="time"; amount=600; smoke=""
 case "${1:-}" in
-  --smoke) mode="time"; amount=5 ;;
+  --smoke) mode="time"; amount=5; smoke=1 ;;
   --runs) mode="runs"; amount="${2:?--runs N}" ;;
   "") ;;
   *) amount="$1" ;;
@@ -40,9 +40,12 @@ status=0
 printf '%-14s %12s %10s %8s %8s %8s %8s %s\n' target execs execs/s cov ft corpus rss_mb result
 for t in $targets; do
   corpus="$TARGET/fuzz-corpus/$t"; artifacts="$TARGET/fuzz-artifacts/$t"
+  # The smoke run starts from the committed seeds alone, so its 5 s are spent fuzzing, not loading a
+  # corpus grown by long runs.
+  [ -n "$smoke" ] && { corpus="$TARGET/fuzz-smoke-corpus/$t"; rm -rf "$corpus"; }
   mkdir -p "$corpus" "$artifacts"
   limit="-max_total_time=$amount"; [ "$mode" = runs ] && limit="-runs=$amount"
-  log="$TARGET/fuzz-$t.log"
+  log="$TARGET/fuzz-${smoke:+smoke-}$t.log"
   set +e
   # The binary itself, not `cargo fuzz run`: no cargo lock held for the run (builds can go on).
   "$TARGET/$TRIPLE/release/$t" "$corpus" "fuzz/seeds/$t" \
@@ -50,14 +53,15 @@ for t in $targets; do
      -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-  rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-  last=$(grep -E '^#[0-9]+' "$log" | tail -1)
+  execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  rate=$(grep -ao 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  rss=$(grep -ao 'stat::peak_rss_mb: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  last=$(grep -aE '^#[0-9]+' "$log" | tail -1)
   cov=$(echo "$last" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*' || true)
   ft=$(echo "$last" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*' || true)
   files=$(ls "$corpus" | wc -l)
   result=ok; [ $rc -ne 0 ] && { result="FAILED (exit $rc, $log)"; status=1; }
+  [ $rc -eq 0 ] && [ "${execs:-0}" -eq 0 ] && { result="FAILED (no executions, $log)"; status=1; }
   printf '%-14s %12s %10s %8s %8s %8s %8s %s\n' "$t" "${execs:-0}" "${rate:-0}" "${cov:-?}" "${ft:-?}" "$files" "${rss:-?}" "$result"
   [ $rc -ne 0 ] && grep -E 'ERROR|panicked|SUMMARY|artifact' "$log" | head -8 || true
 done
