@@ -200,11 +200,7 @@ fn stream_for(
                 break;
             }
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if read_timed_out(&e) => {}
             Err(e) => {
                 ended = Ended::ClosedByServer(format!("read: {e}"));
                 break;
@@ -214,6 +210,12 @@ fn stream_for(
     ended
 }
 
+/// A read that found nothing within the socket's read timeout (not an error).
+fn read_timed_out(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io)
+        if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+}
+
 /// Closes our side and reads until the server's close answer (or 1 s).
 fn close(mut ws: Ws) {
     let _ = ws.close(None);
@@ -221,11 +223,7 @@ fn close(mut ws: Ws) {
     while Instant::now() < deadline {
         match ws.read() {
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
+            Err(e) if read_timed_out(&e) => {}
             Err(_) => break,
         }
     }

@@ -16,30 +16,13 @@ use std::time::{Duration, Instant};
 use livepose::server::tls::{self, TlsSetup};
 use livepose::server::wire::binary_from_frame;
 use livepose::server::{Server, ServerConfig};
-use livepose::service::{Service, ServiceConfig};
-use livepose::vision::{EngineConfig, TrackerConfig};
 use serde_json::Value;
 use tungstenite::Message;
 
 const READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn start(adjust: impl FnOnce(&mut ServerConfig)) -> Server {
-    let service = Service::start(ServiceConfig::new(
-        EngineConfig {
-            refine_kernel: 9,
-            ..Default::default()
-        },
-        2,
-        2,
-    ))
-    .expect("the service starts (models present: run `make setup`)");
-    let mut config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tracker: TrackerConfig::STATIC,
-        ..ServerConfig::default()
-    };
-    adjust(&mut config);
-    Server::start(config, Arc::new(service)).expect("server starts")
+    common::start_server(adjust)
 }
 
 fn self_signed(dir: &std::path::Path) -> TlsSetup {

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use common::{fixture, mjpeg_frames, pose_json_error, read_jsonl};
 use livepose::server::wire::binary_from_frame;
 use livepose::server::{Limits, Server, ServerConfig};
-use livepose::service::{Service, ServiceConfig};
 use livepose::vision::{EngineConfig, TrackerConfig};
 use serde_json::Value;
 use tungstenite::client::IntoClientRequest as _;
@@ -37,17 +36,9 @@ fn legacy() -> EngineConfig {
     }
 }
 
-/// A server over its own service (2 threads, 2 workers: the `serve` default on these machines).
+/// A server over its own service (`common::start_server`).
 fn start(adjust: impl FnOnce(&mut ServerConfig)) -> Server {
-    let service = Service::start(ServiceConfig::new(legacy(), 2, 2))
-        .expect("the service starts (models present: run `make setup`)");
-    let mut config = ServerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tracker: TrackerConfig::STATIC,
-        ..ServerConfig::default()
-    };
-    adjust(&mut config);
-    Server::start(config, std::sync::Arc::new(service)).expect("server starts")
+    common::start_server(adjust)
 }
 
 type Ws = WebSocket<TcpStream>;

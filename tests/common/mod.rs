@@ -346,3 +346,25 @@ pub fn publish_jpeg(stream: &livepose::service::StreamHandle, k: usize, jpeg: &[
         })
         .unwrap();
 }
+
+/// An in-process server over its own service (2 threads, 2 workers: the `serve` default on these
+/// machines; the references' legacy refinement kernel 9, static tracking), adjusted by `adjust`.
+#[allow(dead_code, reason = "not every test file starts a server")]
+pub fn start_server(
+    adjust: impl FnOnce(&mut livepose::server::ServerConfig),
+) -> livepose::server::Server {
+    let engine = EngineConfig {
+        refine_kernel: 9,
+        ..Default::default()
+    };
+    let service =
+        livepose::service::Service::start(livepose::service::ServiceConfig::new(engine, 2, 2))
+            .expect("the service starts (models present: run `make setup`)");
+    let mut config = livepose::server::ServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tracker: livepose::vision::TrackerConfig::STATIC,
+        ..livepose::server::ServerConfig::default()
+    };
+    adjust(&mut config);
+    livepose::server::Server::start(config, std::sync::Arc::new(service)).expect("server starts")
+}
