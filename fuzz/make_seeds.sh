@@ -10,7 +10,7 @@ SESSION="${1:?usage: fuzz/make_seeds.sh SESSION_DIR (a folder recorded by livepo
 FIX=../tests/fixtures
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-rm -rf seeds && mkdir -p seeds/{wire_binary,wire_json,http_upgrade,image_decode,mjpeg_split,session_files,result_line}
+rm -rf seeds && mkdir -p seeds/{wire_binary,wire_json,http_upgrade,image_decode,mjpeg_split,session_files,result_line,socketio_packets}
 
 # Images: 16×12 cuts of messi5.jpg as JPEG (4:2:0, 4:2:2, 4:4:4; ffmpeg 5.1 writes no greyscale or progressive JPEG), PNG
 # (RGB and RGBA), lossy and lossless WebP.
@@ -58,6 +58,22 @@ heads = {
 }
 for name, head in heads.items():
     pathlib.Path(f"seeds/http_upgrade/{name}").write_bytes(head.encode())
+
+# Socket.IO long-polling bodies (Engine.IO v4 packets joined by \x1e): the prototype's frame event with a
+# data URL and with a binary attachment (b + base64), the namespace CONNECT, a pong, an acknowledged
+# event, a close, and the upgrade probe's packets; and a request head for the handshake.
+rs = "\x1e"
+sio = {
+    "frame_data_url": '42["frame",{"image":"data:image/jpeg;base64,%s","timestamp":1733300000000,"sequence":12}]' % b64,
+    "frame_attachment": '451-["frame",{"image":{"_placeholder":true,"num":0},"timestamp":16.5,"sequence":1}]' + rs + "b" + b64,
+    "connect_pong_ack": rs.join(["40", "3", '427["frame",{"image":"%s","timestamp":1,"sequence":2}]' % b64, "41/admin,", "1"]),
+    "probe": rs.join(["2probe", "5", "6"]),
+}
+for name, body in sio.items():
+    pathlib.Path(f"seeds/socketio_packets/{name}").write_text(body)
+pathlib.Path("seeds/http_upgrade/socketio_polling").write_bytes(
+    b"POST /socket.io/?EIO=4&transport=polling&t=PaB1x&sid=lv_VI97HAXpY6yYWAAAC HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+    b"Origin: http://localhost:3000\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: 2\r\n\r\n")
 
 # MJPEG: the first two frames of carphone_640.mjpeg would be ~60 KB; two tiny JPEGs with padding instead.
 grey = (img / "yuv422.jpg").read_bytes()

@@ -30,7 +30,7 @@ if ! command -v cargo-fuzz >/dev/null; then
   cargo install --quiet cargo-fuzz --locked
 fi
 TRIPLE="$(rustc +nightly -vV | sed -n 's/^host: //p')"
-targets="${FUZZ_TARGETS:-wire_binary wire_json http_upgrade image_decode mjpeg_split session_files result_line}"
+targets="${FUZZ_TARGETS:-wire_binary wire_json http_upgrade image_decode mjpeg_split session_files result_line socketio_packets}"
 # Largest input per target: a frame message or an image of a few KB reaches every branch of the parsers;
 # the session target holds three files.
 max_len() { case "$1" in session_files|result_line) echo 65536 ;; *) echo 16384 ;; esac; }

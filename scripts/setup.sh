@@ -15,10 +15,12 @@
 #       prometheus         promtool, which checks the server's /metrics in the tests (the server itself
 #                          is not started)
 #       haproxy            the load balancer of the failover test (deploy/haproxy.cfg)
-#   - npm: playwright-core (tests/browser/package-lock.json) drives that Chromium; Node.js is on the machine.
+#   - npm: playwright-core (tests/browser/package-lock.json) drives that Chromium, and socket.io-client 4.8.4
+#     is the prototype's client for the Socket.IO test; Node.js is on the machine.
 #   - PyPI, pinned in tests/requirements.txt, in a venv ($CACHE/test-venv): python-osc 1.10.2 (the
 #     independent OSC decoder of the VMC test), pandas 3.1.1 + numpy and trc-data-reader 0.4.1 (the
-#     readers of the CSV and TRC exports' test). ~45 MB of wheels, ~30 s.
+#     readers of the CSV and TRC exports' test), python-socketio[client] 5.18.1 (the Socket.IO test's
+#     Python client). ~47 MB of wheels, ~35 s.
 #   - ONNX Runtime 1.31.1: libonnxruntime.so.1.31.1 out of the PyPI wheel onnxruntime==1.31.1, into .ort/.
 # Usage: scripts/setup.sh [--no-apt]
 set -euo pipefail
@@ -61,9 +63,9 @@ PY
   echo "setup: ONNX Runtime library at $ORT_LIB"
 fi
 
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/socket.io-client ]; then
   if command -v npm >/dev/null; then
-    echo "setup: installing playwright-core for the browser test (npm ci in tests/browser)"
+    echo "setup: installing playwright-core and socket.io-client for the browser and Socket.IO tests (npm ci in tests/browser)"
     (cd tests/browser && npm ci --no-audit --no-fund --silent)
   else
     echo "setup: npm not found; the browser end-to-end test needs Node.js and npm" >&2
@@ -71,8 +73,8 @@ if [ ! -d tests/browser/node_modules/playwright-core ]; then
 fi
 
 TEST_VENV="$CACHE/test-venv"
-if [ ! -x "$TEST_VENV/bin/python" ] || ! "$TEST_VENV/bin/python" -c "import pythonosc, pandas, trc" 2>/dev/null; then
-  echo "setup: python-osc, pandas, trc-data-reader for the VMC and export tests (venv $TEST_VENV, tests/requirements.txt)"
+if [ ! -x "$TEST_VENV/bin/python" ] || ! "$TEST_VENV/bin/python" -c "import pythonosc, pandas, trc, socketio, websocket" 2>/dev/null; then
+  echo "setup: python-osc, pandas, trc-data-reader, python-socketio for the VMC, export and Socket.IO tests (venv $TEST_VENV, tests/requirements.txt)"
   python3 -m venv "$TEST_VENV"
   "$TEST_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi

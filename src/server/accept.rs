@@ -419,7 +419,7 @@ fn admit_and_start(
     };
     let mut connections = lock(&shared.connections);
     connections.retain(|t| !t.is_finished());
-    let max_connections = shared.config.limits.max_clients + EXTRA_CONNECTIONS;
+    let max_connections = 2 * shared.config.limits.max_clients + EXTRA_CONNECTIONS;
     if connections.len() >= max_connections {
         shared.metrics.rejected("too_many_connections");
         let _ = conn

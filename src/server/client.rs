@@ -1,14 +1,16 @@
-//! One connection: the HTTP request, then (for `/ws`) the WebSocket session of one client. Incoming
-//! frames are checked (size, format, dimensions from the header, sequence and timestamp order, rate)
-//! and put in the client's latest-wins slot; results and errors from the outbox are written back. The
-//! thread sleeps in `poll(2)` on the socket and the outbox's waker, so nothing spins and a client that
-//! stops reading only ever holds one unsent result.
+//! One connection: the HTTP request, then (for `/ws`) the WebSocket session of one client, or (for
+//! `/socket.io/`) one request of a Socket.IO session (`super::socketio`).
+//!
+//! [`ClientCore`] is a client whatever its transport: incoming frames are checked (size, format,
+//! dimensions from the header, sequence and timestamp order, rate) and put in the client's latest-wins
+//! slot; results and errors are taken from it to be written back. [`pump`] runs a WebSocket connection
+//! for any [`Endpoint`]: the thread sleeps in `poll(2)` on the socket and the client's [`Signal`], so
+//! nothing spins and a client that stops reading only ever holds one unsent result.
 
 use std::collections::VecDeque;
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,9 +21,10 @@ use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
 use super::http::{self, Request};
+use super::signal::Signal;
 use super::tls::Conn;
 use super::wire::{
-    self, ClientCounters, ErrorCode, FrameMessage, HelloMessage, ServerTimes, WireError,
+    self, ClientCounters, ErrorCode, FrameMessage, HelloMessage, Limits, ServerTimes, WireError,
 };
 use super::{ClientEntry, STOP_POLL, ServerShared};
 use crate::frame::{ClockMapper, FrameInput, FrameMeta, Payload};
@@ -33,7 +36,7 @@ const SEND_BUFFER_BYTES: usize = 128 * 1024;
 const MAX_QUEUED_ERRORS: usize = 8;
 /// Messages up to this many times the configured limit are read and answered with
 /// `message_too_large`; anything larger closes the connection (1009), so memory stays bounded.
-const HARD_LIMIT_FACTOR: usize = 4;
+pub(crate) const HARD_LIMIT_FACTOR: usize = 4;
 /// At most one `rate_limited` error per this interval (every refused frame is still counted).
 const RATE_ERROR_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -61,6 +64,10 @@ pub(crate) fn handle_connection(
     shared: &Arc<ServerShared>,
 ) {
     let path = request.path.split('?').next().unwrap_or_default();
+    if matches!(path, "/socket.io/" | "/socket.io") {
+        super::socketio::handle_request(stream, peer, &request, rest, shared);
+        return;
+    }
     if !request.upgrade_websocket && matches!(path, "/healthz" | "/metrics") {
         let _ = serve_status(&mut stream, &request, path, shared);
         stream.close_notify();
@@ -104,7 +111,11 @@ fn serve_status(
     }
     match shared
         .metrics
-        .render(&shared.service.stats(), shared.clients_connected())
+        .render(
+            &shared.service.stats(),
+            shared.clients_connected(),
+            shared.socketio.len(),
+        )
     {
         Ok(body) => http::respond(stream, "200 OK", super::metrics::CONTENT_TYPE, &body),
         Err(e) => http::respond(
@@ -117,7 +128,7 @@ fn serve_status(
 }
 
 #[derive(Debug, thiserror::Error)]
-enum ConnError {
+pub(crate) enum ConnError {
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("WebSocket error: {0}")]
@@ -146,16 +157,36 @@ fn serve_websocket(
             )?);
         }
     };
-    http::accept_websocket(&mut stream, key)?;
+    let mut ws = upgrade(stream, key, rest, shared.config.limits)?;
+    let signal = Arc::new(Signal::new()?);
+    let core = match ClientCore::open(shared, peer, Protocol::Livepose, &signal) {
+        Ok(core) => core,
+        Err(refused) => {
+            let _ = ws.send(Message::text(refused.error_json()));
+            let _ = ws.close(Some(CloseFrame {
+                code: CloseCode::Again,
+                reason: "too many clients".into(),
+            }));
+            let _ = ws.flush();
+            return Ok(());
+        }
+    };
+    pump(&mut ws, &signal, shared, &mut NativeEndpoint { core })
+}
 
-    let limits = shared.config.limits;
+/// Answers a WebSocket upgrade (`key`: the checked `Sec-WebSocket-Key`) and sets the socket up for
+/// [`pump`]: non-blocking, no Nagle delay, a small fixed send buffer, and size limits from `limits`.
+pub(crate) fn upgrade(
+    mut stream: Conn,
+    key: &str,
+    rest: Vec<u8>,
+    limits: Limits,
+) -> Result<WebSocket<Conn>, ConnError> {
+    http::accept_websocket(&mut stream, key)?;
+    let hard_limit = limits.max_message_bytes.saturating_mul(HARD_LIMIT_FACTOR);
     let config = WebSocketConfig::default()
-        .max_message_size(Some(
-            limits.max_message_bytes.saturating_mul(HARD_LIMIT_FACTOR),
-        ))
-        .max_frame_size(Some(
-            limits.max_message_bytes.saturating_mul(HARD_LIMIT_FACTOR),
-        ))
+        .max_message_size(Some(hard_limit))
+        .max_frame_size(Some(hard_limit))
         .write_buffer_size(0);
     let tcp = stream.tcp();
     tcp.set_read_timeout(None)?;
@@ -166,78 +197,54 @@ fn serve_websocket(
     rustix::net::sockopt::set_socket_send_buffer_size(stream.tcp(), SEND_BUFFER_BYTES)
         .map_err(std::io::Error::from)?;
     // Bytes a client sent right after its upgrade request (before our answer) are its first frames.
-    let mut ws = WebSocket::from_partially_read(stream, rest, Role::Server, Some(config));
-
-    let (waker_rx, waker_tx) = UnixStream::pair()?;
-    waker_rx.set_nonblocking(true)?;
-    waker_tx.set_nonblocking(true)?;
-    let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let stream = shared.service.open_stream(StreamSpec {
-        name: format!("browser #{id} ({peer})"),
-        kind: StreamKind::WebSocket {
-            client_id: id,
-            peer,
-        },
-        tracker: shared.tracker_config(),
-        delivery: Delivery::LatestWins,
-    });
-    // The worker that finishes a frame rings the waker; a full pipe means a wake-up is pending already.
-    let results = stream.subscribe_with_notify(
-        1,
-        Box::new(move || {
-            let _ = (&waker_tx).write(&[1]);
-        }),
-    );
-    let client = Arc::new(ClientEntry {
-        id,
-        peer,
+    Ok(WebSocket::from_partially_read(
         stream,
-        results,
-        rejected: AtomicU64::new(0),
-        results_sent: AtomicU64::new(0),
-    });
-    if !shared.register(Arc::clone(&client)) {
-        let json = wire::error_json(
-            ErrorCode::TooManyClients,
-            &format!("the server already has {} clients", limits.max_clients),
-            None,
-        );
-        let _ = ws.send(Message::text(json));
-        let _ = ws.close(Some(CloseFrame {
-            code: CloseCode::Again,
-            reason: "too many clients".into(),
-        }));
-        let _ = ws.flush();
-        return Ok(());
+        rest,
+        Role::Server,
+        Some(config),
+    ))
+}
+
+/// Which protocol a client speaks (shown in the client list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// livepose's own WebSocket protocol at `/ws`.
+    Livepose,
+    /// Socket.IO v5 over Engine.IO v4 at `/socket.io/`.
+    SocketIo,
+}
+
+/// The kind of message a client gets (the Socket.IO event name, and the native `type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    Hello,
+    Error,
+    PoseResult,
+}
+
+impl Event {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Event::Hello => "hello",
+            Event::Error => "error",
+            Event::PoseResult => "pose_result",
+        }
     }
-    // `serve --record`: the recorder subscribes before the first frame, and finishes its session when
-    // it is dropped with this connection.
-    let _recorder = shared
-        .config
-        .record_dir
-        .as_deref()
-        .and_then(|dir| start_recorder(shared, &client.stream, dir, id, peer));
-    let engine = shared.service.engine_config();
-    let hello = HelloMessage {
-        kind: "hello",
-        protocol: wire::PROTOCOL_VERSION,
-        server: concat!("livepose ", env!("CARGO_PKG_VERSION")),
-        client_id: id,
-        limits,
-        model: engine.pose_model.name(),
-        hands: engine.hands,
-    };
-    let mut session = Session {
-        shared,
-        client: &client,
-        outbox: VecDeque::from([serde_json::to_string(&hello).unwrap_or_default()]),
-        order: FrameOrder::default(),
-        rate: RateLimiter::new(limits.max_fps),
-        clock: ClockMapper::default(),
-    };
-    let outcome = session.run(&mut ws, &waker_rx);
-    shared.unregister(id);
-    outcome
+}
+
+/// `max_clients` are connected already.
+pub(crate) struct TooManyClients(usize);
+
+impl TooManyClients {
+    /// The `error` message that says so.
+    pub(crate) fn error_json(&self) -> String {
+        wire::error_json(
+            ErrorCode::TooManyClients,
+            &format!("the server already has {} clients", self.0),
+            None,
+        )
+    }
 }
 
 /// Order checks on accepted frames.
@@ -290,141 +297,116 @@ impl RateLimiter {
     }
 }
 
-struct Session<'a> {
-    shared: &'a Arc<ServerShared>,
-    client: &'a Arc<ClientEntry>,
-    /// Messages of this connection's own (hello, errors) not written yet; bounded, oldest dropped.
-    outbox: VecDeque<String>,
+/// One connected client, whatever carries its messages (a WebSocket at `/ws`, or a Socket.IO session
+/// over long-polling or WebSocket): its stream in the inference service and its subscription, the
+/// checks on its frames (limits, order, rate), and what it is owed (`hello`, errors, the newest
+/// result). The transport turns frames into [`ClientCore::on_frame`] calls and sends what
+/// [`ClientCore::take_outgoing`] gives. Dropping it unregisters the client and closes its stream (and
+/// finishes its recording).
+pub(crate) struct ClientCore {
+    shared: Arc<ServerShared>,
+    client: Arc<ClientEntry>,
+    /// Messages of this connection's own (hello, errors) not sent yet; bounded, oldest errors dropped.
+    outbox: VecDeque<(Event, String)>,
     order: FrameOrder,
     rate: RateLimiter,
     clock: ClockMapper,
+    /// `serve --record`: subscribed before the first frame; finishes its session when dropped.
+    _recorder: Option<crate::session::Recorder>,
 }
 
-/// How long a closing connection waits for its close frame to go out and for the client's bytes to
-/// stop coming, and how much of them it reads away meanwhile.
-const LINGER: Duration = Duration::from_secs(2);
-const LINGER_MAX_BYTES: usize = 16 << 20;
-
-/// Sends a close frame with `code` and lingers: the frame is flushed, the write side shut, and what
-/// the client still sends is read and discarded (bounded in time and bytes) before the socket closes.
-/// Closing with unread bytes would make the kernel send a reset, and the client would see a broken
-/// connection instead of `code` (1009 after an oversized message).
-fn close_and_linger(ws: &mut WebSocket<Conn>, code: CloseCode, reason: &str) {
-    let _ = ws.close(Some(CloseFrame {
-        code,
-        reason: reason.to_owned().into(),
-    }));
-    let deadline = Instant::now() + LINGER;
-    while let Err(e) = ws.flush() {
-        if !would_block(&e) || Instant::now() >= deadline {
-            break;
+impl ClientCore {
+    /// Opens the client's stream, subscribes to it (each result rings `signal`) and registers the
+    /// client, unless `max_clients` are connected. Its first message is `hello`.
+    pub(crate) fn open(
+        shared: &Arc<ServerShared>,
+        peer: SocketAddr,
+        protocol: Protocol,
+        signal: &Arc<Signal>,
+    ) -> Result<ClientCore, TooManyClients> {
+        let limits = shared.config.limits;
+        let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let stream = shared.service.open_stream(StreamSpec {
+            name: format!("browser #{id} ({peer})"),
+            kind: StreamKind::WebSocket {
+                client_id: id,
+                peer,
+            },
+            tracker: shared.tracker_config(),
+            delivery: Delivery::LatestWins,
+        });
+        let ring = Arc::clone(signal);
+        let results = stream.subscribe_with_notify(1, Box::new(move || ring.notify()));
+        let client = Arc::new(ClientEntry {
+            id,
+            peer,
+            protocol,
+            stream,
+            results,
+            rejected: AtomicU64::new(0),
+            results_sent: AtomicU64::new(0),
+        });
+        if !shared.register(Arc::clone(&client)) {
+            return Err(TooManyClients(limits.max_clients));
         }
-        let mut fds = [PollFd::new(ws.get_ref(), PollFlags::OUT)];
-        let _ = rustix::event::poll(&mut fds, Some(&timespec(STOP_POLL)));
-    }
-    let socket = ws.get_mut();
-    socket.close_notify();
-    let _ = socket.tcp().shutdown(std::net::Shutdown::Write);
-    let mut sink = [0_u8; 16 * 1024];
-    let mut discarded = 0;
-    while Instant::now() < deadline && discarded < LINGER_MAX_BYTES {
-        match socket.read(&mut sink) {
-            Ok(0) => break,
-            Ok(n) => discarded += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let mut fds = [PollFd::new(&*socket, PollFlags::IN)];
-                let _ = rustix::event::poll(&mut fds, Some(&timespec(STOP_POLL)));
-            }
-            Err(_) => break,
-        }
-    }
-}
-
-fn would_block(e: &tungstenite::Error) -> bool {
-    matches!(e, tungstenite::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
-}
-
-impl Session<'_> {
-    fn run(&mut self, ws: &mut WebSocket<Conn>, waker: &UnixStream) -> Result<(), ConnError> {
-        // Unflushed bytes are waiting in the socket's direction (the client is not reading).
-        let mut backlog_since: Option<Instant> = None;
-        loop {
-            if self.shared.stopping() || self.shared.draining() {
-                close_and_linger(ws, CloseCode::Away, "server shutting down");
-                return Ok(());
-            }
-            // Everything the client sent so far.
-            loop {
-                match ws.read() {
-                    Ok(message) => self.on_message(message),
-                    Err(e) if would_block(&e) => break,
-                    Err(
-                        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed,
-                    ) => {
-                        return Ok(());
-                    }
-                    Err(tungstenite::Error::Capacity(e)) => {
-                        // Beyond the hard limit: the stream cannot be resynchronised, so close (1009).
-                        close_and_linger(ws, CloseCode::Size, "message too large");
-                        return Err(ConnError::WebSocket(tungstenite::Error::Capacity(e)));
-                    }
-                    Err(tungstenite::Error::Io(e))
-                        if e.kind() == std::io::ErrorKind::ConnectionReset =>
-                    {
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            // Drain the waker, then send what the outbox holds unless the socket is still backed up.
-            let mut sink = [0_u8; 64];
-            while matches!((&*waker).read(&mut sink), Ok(n) if n > 0) {}
-            if backlog_since.is_none() {
-                self.write_outbox(ws)?;
-            }
-            match ws.flush() {
-                Ok(()) => backlog_since = None,
-                Err(e) if would_block(&e) => {
-                    let since = *backlog_since.get_or_insert_with(Instant::now);
-                    let timeout = self.shared.config.stall_timeout;
-                    if since.elapsed() >= timeout {
-                        return Err(ConnError::Stalled(timeout));
-                    }
-                }
-                Err(tungstenite::Error::ConnectionClosed) => return Ok(()),
-                Err(e) => return Err(e.into()),
-            }
-            let mut socket_events = PollFlags::IN;
-            if backlog_since.is_some() {
-                socket_events |= PollFlags::OUT;
-            }
-            let mut fds = [
-                PollFd::new(ws.get_ref(), socket_events),
-                PollFd::new(waker, PollFlags::IN),
-            ];
-            let _ = rustix::event::poll(&mut fds, Some(&timespec(STOP_POLL)));
-        }
+        let recorder = shared
+            .config
+            .record_dir
+            .as_deref()
+            .and_then(|dir| start_recorder(shared, &client.stream, dir, id, peer, protocol));
+        let engine = shared.service.engine_config();
+        let hello = HelloMessage {
+            kind: "hello",
+            protocol: wire::PROTOCOL_VERSION,
+            server: concat!("livepose ", env!("CARGO_PKG_VERSION")),
+            client_id: id,
+            limits,
+            model: engine.pose_model.name(),
+            hands: engine.hands,
+        };
+        Ok(ClientCore {
+            shared: Arc::clone(shared),
+            client,
+            outbox: VecDeque::from([(
+                Event::Hello,
+                serde_json::to_string(&hello).unwrap_or_default(),
+            )]),
+            order: FrameOrder::default(),
+            rate: RateLimiter::new(limits.max_fps),
+            clock: ClockMapper::default(),
+            _recorder: recorder,
+        })
     }
 
-    fn write_outbox(&mut self, ws: &mut WebSocket<Conn>) -> Result<(), ConnError> {
+    /// The client's id (`hello.client_id`).
+    pub(crate) fn id(&self) -> u64 {
+        self.client.id
+    }
+
+    /// The error for a message of `len` bytes when it is over the limit.
+    pub(crate) fn check_size(&self, len: usize) -> Result<(), (ErrorCode, String)> {
+        let limit = self.shared.config.limits.max_message_bytes;
+        if len > limit {
+            return Err((
+                ErrorCode::MessageTooLarge,
+                format!("message of {len} bytes exceeds the {limit}-byte limit"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Everything the client is owed now: its own messages first, then the newest result.
+    pub(crate) fn take_outgoing(&mut self) -> Vec<(Event, String)> {
         let result = self
             .client
             .results
             .take_newest()
             .map(|r| self.result_json(&r));
-        let messages: Vec<String> = self.outbox.drain(..).chain(result).collect();
-        for json in messages {
-            match ws.write(Message::text(json)) {
-                Ok(()) => {}
-                Err(e) if would_block(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        self.outbox.drain(..).chain(result).collect()
     }
 
     /// A `pose_result`, or an `error` for a frame that failed.
-    fn result_json(&self, result: &StreamResult) -> String {
+    fn result_json(&self, result: &StreamResult) -> (Event, String) {
         let sequence = result.meta.seq;
         let frame = match &result.outcome {
             Ok(frame) => frame,
@@ -435,7 +417,10 @@ impl Session<'_> {
                     FrameError::Inference(_) => ErrorCode::InferenceFailed,
                 };
                 self.shared.metrics.rejected(code.name());
-                return wire::error_json(code, &format!("frame {sequence}: {e}"), Some(sequence));
+                return (
+                    Event::Error,
+                    wire::error_json(code, &format!("frame {sequence}: {e}"), Some(sequence)),
+                );
             }
         };
         let times = ServerTimes {
@@ -467,79 +452,63 @@ impl Session<'_> {
         metrics
             .round_trip_seconds
             .observe(result.received_at.elapsed().as_secs_f64());
-        wire::pose_result_json(
+        match wire::pose_result_json(
             sequence,
             timestamp_ms,
             frame,
             result.model.name(),
             times,
             counters,
-        )
-        .unwrap_or_else(|e| {
-            wire::error_json(ErrorCode::InferenceFailed, &e.to_string(), Some(sequence))
-        })
+        ) {
+            Ok(json) => (Event::PoseResult, json),
+            Err(e) => (
+                Event::Error,
+                wire::error_json(ErrorCode::InferenceFailed, &e.to_string(), Some(sequence)),
+            ),
+        }
     }
 
     fn push_error(&mut self, code: ErrorCode, message: &str, sequence: Option<u64>) {
         if self.outbox.len() == MAX_QUEUED_ERRORS {
             self.outbox.pop_front();
         }
-        self.outbox
-            .push_back(wire::error_json(code, message, sequence));
+        self.outbox.push_back((
+            Event::Error,
+            wire::error_json(code, message, sequence),
+        ));
     }
 
-    fn on_message(&mut self, message: Message) {
-        let limit = self.shared.config.limits.max_message_bytes;
-        let parsed = match message {
-            Message::Binary(bytes) if bytes.len() > limit => Err((
-                ErrorCode::MessageTooLarge,
-                format!(
-                    "message of {} bytes exceeds the {limit}-byte limit",
-                    bytes.len()
-                ),
-            )),
-            Message::Text(text) if text.len() > limit => Err((
-                ErrorCode::MessageTooLarge,
-                format!(
-                    "message of {} bytes exceeds the {limit}-byte limit",
-                    text.len()
-                ),
-            )),
-            Message::Binary(bytes) => wire::frame_from_binary(bytes).map_err(wire_error),
-            Message::Text(text) => wire::frame_from_text(text.as_str()).map_err(wire_error),
-            // Pings are answered by tungstenite; a close is seen by the next read.
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => return,
-        };
+    /// A frame as the transport parsed it (or why it could not): checked, then published into the
+    /// client's stream; a refusal is counted and queued as an `error` (rate-limit errors at most once
+    /// a second). Returns the frame's sequence number, or the refusal (for a Socket.IO acknowledgement).
+    pub(crate) fn on_frame(
+        &mut self,
+        parsed: Result<FrameMessage, (ErrorCode, String)>,
+    ) -> Result<u64, (ErrorCode, String)> {
         let sequence = parsed.as_ref().ok().map(|frame| frame.sequence);
-        match parsed.and_then(|frame| self.check_frame(frame)) {
-            Ok(frame) => {
+        let outcome = parsed
+            .and_then(|frame| self.check_frame(frame))
+            .and_then(|frame| {
                 self.shared.frames_received.fetch_add(1, Ordering::Relaxed);
                 self.shared.metrics.frames_received.inc();
+                let seq = frame.meta.seq;
                 match self.client.stream.publish(frame) {
-                    Ok(true) => self.shared.metrics.frames_dropped.inc(),
-                    Ok(false) => {}
-                    Err(e) => {
-                        self.client.rejected.fetch_add(1, Ordering::Relaxed);
-                        self.shared
-                            .metrics
-                            .rejected(ErrorCode::InferenceFailed.name());
-                        self.push_error(ErrorCode::InferenceFailed, &e.to_string(), sequence);
+                    Ok(true) => {
+                        self.shared.metrics.frames_dropped.inc();
+                        Ok(seq)
                     }
+                    Ok(false) => Ok(seq),
+                    Err(e) => Err((ErrorCode::InferenceFailed, e.to_string())),
                 }
-            }
-            Err((ErrorCode::RateLimited, message)) => {
-                self.client.rejected.fetch_add(1, Ordering::Relaxed);
-                self.shared.metrics.rejected(ErrorCode::RateLimited.name());
-                if self.rate.should_report(Instant::now()) {
-                    self.push_error(ErrorCode::RateLimited, &message, sequence);
-                }
-            }
-            Err((code, message)) => {
-                self.client.rejected.fetch_add(1, Ordering::Relaxed);
-                self.shared.metrics.rejected(code.name());
-                self.push_error(code, &message, sequence);
+            });
+        if let Err((code, message)) = &outcome {
+            self.client.rejected.fetch_add(1, Ordering::Relaxed);
+            self.shared.metrics.rejected(code.name());
+            if *code != ErrorCode::RateLimited || self.rate.should_report(Instant::now()) {
+                self.push_error(*code, message, sequence);
             }
         }
+        outcome
     }
 
     /// Limits and order, from the header only (the image is decoded by inference, if it gets there).
@@ -614,6 +583,206 @@ impl Session<'_> {
     }
 }
 
+impl Drop for ClientCore {
+    fn drop(&mut self) {
+        self.shared.unregister(self.client.id);
+    }
+}
+
+/// How a WebSocket connection is to be closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Closing {
+    pub code: CloseCode,
+    pub reason: &'static str,
+}
+
+/// What runs over a WebSocket connection: livepose's protocol ([`NativeEndpoint`]) or a Socket.IO
+/// session's WebSocket transport. [`pump`] does the socket work for both.
+pub(crate) trait Endpoint {
+    /// A message from the client; `Err` closes the connection.
+    fn on_message(&mut self, message: Message, now: Instant) -> Result<(), Closing>;
+    /// The messages to send now.
+    fn outgoing(&mut self, now: Instant) -> Vec<Message>;
+    /// The latest time to look again even if nothing happens (a heartbeat); None: no timer.
+    fn deadline(&self) -> Option<Instant>;
+    /// Whether the endpoint has ended on its own (a session closed elsewhere, a heartbeat missed).
+    fn finished(&mut self, now: Instant) -> Option<Closing>;
+}
+
+/// livepose's own protocol (`docs/PROTOCOL.md`): binary or JSON frames in, JSON text messages out.
+struct NativeEndpoint {
+    core: ClientCore,
+}
+
+impl Endpoint for NativeEndpoint {
+    fn on_message(&mut self, message: Message, _now: Instant) -> Result<(), Closing> {
+        let parsed = match message {
+            Message::Binary(bytes) => self
+                .core
+                .check_size(bytes.len())
+                .and_then(|()| wire::frame_from_binary(bytes).map_err(wire_error)),
+            Message::Text(text) => self
+                .core
+                .check_size(text.len())
+                .and_then(|()| wire::frame_from_text(text.as_str()).map_err(wire_error)),
+            // Pings are answered by tungstenite; a close is seen by the next read.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
+                return Ok(());
+            }
+        };
+        let _ = self.core.on_frame(parsed);
+        Ok(())
+    }
+
+    fn outgoing(&mut self, _now: Instant) -> Vec<Message> {
+        self.core
+            .take_outgoing()
+            .into_iter()
+            .map(|(_, json)| Message::text(json))
+            .collect()
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    fn finished(&mut self, _now: Instant) -> Option<Closing> {
+        None
+    }
+}
+
+/// How long a closing connection waits for its close frame to go out and for the client's bytes to
+/// stop coming, and how much of them it reads away meanwhile.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_MAX_BYTES: usize = 16 << 20;
+
+/// Sends a close frame with `code` and lingers: the frame is flushed, the write side shut, and what
+/// the client still sends is read and discarded (bounded in time and bytes) before the socket closes.
+/// Closing with unread bytes would make the kernel send a reset, and the client would see a broken
+/// connection instead of `code` (1009 after an oversized message).
+fn close_and_linger(ws: &mut WebSocket<Conn>, code: CloseCode, reason: &str) {
+    let _ = ws.close(Some(CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    }));
+    let deadline = Instant::now() + LINGER;
+    while let Err(e) = ws.flush() {
+        if !would_block(&e) || Instant::now() >= deadline {
+            break;
+        }
+        let mut fds = [PollFd::new(ws.get_ref(), PollFlags::OUT)];
+        let _ = rustix::event::poll(&mut fds, Some(&timespec(STOP_POLL)));
+    }
+    let socket = ws.get_mut();
+    socket.close_notify();
+    let _ = socket.tcp().shutdown(std::net::Shutdown::Write);
+    let mut sink = [0_u8; 16 * 1024];
+    let mut discarded = 0;
+    while Instant::now() < deadline && discarded < LINGER_MAX_BYTES {
+        match socket.read(&mut sink) {
+            Ok(0) => break,
+            Ok(n) => discarded += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut fds = [PollFd::new(&*socket, PollFlags::IN)];
+                let _ = rustix::event::poll(&mut fds, Some(&timespec(STOP_POLL)));
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// Runs a WebSocket connection until it closes: reads everything the client sent into `endpoint`, writes
+/// what the endpoint has (unless the socket is still backed up), and sleeps in `poll(2)` on the socket
+/// and `signal` (and no longer than the endpoint's deadline). A client whose output cannot be written for
+/// `stall_timeout` is disconnected; on shutdown the connection is closed with 1001 (going away).
+pub(crate) fn pump(
+    ws: &mut WebSocket<Conn>,
+    signal: &Signal,
+    shared: &ServerShared,
+    endpoint: &mut impl Endpoint,
+) -> Result<(), ConnError> {
+    // Unflushed bytes are waiting in the socket's direction (the client is not reading).
+    let mut backlog_since: Option<Instant> = None;
+    loop {
+        if shared.stopping() || shared.draining() {
+            close_and_linger(ws, CloseCode::Away, "server shutting down");
+            return Ok(());
+        }
+        // Everything the client sent so far.
+        loop {
+            match ws.read() {
+                Ok(message) => {
+                    if let Err(closing) = endpoint.on_message(message, Instant::now()) {
+                        close_and_linger(ws, closing.code, closing.reason);
+                        return Ok(());
+                    }
+                }
+                Err(e) if would_block(&e) => break,
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return Ok(());
+                }
+                Err(tungstenite::Error::Capacity(e)) => {
+                    // Beyond the hard limit: the stream cannot be resynchronised, so close (1009).
+                    close_and_linger(ws, CloseCode::Size, "message too large");
+                    return Err(ConnError::WebSocket(tungstenite::Error::Capacity(e)));
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let now = Instant::now();
+        if let Some(closing) = endpoint.finished(now) {
+            close_and_linger(ws, closing.code, closing.reason);
+            return Ok(());
+        }
+        // Drain the wake-ups, then send what the endpoint has unless the socket is still backed up.
+        signal.drain();
+        if backlog_since.is_none() {
+            for message in endpoint.outgoing(now) {
+                match ws.write(message) {
+                    Ok(()) => {}
+                    Err(e) if would_block(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        match ws.flush() {
+            Ok(()) => backlog_since = None,
+            Err(e) if would_block(&e) => {
+                let since = *backlog_since.get_or_insert(now);
+                let timeout = shared.config.stall_timeout;
+                if since.elapsed() >= timeout {
+                    return Err(ConnError::Stalled(timeout));
+                }
+            }
+            Err(tungstenite::Error::ConnectionClosed) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let mut socket_events = PollFlags::IN;
+        if backlog_since.is_some() {
+            socket_events |= PollFlags::OUT;
+        }
+        let wait = endpoint
+            .deadline()
+            .map_or(STOP_POLL, |at| {
+                at.saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1))
+            })
+            .min(STOP_POLL);
+        let mut fds = [
+            PollFd::new(ws.get_ref(), socket_events),
+            PollFd::new(signal.fd(), PollFlags::IN),
+        ];
+        let _ = rustix::event::poll(&mut fds, Some(&timespec(wait)));
+    }
+}
+
 fn wire_error(e: WireError) -> (ErrorCode, String) {
     (e.code(), e.to_string())
 }
@@ -626,6 +795,7 @@ fn start_recorder(
     dir: &std::path::Path,
     id: u64,
     peer: SocketAddr,
+    protocol: Protocol,
 ) -> Option<crate::session::Recorder> {
     let engine = shared.service.engine_config();
     let folder = dir.join(format!(
@@ -636,7 +806,11 @@ fn start_recorder(
         dir: folder,
         source: crate::session::SessionSource {
             name: stream.name().to_owned(),
-            kind: "websocket".into(),
+            kind: match protocol {
+                Protocol::Livepose => "websocket",
+                Protocol::SocketIo => "socket.io",
+            }
+            .into(),
         },
         settings: crate::session::SessionSettings::new(&engine, stream.tracker_config()),
         models: crate::session::model_hashes(&engine),

@@ -25,6 +25,12 @@ pub struct Request {
     /// Every `Cookie` header (the pairing token may be one of the cookies).
     pub cookies: Vec<String>,
     pub authorization: Option<String>,
+    /// The body's length (`Content-Length`), for requests with a body (Socket.IO's long-polling `POST`).
+    pub content_length: Option<usize>,
+    /// `Transfer-Encoding` other than identity (a chunked body, which the server does not read).
+    pub transfer_encoded: bool,
+    /// A CORS preflight's `Access-Control-Request-Headers`.
+    pub cors_request_headers: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +80,19 @@ pub fn parse_head(head: &[u8]) -> Result<Request, HttpError> {
             "sec-websocket-version" => request.websocket_version = Some(value),
             "cookie" => request.cookies.push(value),
             "authorization" => request.authorization = Some(value),
+            "content-length" => {
+                let length = value
+                    .parse()
+                    .map_err(|_| HttpError::Malformed(format!("Content-Length {value:?}")))?;
+                if request.content_length.is_some_and(|l| l != length) {
+                    return Err(HttpError::Malformed("two different Content-Length".into()));
+                }
+                request.content_length = Some(length);
+            }
+            "transfer-encoding" => {
+                request.transfer_encoded |= !value.eq_ignore_ascii_case("identity");
+            }
+            "access-control-request-headers" => request.cors_request_headers = Some(value),
             _ => {}
         }
     }
@@ -89,8 +108,9 @@ pub struct Refusal {
 }
 
 /// The checks of a WebSocket upgrade request, in the order the server applies them: not while draining,
-/// only at `/ws`, only from an allowed `Origin` (`origin_ok`), and a key with version 13 (RFC 6455
-/// §4.2.1). Gives the `Sec-WebSocket-Key` to answer.
+/// only at `/ws` (livepose's protocol) and `/socket.io/` (Socket.IO's WebSocket transport), only from an
+/// allowed `Origin` (`origin_ok`), and a key with version 13 (RFC 6455 §4.2.1). Gives the
+/// `Sec-WebSocket-Key` to answer.
 pub fn check_upgrade(
     request: &Request,
     draining: bool,
@@ -106,8 +126,14 @@ pub fn check_upgrade(
             "the server is shutting down; connect again (another server may take you)",
         ));
     }
-    if request.path.split('?').next() != Some("/ws") {
-        return Err(refuse("404 Not Found", "the WebSocket endpoint is /ws"));
+    if !matches!(
+        request.path.split('?').next(),
+        Some("/ws" | "/socket.io/" | "/socket.io")
+    ) {
+        return Err(refuse(
+            "404 Not Found",
+            "the WebSocket endpoints are /ws and /socket.io/",
+        ));
     }
     if !origin_ok(request.origin.as_deref(), request.host.as_deref()) {
         return Err(refuse(

@@ -38,6 +38,7 @@ pub struct Metrics {
     /// From a frame's arrival to its result being written to the client (s).
     pub round_trip_seconds: Histogram,
     pub clients: IntGauge,
+    pub socketio_sessions: IntGauge,
     pub workers: IntGauge,
     pub busy_workers: IntGauge,
     pub queued_jobs: IntGauge,
@@ -89,7 +90,14 @@ impl Metrics {
             "livepose_round_trip_seconds",
             "From a frame's arrival to its result being written to the client.",
         )?;
-        let clients = IntGauge::new("livepose_clients", "WebSocket clients connected.")?;
+        let clients = IntGauge::new(
+            "livepose_clients",
+            "Clients connected (WebSocket and Socket.IO).",
+        )?;
+        let socketio_sessions = IntGauge::new(
+            "livepose_socketio_sessions",
+            "Socket.IO (Engine.IO) sessions open, connected to the namespace or not.",
+        )?;
         let workers = IntGauge::new("livepose_workers", "Inference workers.")?;
         let busy_workers = IntGauge::new(
             "livepose_busy_workers",
@@ -110,6 +118,7 @@ impl Metrics {
         registry.register(Box::new(inference_seconds.clone()))?;
         registry.register(Box::new(round_trip_seconds.clone()))?;
         registry.register(Box::new(clients.clone()))?;
+        registry.register(Box::new(socketio_sessions.clone()))?;
         registry.register(Box::new(workers.clone()))?;
         registry.register(Box::new(busy_workers.clone()))?;
         registry.register(Box::new(queued_jobs.clone()))?;
@@ -123,6 +132,7 @@ impl Metrics {
             inference_seconds,
             round_trip_seconds,
             clients,
+            socketio_sessions,
             workers,
             busy_workers,
             queued_jobs,
@@ -137,9 +147,15 @@ impl Metrics {
     }
 
     /// The text exposition, with the service's gauges as they are now.
-    pub fn render(&self, service: &ServiceStats, clients: usize) -> Result<Vec<u8>, MetricsError> {
+    pub fn render(
+        &self,
+        service: &ServiceStats,
+        clients: usize,
+        socketio_sessions: usize,
+    ) -> Result<Vec<u8>, MetricsError> {
         let as_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.clients.set(as_gauge(clients));
+        self.socketio_sessions.set(as_gauge(socketio_sessions));
         self.workers.set(as_gauge(service.workers));
         self.busy_workers.set(as_gauge(service.busy_workers));
         self.queued_jobs.set(as_gauge(service.queued_jobs));
@@ -173,7 +189,7 @@ mod tests {
             engine_loads: 3,
             ..ServiceStats::default()
         };
-        let text = String::from_utf8(metrics.render(&stats, 4).unwrap()).unwrap();
+        let text = String::from_utf8(metrics.render(&stats, 4, 2).unwrap()).unwrap();
         assert!(text.contains("livepose_frames_received_total 3"), "{text}");
         assert!(text.contains("livepose_frames_rejected_total{reason=\"rate_limited\"} 1"));
         assert!(
@@ -181,9 +197,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("livepose_clients 4"));
+        assert!(text.contains("livepose_socketio_sessions 2"));
         assert!(text.contains("livepose_engine_reloads_total 1"));
         // A second scrape with the same loads adds no reload.
-        let text = String::from_utf8(metrics.render(&stats, 4).unwrap()).unwrap();
+        let text = String::from_utf8(metrics.render(&stats, 4, 2).unwrap()).unwrap();
         assert!(text.contains("livepose_engine_reloads_total 1"));
     }
 }

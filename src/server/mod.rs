@@ -1,5 +1,6 @@
-//! The livepose server: the web client page over plain HTTP and the WebSocket endpoint (`/ws`) on one
-//! port, speaking the protocol of `docs/PROTOCOL.md` ([`wire`]). It runs no inference of its own: every
+//! The livepose server: the web client page over plain HTTP, the WebSocket endpoint (`/ws`) speaking the
+//! protocol of `docs/PROTOCOL.md` ([`wire`]), and Socket.IO at `/socket.io/` ([`socketio`]: the
+//! prototype's own client connects unchanged), on one port. It runs no inference of its own: every
 //! WebSocket connection opens a stream in the process's inference service (`crate::service`) and
 //! subscribes to that stream's results. `livepose serve` and the app's built-in server are this server
 //! over the same kind of service.
@@ -12,13 +13,17 @@
 //!   each frame and publishes it into the connection's stream, and writes back the stream's results.
 //!   The socket is non-blocking and the thread sleeps in `poll(2)` on it and on a waker that the
 //!   subscription rings, so a client that stops reading blocks only its own thread, and its unread
-//!   results are replaced, not queued.
+//!   results are replaced, not queued. A request to `/socket.io/` is one request of a Socket.IO
+//!   session (`socketio`): a long-poll, a posted body, or the session's WebSocket;
+//! - `livepose-socketio`: Socket.IO's heartbeats and timeouts for sessions no request waits on.
 
 mod accept;
 mod client;
 pub mod http;
 pub mod metrics;
 pub mod pairing;
+mod signal;
+pub mod socketio;
 pub mod tls;
 pub mod wire;
 
@@ -31,11 +36,13 @@ use std::time::{Duration, Instant};
 use crate::service::{Service, StreamHandle, StreamId, Subscription};
 use crate::vision::TrackerConfig;
 
+pub use client::Protocol;
 pub use wire::Limits;
 
 /// Default address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
-/// Connections beyond `max_clients` that may be open at once (page loads, refused upgrades).
+/// Connections beyond two per client (a Socket.IO client on long-polling has a `GET` waiting and a
+/// `POST` at once) that may be open at once (page loads, refused upgrades).
 const EXTRA_CONNECTIONS: usize = 16;
 /// How often idle threads look at the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(100);
@@ -59,6 +66,8 @@ pub struct ServerConfig {
     pub token: Option<String>,
     /// Serve HTTPS and WSS with this certificate (`tls`); None: plain HTTP.
     pub tls: Option<tls::TlsSetup>,
+    /// Socket.IO's heartbeat and connect timeout (`/socket.io/`).
+    pub socketio: socketio::SocketIoConfig,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +82,7 @@ impl Default for ServerConfig {
             record_dir: None,
             token: None,
             tls: None,
+            socketio: socketio::SocketIoConfig::default(),
         }
     }
 }
@@ -100,6 +110,7 @@ pub enum ServerError {
 pub(crate) struct ClientEntry {
     pub id: u64,
     pub peer: SocketAddr,
+    pub protocol: Protocol,
     pub stream: StreamHandle,
     /// The connection's subscription to its own stream (capacity 1: the newest result wins).
     pub results: Subscription,
@@ -112,6 +123,8 @@ pub(crate) struct ClientEntry {
 pub struct ClientStats {
     pub id: u64,
     pub peer: String,
+    /// livepose's WebSocket protocol or Socket.IO.
+    pub protocol: Option<Protocol>,
     /// The client's stream in the inference service (subscribe to it to see its results).
     pub stream: Option<StreamId>,
     pub received: u64,
@@ -131,6 +144,7 @@ impl ClientEntry {
         ClientStats {
             id: self.id,
             peer: self.peer.to_string(),
+            protocol: Some(self.protocol),
             stream: Some(self.stream.id()),
             received: stream.received,
             processed: stream.results,
@@ -162,6 +176,8 @@ pub(crate) struct ServerShared {
     metrics: metrics::Metrics,
     /// The tracker settings new and current clients use.
     tracker: Mutex<TrackerConfig>,
+    /// Socket.IO's Engine.IO sessions (`socketio`).
+    socketio: socketio::Registry,
 }
 
 impl ServerShared {
@@ -279,6 +295,7 @@ impl Server {
             draining: AtomicBool::new(false),
             metrics: metrics::Metrics::new().map_err(ServerError::Metrics)?,
             tracker: Mutex::new(config.tracker),
+            socketio: socketio::Registry::default(),
             config,
         });
         let accept_shared = Arc::clone(&shared);
@@ -286,10 +303,17 @@ impl Server {
             .name("livepose-accept".into())
             .spawn(move || accept::accept_loop(&listener, &accept_shared))
             .map_err(ServerError::Thread)?;
-        Ok(Server {
+        let mut server = Server {
             shared,
             threads: vec![accept],
-        })
+        };
+        let timer_shared = Arc::clone(&server.shared);
+        let timer = std::thread::Builder::new()
+            .name("livepose-socketio".into())
+            .spawn(move || socketio::timer_loop(&timer_shared))
+            .map_err(ServerError::Thread)?;
+        server.threads.push(timer);
+        Ok(server)
     }
 
     /// The inference service the server runs on.

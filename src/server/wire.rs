@@ -165,22 +165,65 @@ pub fn frame_from_text(text: &str) -> Result<FrameMessage, WireError> {
     }
     let frame: JsonFrame =
         serde_json::from_str(text).map_err(|e| WireError::Json(e.to_string()))?;
-    // `data:image/jpeg;base64,...` or bare base64.
-    let encoded = match frame.image.split_once(',') {
-        Some((prefix, data)) if prefix.starts_with("data:") => data,
-        _ => frame.image.as_str(),
-    };
-    let image = data_encoding::BASE64
-        .decode(encoded.trim().as_bytes())
-        .map_err(|e| WireError::Base64(e.to_string()))?;
     check_frame(FrameMessage {
         sequence: frame.sequence,
         timestamp_ms: frame.timestamp,
-        image: image.into(),
+        image: image_from_text(&frame.image)?,
     })
 }
 
-fn check_frame(frame: FrameMessage) -> Result<FrameMessage, WireError> {
+/// A Socket.IO `frame` event's payload: the prototype's object `{image, timestamp, sequence}`, where
+/// `image` is a data URL or bare base64, or a binary attachment (`{"_placeholder":true,"num":N}`, the
+/// form socket.io clients give an `ArrayBuffer`, `Blob` data or a `Buffer`, and python-socketio `bytes`).
+pub fn frame_from_event(
+    payload: Option<&serde_json::Value>,
+    attachments: &[bytes::Bytes],
+) -> Result<FrameMessage, WireError> {
+    use crate::server::socketio::packet::placeholder_index;
+    let fields = payload.and_then(serde_json::Value::as_object).ok_or_else(|| {
+        WireError::Json("a frame event carries one object: {image, timestamp, sequence}".into())
+    })?;
+    let image = match fields.get("image") {
+        Some(serde_json::Value::String(text)) => image_from_text(text)?,
+        Some(value) => match placeholder_index(value, attachments.len()) {
+            Some(Ok(index)) => attachments[index].clone(),
+            _ => {
+                return Err(WireError::Json(
+                    "image must be a data URL, base64 or a binary attachment".into(),
+                ));
+            }
+        },
+        None => return Err(WireError::Json("missing field `image`".into())),
+    };
+    let timestamp_ms = match fields.get("timestamp") {
+        Some(value) => value.as_f64().ok_or(WireError::BadTimestamp)?,
+        None => return Err(WireError::Json("missing field `timestamp`".into())),
+    };
+    let sequence = fields
+        .get("sequence")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| WireError::Json("sequence must be a whole number ≥ 0".into()))?;
+    check_frame(FrameMessage {
+        sequence,
+        timestamp_ms,
+        image,
+    })
+}
+
+/// The image of a text frame: a data URL (`data:image/jpeg;base64,...`) or bare base64.
+pub fn image_from_text(image: &str) -> Result<bytes::Bytes, WireError> {
+    let encoded = match image.split_once(',') {
+        Some((prefix, data)) if prefix.starts_with("data:") => data,
+        _ => image,
+    };
+    data_encoding::BASE64
+        .decode(encoded.trim().as_bytes())
+        .map(bytes::Bytes::from)
+        .map_err(|e| WireError::Base64(e.to_string()))
+}
+
+/// The checks every parsed frame passes, whatever carried it: a finite timestamp and some image bytes.
+pub fn check_frame(frame: FrameMessage) -> Result<FrameMessage, WireError> {
     if !frame.timestamp_ms.is_finite() {
         return Err(WireError::BadTimestamp);
     }
@@ -423,6 +466,42 @@ mod tests {
             frame_from_text(r#"{"type":"frame","image":"","timestamp":"soon","sequence":1}"#),
             Err(WireError::Json(_))
         ));
+    }
+
+    #[test]
+    fn socket_io_frame_events_take_a_data_url_or_an_attachment() {
+        let b64 = data_encoding::BASE64.encode(JPEG);
+        let attachments = [bytes::Bytes::from_static(JPEG)];
+        for payload in [
+            serde_json::json!({"image": format!("data:image/jpeg;base64,{b64}"), "timestamp": 17.5, "sequence": 3}),
+            serde_json::json!({"image": {"_placeholder": true, "num": 0}, "timestamp": 17.5, "sequence": 3}),
+        ] {
+            let frame = frame_from_event(Some(&payload), &attachments).unwrap();
+            assert_eq!((frame.sequence, frame.timestamp_ms), (3, 17.5));
+            assert_eq!(frame.image, JPEG);
+        }
+        let refused = |payload: serde_json::Value| frame_from_event(Some(&payload), &attachments);
+        assert!(matches!(
+            refused(serde_json::json!({"image": {"_placeholder": true, "num": 1}, "timestamp": 1, "sequence": 1})),
+            Err(WireError::Json(_))
+        ));
+        assert_eq!(
+            refused(serde_json::json!({"image": b64, "timestamp": "soon", "sequence": 1})),
+            Err(WireError::BadTimestamp)
+        );
+        assert!(matches!(
+            refused(serde_json::json!({"image": b64, "timestamp": 1, "sequence": -1})),
+            Err(WireError::Json(_))
+        ));
+        assert!(matches!(
+            refused(serde_json::json!("just a string")),
+            Err(WireError::Json(_))
+        ));
+        assert!(frame_from_event(None, &attachments).is_err());
+        assert_eq!(
+            refused(serde_json::json!({"image": "", "timestamp": 1, "sequence": 1})),
+            Err(WireError::EmptyImage)
+        );
     }
 
     #[test]
