@@ -214,8 +214,8 @@ fn check_stream(report: &Value, client: &str) {
             .find(|e| e["event"] == name)
             .unwrap_or_else(|| panic!("{client}: no {name} event in {events:?}"))
     };
-    // Default options: long-polling first, then the upgrade to WebSocket.
-    assert_eq!(event("connect")["transport"], "polling", "{client}");
+    // Default options: the session opens on long-polling, then upgrades to WebSocket.
+    assert_eq!(event("open")["transport"], "polling", "{client}");
     assert_eq!(event("final_transport")["transport"], "websocket", "{client}");
     assert!(
         !events.iter().any(|e| e["event"] == "missing_last"),

@@ -65,9 +65,13 @@ async function stream() {
   // 1. The prototype's page: io(url) with default options, data URLs at 30 fps.
   const socket = io(url);
   record(socket, "data_url", sink);
+  // The Engine.IO session opens on long-polling; the upgrade may complete before the namespace's CONNECT.
+  socket.io.once("open", () => {
+    sink.events.push({ event: "open", transport: socket.io.engine.transport.name });
+    socket.io.engine.on("upgrade", (transport) => sink.events.push({ event: "upgrade", transport: transport.name }));
+  });
   await once(socket, "connect");
   sink.events.push({ event: "connect", transport: socket.io.engine.transport.name });
-  socket.io.engine.on("upgrade", (transport) => sink.events.push({ event: "upgrade", transport: transport.name }));
   const half = Math.floor(count / 2);
   let sequence = 0;
   for (let k = 0; k < count; k++) {
@@ -198,8 +202,8 @@ if (!run) {
 }
 run()
   .then((out) => {
-    process.stdout.write(JSON.stringify(out));
-    process.exit(0);
+    // Exit once the pipe has taken everything (an early exit cuts a large write short).
+    process.stdout.write(JSON.stringify(out), () => process.exit(0));
   })
   .catch((e) => {
     console.error(e && e.stack ? e.stack : String(e));

@@ -66,8 +66,22 @@ def main():
 
     # 1. Data URLs at 30 fps, a disconnect and a reconnect half-way.
     sio = client("data_url")
+
+    @sio.on("connect")
+    def on_connect():
+        # python-engineio opens on long-polling and upgrades before it reports the connection.
+        out["events"].append({"event": "connect", "transport": sio.transport()})
+
+    requests_seen = []
+    original_send = sio.eio._send_request
+
+    def spy(method, url_, *args, **kwargs):
+        requests_seen.append({"method": method, "transport": "polling" if "transport=polling" in url_ else "other"})
+        return original_send(method, url_, *args, **kwargs)
+
+    sio.eio._send_request = spy
     sio.connect(url, wait_timeout=TIMEOUT_S)
-    out["events"].append({"event": "connect", "transport": sio.transport()})
+    out["events"].append({"event": "open", "transport": requests_seen[0]["transport"] if requests_seen else "none"})
     half = count // 2
     sequence = 0
     for k in range(count):
