@@ -100,10 +100,8 @@ fn xyz_mm(v: &Value) -> [f64; 3] {
 /// hands and their labels, angles); returns the largest 2D difference (px).
 fn assert_engine_result(result: &Value, k: usize, context: &str) -> f64 {
     let direct = &expected()[k];
-    let ours = serde_json::to_value(livepose::schema::frame_json(
-        "direct", None, direct, "full",
-    ))
-    .unwrap();
+    let ours =
+        serde_json::to_value(livepose::schema::frame_json("direct", None, direct, "full")).unwrap();
     assert_eq!(result["width"], 640, "{context}");
     let mut worst: f64 = 0.0;
     let pose = &result["pose"];
@@ -124,8 +122,12 @@ fn assert_engine_result(result: &Value, k: usize, context: &str) -> f64 {
         .zip(ours["pose"]["world_landmarks"].as_array().unwrap())
     {
         let (wa, wb) = (xyz_mm(a), xyz_mm(b));
-        let d = ((wa[0] - wb[0]).powi(2) + (wa[1] - wb[1]).powi(2) + (wa[2] - wb[2]).powi(2)).sqrt();
-        assert!(d <= MAX_MM, "{context}: world landmark {d} mm from the engine's");
+        let d =
+            ((wa[0] - wb[0]).powi(2) + (wa[1] - wb[1]).powi(2) + (wa[2] - wb[2]).powi(2)).sqrt();
+        assert!(
+            d <= MAX_MM,
+            "{context}: world landmark {d} mm from the engine's"
+        );
     }
     let (hands, direct_hands) = (
         result["hands"].as_array().unwrap(),
@@ -216,7 +218,11 @@ fn check_stream(report: &Value, client: &str) {
     };
     // Default options: the session opens on long-polling, then upgrades to WebSocket.
     assert_eq!(event("open")["transport"], "polling", "{client}");
-    assert_eq!(event("final_transport")["transport"], "websocket", "{client}");
+    assert_eq!(
+        event("final_transport")["transport"],
+        "websocket",
+        "{client}"
+    );
     assert!(
         !events.iter().any(|e| e["event"] == "missing_last"),
         "{client}: {events:?}"
@@ -446,7 +452,10 @@ fn connected(addr: SocketAddr) -> String {
     let (sid, _) = handshake(addr);
     assert_eq!(post(addr, &polling(&sid), "40"), (200, "ok".into()));
     let seen = poll_until(addr, &sid, "42[\"hello\"");
-    assert!(seen.iter().any(|p| p.starts_with("40{\"sid\":")), "{seen:?}");
+    assert!(
+        seen.iter().any(|p| p.starts_with("40{\"sid\":")),
+        "{seen:?}"
+    );
     sid
 }
 
@@ -518,7 +527,8 @@ fn a_frame_over_long_polling_gets_its_result_and_bad_frames_get_errors() {
     );
     assert_eq!(post(addr, &polling(&sid), &frame), (200, "ok".into()));
     let seen = poll_until(addr, &sid, "42[\"pose_result\"");
-    let event: Value = serde_json::from_str(seen.last().unwrap().strip_prefix("42").unwrap()).unwrap();
+    let event: Value =
+        serde_json::from_str(seen.last().unwrap().strip_prefix("42").unwrap()).unwrap();
     assert_eq!(event[0], "pose_result");
     assert_eq!(event[1]["sequence"], 7);
     assert_eq!(event[1]["timestamp"], 1000.5);
@@ -539,7 +549,8 @@ fn a_frame_over_long_polling_gets_its_result_and_bad_frames_get_errors() {
     // Bad frames: an error event (with an ack saying why), the session goes on.
     for (body, code) in [
         (
-            "427[\"frame\",{\"image\":\"bm90IGFuIGltYWdl\",\"timestamp\":1002,\"sequence\":9}]".to_owned(),
+            "427[\"frame\",{\"image\":\"bm90IGFuIGltYWdl\",\"timestamp\":1002,\"sequence\":9}]"
+                .to_owned(),
             "bad_image",
         ),
         (
@@ -615,7 +626,10 @@ fn the_heartbeat_pings_and_a_late_pong_ends_the_session() {
     });
     let addr = server.local_addr();
     let (sid, open) = handshake(addr);
-    assert_eq!((&open["pingInterval"], &open["pingTimeout"]), (&300.into(), &200.into()));
+    assert_eq!(
+        (&open["pingInterval"], &open["pingTimeout"]),
+        (&300.into(), &200.into())
+    );
     assert_eq!(post(addr, &polling(&sid), "40").0, 200);
     let _ = poll_until(addr, &sid, "42[\"hello\"");
     // Three pings, each answered: the session lives on.
@@ -672,11 +686,15 @@ fn origin_rules_and_cors_apply_to_every_request() {
     assert_eq!(status, 200);
     assert!(body.starts_with(b"0{"));
     assert_eq!(
-        headers.get("access-control-allow-origin").map(String::as_str),
+        headers
+            .get("access-control-allow-origin")
+            .map(String::as_str),
         Some("http://localhost:3000")
     );
     assert_eq!(
-        headers.get("access-control-allow-credentials").map(String::as_str),
+        headers
+            .get("access-control-allow-credentials")
+            .map(String::as_str),
         Some("true")
     );
     let (status, headers, _) = http(
@@ -698,10 +716,7 @@ fn origin_rules_and_cors_apply_to_every_request() {
 }
 
 /// A WebSocket client to `/socket.io/` (raw Engine.IO frames).
-fn ws_connect(
-    addr: SocketAddr,
-    query: &str,
-) -> tungstenite::WebSocket<TcpStream> {
+fn ws_connect(addr: SocketAddr, query: &str) -> tungstenite::WebSocket<TcpStream> {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket{query}");
@@ -758,7 +773,8 @@ fn the_upgrade_from_long_polling_and_a_websocket_only_session() {
         "451-[\"frame\",{\"image\":{\"_placeholder\":true,\"num\":0},\"timestamp\":5,\"sequence\":1}]",
     ))
     .unwrap();
-    ws.send(tungstenite::Message::binary(frames[20].clone())).unwrap();
+    ws.send(tungstenite::Message::binary(frames[20].clone()))
+        .unwrap();
     let mut pings = 0;
     let result = loop {
         let text = ws_text(&mut ws);
@@ -821,7 +837,10 @@ fn the_client_limit_refuses_with_connect_error_and_draining_closes_sessions() {
     let (other, _) = handshake(addr);
     assert_eq!(post(addr, &polling(&other), "40").0, 200);
     let seen = poll_until(addr, &other, "44");
-    assert!(seen.last().unwrap().contains("too_many_clients"), "{seen:?}");
+    assert!(
+        seen.last().unwrap().contains("too_many_clients"),
+        "{seen:?}"
+    );
     // Draining: a waiting GET gets `close`, new handshakes 503, and the server's clients are gone.
     let waiting = {
         let path = polling(&sid);
@@ -866,11 +885,47 @@ fn round_trips_of_websocket_and_socket_io_over_http_and_https() {
 }
 
 fn tempfile_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "{name}-{}",
-        std::process::id()
-    ));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn another_device_needs_the_pairing_token_for_socket_io_too() {
+    let Some(lan) = livepose::server::tls::interface_addresses()
+        .into_iter()
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+    else {
+        eprintln!(
+            "SKIPPED another_device_needs_the_pairing_token_for_socket_io_too: this machine has no \
+             non-loopback IPv4 address to stand in for another device"
+        );
+        return;
+    };
+    let _ = frames_dir();
+    let token = livepose::server::pairing::generate_token().unwrap();
+    let dir = tempfile_dir("socketio-paired");
+    let setup = livepose::server::tls::self_signed(&dir, &[lan.to_string()]).unwrap();
+    let cert = setup.info.cert_path.clone();
+    let server = start(|c| {
+        c.listen = SocketAddr::new(std::net::IpAddr::from([0, 0, 0, 0]), 0);
+        c.token = Some(token.clone());
+        c.tls = Some(setup);
+    });
+    let port = server.local_addr().port();
+    // Without the token: refused before anything else (the client sees the handshake fail).
+    let mut command = node_client("paired", &format!("https://{lan}:{port}/"), 3);
+    command.env("NODE_EXTRA_CA_CERTS", &cert);
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("(HTTP 401)"), "{stderr}");
+    assert!(server.stats().clients.is_empty());
+    // With it in the address, as the QR code gives it: every request of the session carries it.
+    let mut command = node_client("paired", &format!("https://{lan}:{port}/?token={token}"), 5);
+    command.env("NODE_EXTRA_CA_CERTS", &cert);
+    let report = run_client(command, "socket.io-client with the token");
+    assert_eq!(report["opened_on"], "polling", "{report}");
+    assert_eq!(report["n"], 5, "{report}");
 }

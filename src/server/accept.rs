@@ -58,7 +58,7 @@ struct Pending {
 enum Progress {
     Waiting,
     /// The head is complete: the request and any bytes that came after it.
-    Complete(http::Request, Vec<u8>),
+    Complete(Box<http::Request>, Vec<u8>),
     /// Answer with this status and reason, then close.
     Refuse(&'static str, String),
     Gone,
@@ -118,7 +118,7 @@ fn add_bytes(head: &mut Vec<u8>, bytes: &[u8]) -> Option<Progress> {
         let end = from + end;
         let rest = head.split_off(end);
         return Some(match http::parse_head(head) {
-            Ok(request) => Progress::Complete(request, rest),
+            Ok(request) => Progress::Complete(Box::new(request), rest),
             Err(e) => Progress::Refuse("400 Bad Request", e.to_string()),
         });
     }
@@ -266,7 +266,7 @@ pub(crate) fn accept_loop(listener: &TcpListener, shared: &Arc<ServerShared>) {
                 Progress::Complete(request, rest) => {
                     let p = pending.swap_remove(index);
                     connection_index += 1;
-                    admit_and_start(shared, p, request, rest, connection_index, &mut failures);
+                    admit_and_start(shared, p, *request, rest, connection_index, &mut failures);
                 }
             }
         }

@@ -109,14 +109,11 @@ fn serve_status(
             ),
         };
     }
-    match shared
-        .metrics
-        .render(
-            &shared.service.stats(),
-            shared.clients_connected(),
-            shared.socketio.len(),
-        )
-    {
+    match shared.metrics.render(
+        &shared.service.stats(),
+        shared.clients_connected(),
+        shared.socketio.len(),
+    ) {
         Ok(body) => http::respond(stream, "200 OK", super::metrics::CONTENT_TYPE, &body),
         Err(e) => http::respond(
             stream,
@@ -472,10 +469,8 @@ impl ClientCore {
         if self.outbox.len() == MAX_QUEUED_ERRORS {
             self.outbox.pop_front();
         }
-        self.outbox.push_back((
-            Event::Error,
-            wire::error_json(code, message, sequence),
-        ));
+        self.outbox
+            .push_back((Event::Error, wire::error_json(code, message, sequence)));
     }
 
     /// A frame as the transport parsed it (or why it could not): checked, then published into the
@@ -730,7 +725,9 @@ pub(crate) fn pump(
                     close_and_linger(ws, CloseCode::Size, "message too large");
                     return Err(ConnError::WebSocket(tungstenite::Error::Capacity(e)));
                 }
-                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                Err(tungstenite::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::ConnectionReset =>
+                {
                     return Ok(());
                 }
                 Err(e) => return Err(e.into()),

@@ -180,9 +180,11 @@ pub fn frame_from_event(
     attachments: &[bytes::Bytes],
 ) -> Result<FrameMessage, WireError> {
     use crate::server::socketio::packet::placeholder_index;
-    let fields = payload.and_then(serde_json::Value::as_object).ok_or_else(|| {
-        WireError::Json("a frame event carries one object: {image, timestamp, sequence}".into())
-    })?;
+    let fields = payload
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| {
+            WireError::Json("a frame event carries one object: {image, timestamp, sequence}".into())
+        })?;
     let image = match fields.get("image") {
         Some(serde_json::Value::String(text)) => image_from_text(text)?,
         Some(value) => match placeholder_index(value, attachments.len()) {
@@ -482,7 +484,9 @@ mod tests {
         }
         let refused = |payload: serde_json::Value| frame_from_event(Some(&payload), &attachments);
         assert!(matches!(
-            refused(serde_json::json!({"image": {"_placeholder": true, "num": 1}, "timestamp": 1, "sequence": 1})),
+            refused(
+                serde_json::json!({"image": {"_placeholder": true, "num": 1}, "timestamp": 1, "sequence": 1})
+            ),
             Err(WireError::Json(_))
         ));
         assert_eq!(

@@ -10,6 +10,8 @@
 //   roundtrip  one frame at a time, the next when the result is back: livepose's WebSocket (/ws, the same
 //              JSON frames), Socket.IO on long-polling only, and Socket.IO after the upgrade; prints the
 //              round trips of each.
+//   paired     default options with the URL as given (its ?token=… query), frames one at a time once
+//              upgraded.
 // Prints one JSON object on stdout. A self-signed certificate is trusted through NODE_EXTRA_CA_CERTS.
 import { io } from "socket.io-client";
 import WebSocket from "ws";
@@ -195,7 +197,23 @@ async function roundtrip() {
   return out;
 }
 
-const run = { stream, roundtrip }[scenario];
+/** Default options against the URL as given (a pairing token in its query must reach every request of
+ * the session: the long-polls, the posts and the upgrade); frames one at a time once upgraded. */
+async function paired() {
+  const socket = io(url);
+  let openedOn = null;
+  socket.io.once("open", () => (openedOn = socket.io.engine.transport.name));
+  const refused = once(socket, "connect_error").then(([e]) => {
+    throw new Error(`connect_error: ${e.message} (HTTP ${e.description})`);
+  });
+  await Promise.race([once(socket, "connect"), refused]);
+  if (socket.io.engine.transport.name !== "websocket") await once(socket.io.engine, "upgrade");
+  const rtts = await socketioRoundTrips(socket, "websocket");
+  socket.disconnect();
+  return { opened_on: openedOn, ...summary(rtts) };
+}
+
+const run = { stream, roundtrip, paired }[scenario];
 if (!run) {
   console.error(`unknown scenario ${scenario}`);
   process.exit(2);

@@ -364,7 +364,9 @@ impl State {
                 };
                 Ok(())
             }
-            SocketIoType::Event | SocketIoType::Ack => self.on_complete(packet, Vec::new(), text.len()),
+            SocketIoType::Event | SocketIoType::Ack => {
+                self.on_complete(packet, Vec::new(), text.len())
+            }
             SocketIoType::BinaryEvent | SocketIoType::BinaryAck => {
                 if packet.attachments == 0 {
                     return self.on_complete(packet, Vec::new(), text.len());
@@ -625,7 +627,8 @@ fn route(
     rest: Vec<u8>,
     shared: &Arc<ServerShared>,
 ) -> Result<Next, client::ConnError> {
-    let done = |result: std::io::Result<()>| result.map(|()| Next::Done).map_err(client::ConnError::from);
+    let done =
+        |result: std::io::Result<()>| result.map(|()| Next::Done).map_err(client::ConnError::from);
     // The Origin rule of `/ws` applies; an allowed cross-origin page (`--allow-origin`) may read the
     // answers of long-polling.
     let origin = request.origin.as_deref();
@@ -776,10 +779,7 @@ fn post(
     session: &Arc<Session>,
 ) -> Result<(), client::ConnError> {
     if request.transfer_encoded {
-        return Ok(answer.status(
-            "411 Length Required",
-            "send the body with a Content-Length",
-        )?);
+        return Ok(answer.status("411 Length Required", "send the body with a Content-Length")?);
     }
     let length = request.content_length.unwrap_or(rest.len());
     let hard_limit = shared

@@ -426,14 +426,32 @@ mod tests {
     fn invalid_socket_io_payloads_are_refused() {
         assert_eq!(decode_socketio(""), Err(PacketError::SocketIoEmpty));
         assert_eq!(decode_socketio("9"), Err(PacketError::SocketIoType('9')));
-        assert_eq!(decode_socketio("5[\"a\"]"), Err(PacketError::AttachmentCount));
-        assert_eq!(decode_socketio("5x-[\"a\"]"), Err(PacketError::AttachmentCount));
+        assert_eq!(
+            decode_socketio("5[\"a\"]"),
+            Err(PacketError::AttachmentCount)
+        );
+        assert_eq!(
+            decode_socketio("5x-[\"a\"]"),
+            Err(PacketError::AttachmentCount)
+        );
         assert_eq!(
             decode_socketio("511-[\"a\"]"),
             Err(PacketError::TooManyAttachments)
         );
-        assert!(matches!(decode_socketio("2[\"a\""), Err(PacketError::Json(_))));
-        for bad in ["2", "2[]", "2{}", "2[\"connect\"]", "2[null]", "0[1]", "1{}", "3{}"] {
+        assert!(matches!(
+            decode_socketio("2[\"a\""),
+            Err(PacketError::Json(_))
+        ));
+        for bad in [
+            "2",
+            "2[]",
+            "2{}",
+            "2[\"connect\"]",
+            "2[null]",
+            "0[1]",
+            "1{}",
+            "3{}",
+        ] {
             assert!(
                 matches!(decode_socketio(bad), Err(PacketError::Payload(_))),
                 "{bad}"
