@@ -33,6 +33,11 @@ use livepose::vision::image::rgb_image_from_bytes;
 use livepose::vision::{EngineConfig, RgbImage, TrackerConfig};
 
 const STREAM_SECONDS: u32 = 8;
+/// The livepose page keeps at most 2 frames unanswered, so nearly every frame it sends is answered.
+const PAGE_ANSWERED: f64 = 0.8;
+/// The tests of this file run one at a time: each runs Chromium (and a server), and two at once on 2
+/// cores starve the page's capture loop.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Writes frames as YUV4MPEG2 4:2:0 (JPEG chroma siting), BT.601 limited range, as Chromium's fake
 /// capture expects.
@@ -145,6 +150,8 @@ struct Browser {
     prefix: Vec<String>,
     /// More Chromium flags.
     chromium_args: String,
+    /// The script in `tests/browser/` that drives Chromium (default `e2e.mjs`, the livepose page).
+    script: Option<&'static str>,
 }
 
 impl Browser {
@@ -220,7 +227,7 @@ fn stream_from(
     let url = url(&server);
     let output = browser
         .command()
-        .arg(browser_dir().join("e2e.mjs"))
+        .arg(browser_dir().join(browser.script.unwrap_or("e2e.mjs")))
         .args([
             url.as_str(),
             y4m.to_str().unwrap(),
@@ -230,7 +237,10 @@ fn stream_from(
         .output()
         .expect("node runs (Node.js is on machines of this kind)");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "e2e.mjs failed:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "{name}: the browser script failed:\n{stderr}"
+    );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     eprintln!("{name}: page summary: {summary}");
     drop(server);
@@ -245,19 +255,23 @@ fn stream_from(
     }
 }
 
-/// Checks that results came back for most frames and that each served result is the engine's answer
-/// on the pixels the page sent; returns each frame's mean 2D error against MediaPipe's static reference
-/// of the clip frame it shows, sorted.
+/// Checks that results came back for at least `answered` of the frames sent and that each served result
+/// is the engine's answer on the pixels the page sent; returns each frame's mean 2D error against
+/// MediaPipe's static reference of the clip frame it shows, sorted.
 fn errors_against_mediapipe(
     session: &Session,
     clip: &[RgbImage],
     refs: &[serde_json::Value],
+    answered: f64,
 ) -> Vec<f64> {
     let summary = &session.summary;
     let sent = summary["sent"].as_f64().unwrap();
     let results = summary["results"].as_f64().unwrap();
     assert!(sent >= 30.0, "the page sent only {sent} frames");
-    assert!(results >= 0.8 * sent, "{results} results for {sent} frames");
+    assert!(
+        results >= answered * sent,
+        "{results} results for {sent} frames"
+    );
     assert_eq!(summary["errors"], 0, "{summary}");
     assert!(
         session.tapped.len() as f64 >= 0.8 * results,
@@ -271,6 +285,7 @@ fn errors_against_mediapipe(
     })
     .unwrap();
     let mut errors = Vec::new();
+    let mut no_pose = 0;
     for t in &session.tapped {
         // Transport: what came back is exactly the engine's answer on the pixels the browser sent.
         let direct = engine
@@ -280,10 +295,21 @@ fn errors_against_mediapipe(
                 &mut livepose::vision::Tracker::new(TrackerConfig::STATIC),
             )
             .unwrap();
-        let (a, b) = (
-            t.result.pose.as_ref().unwrap(),
-            direct.pose.as_ref().unwrap(),
-        );
+        let (a, b) = match (t.result.pose.as_ref(), direct.pose.as_ref()) {
+            (Some(a), Some(b)) => (a, b),
+            (None, None) => {
+                // The engine finds no person on these pixels either (a borderline frame after the
+                // page's JPEG re-encoding); counted below.
+                no_pose += 1;
+                continue;
+            }
+            (served, engine) => panic!(
+                "frame {}: served pose {} but the engine's {}",
+                t.seq,
+                served.is_some(),
+                engine.is_some()
+            ),
+        };
         for (p, q) in a.landmarks.iter().zip(&b.landmarks) {
             let d = (p.pos_in_image[0] - q.pos_in_image[0])
                 .hypot(p.pos_in_image[1] - q.pos_in_image[1]);
@@ -321,6 +347,11 @@ fn errors_against_mediapipe(
         }
         errors.push(error);
     }
+    assert!(
+        no_pose * 50 <= session.tapped.len(),
+        "{no_pose} of {} frames without a pose",
+        session.tapped.len()
+    );
     errors.sort_by(f64::total_cmp);
     let n = errors.len();
     eprintln!(
@@ -335,6 +366,7 @@ fn errors_against_mediapipe(
 
 #[test]
 fn chromium_streams_the_clip_and_gets_faithful_results_back() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     assert!(
         browser_dir()
             .join("node_modules")
@@ -357,7 +389,7 @@ fn chromium_streams_the_clip_and_gets_faithful_results_back() {
     // an arm on a few borderline frames. So: the engine's 2 px bar on the mean over frames without the
     // worst 5 %, and the median at most 1.5 px.
     let png = stream(&y4m, "encoding=png", "browser_e2e_png");
-    let errors = errors_against_mediapipe(&png, &clip, &refs);
+    let errors = errors_against_mediapipe(&png, &clip, &refs, PAGE_ANSWERED);
     let median = errors[errors.len() / 2];
     let kept = &errors[..errors.len() * 95 / 100];
     let trimmed_mean = kept.iter().sum::<f64>() / kept.len() as f64;
@@ -371,7 +403,7 @@ fn chromium_streams_the_clip_and_gets_faithful_results_back() {
     // change does (the "decoder floor" of the reference data: 1–2.5 px on photos), and on borderline
     // frames (carphone frame 32) it flips an arm.
     let jpeg = stream(&y4m, "", "browser_e2e");
-    let errors = errors_against_mediapipe(&jpeg, &clip, &refs);
+    let errors = errors_against_mediapipe(&jpeg, &clip, &refs, PAGE_ANSWERED);
     let median = errors[errors.len() / 2];
     let p90 = errors[errors.len() * 9 / 10];
     assert!(median <= 2.0, "JPEG: median {median} px from MediaPipe");
@@ -476,6 +508,7 @@ fn spki_pin(cert_pem: &Path) -> String {
 /// the tolerances of the loopback test above. Without the token the page is refused (401).
 #[test]
 fn chromium_on_another_device_streams_over_https_with_the_token() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let device = match OtherDevice::create() {
         Ok(device) => device,
         Err(e) => {
@@ -516,6 +549,7 @@ fn chromium_on_another_device_streams_over_https_with_the_token() {
             "--ignore-certificate-errors-spki-list={}",
             spki_pin(&tls.info.cert_path)
         ),
+        ..Browser::default()
     };
     let listen = std::net::SocketAddr::from((device.server_ip, 0));
     let configure = |c: &mut ServerConfig| {
@@ -534,7 +568,7 @@ fn chromium_on_another_device_streams_over_https_with_the_token() {
     let output = browser
         .command()
         .env("E2E_STATUS_ONLY", "1")
-        .arg(browser_dir().join("e2e.mjs"))
+        .arg(browser_dir().join(browser.script.unwrap_or("e2e.mjs")))
         .args([url.as_str(), y4m.to_str().unwrap(), "0", "/dev/null"])
         .output()
         .unwrap();
@@ -561,7 +595,7 @@ fn chromium_on_another_device_streams_over_https_with_the_token() {
         session.summary
     );
     assert_eq!(session.summary["mediaDevices"], true, "{}", session.summary);
-    let errors = errors_against_mediapipe(&session, &clip, &refs);
+    let errors = errors_against_mediapipe(&session, &clip, &refs, PAGE_ANSWERED);
     let median = errors[errors.len() / 2];
     let p90 = errors[errors.len() * 9 / 10];
     assert!(
@@ -577,4 +611,104 @@ fn chromium_on_another_device_streams_over_https_with_the_token() {
         session.summary["rttP50"], session.summary["rttP95"]
     );
     let _ = std::fs::remove_dir_all(&cert_dir);
+}
+
+/// The prototype's frontend: a page on another origin (its own server, as a dev server on localhost:3000)
+/// with socket.io-client's browser build, emitting `frame` events with JPEG data URLs from the fake camera
+/// and drawing `pose_result`s (`tests/browser/socketio_page.mjs`). With the page's origin allowed it opens
+/// on long-polling (cross-origin requests, CORS), upgrades to WebSocket, and every result is the engine's
+/// answer on the pixels it sent, within the JPEG tolerances of the livepose page; without it, the
+/// handshake is refused (403) and the page sees `connect_error`.
+#[test]
+fn the_prototypes_socket_io_page_streams_from_another_origin() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let clip: Vec<RgbImage> = mjpeg_frames("carphone_640.mjpeg")
+        .iter()
+        .map(|jpeg| rgb_image_from_bytes(jpeg).unwrap())
+        .collect();
+    let refs = read_jsonl("carphone_640.static.ref.jsonl");
+    let y4m = Path::new(env!("CARGO_TARGET_TMPDIR")).join("carphone_640_socketio.y4m");
+    write_y4m(&y4m, &clip);
+    let page_port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let origin = format!("http://localhost:{page_port}");
+    let browser = Browser {
+        script: Some("socketio_page.mjs"),
+        ..Browser::default()
+    };
+    let page_url = |server: &Server| {
+        format!(
+            "http://localhost:{page_port}/?server={}",
+            server.url().trim_end_matches('/')
+        )
+    };
+    let session = stream_from(
+        &y4m,
+        "socketio_page",
+        &browser,
+        |c| c.allowed_origins = vec![origin.clone()],
+        page_url,
+    );
+    let summary = &session.summary;
+    assert_eq!(summary["openedOn"], "polling", "{summary}");
+    assert_eq!(summary["upgradedTo"], "websocket", "{summary}");
+    assert_eq!(summary["transport"], "websocket", "{summary}");
+    assert_eq!(summary["connectErrors"], serde_json::json!([]), "{summary}");
+    // The prototype's page sends at 30 frames/s whatever comes back, so the server drops (latest wins)
+    // what it cannot take; each frame the server received is answered or counted as dropped.
+    let counters = &summary["lastCounters"];
+    let (received, dropped) = (
+        counters["received"].as_u64().unwrap(),
+        counters["dropped"].as_u64().unwrap(),
+    );
+    let answered_by_then = summary["resultsAtLastCounters"].as_u64().unwrap();
+    assert!(
+        answered_by_then + dropped + 2 >= received,
+        "{answered_by_then} answered + {dropped} dropped of {received} received: {summary}"
+    );
+    let errors = errors_against_mediapipe(&session, &clip, &refs, 0.3);
+    let median = errors[errors.len() / 2];
+    let p90 = errors[errors.len() * 9 / 10];
+    assert!(median <= 2.0, "median {median} px from MediaPipe");
+    assert!(p90 <= 6.0, "90th percentile {p90} px from MediaPipe");
+    let shot = image::open(&session.screenshot).unwrap().into_rgb8();
+    let pink = shot
+        .pixels()
+        .filter(|p| p[0] > 220 && p[1] < 110 && p[2] > 120 && p[2] < 210)
+        .count();
+    assert!(
+        pink > 300,
+        "only {pink} landmark-coloured pixels in {}",
+        session.screenshot.display()
+    );
+    eprintln!("screenshot: {}", session.screenshot.display());
+
+    // The same page when its origin is not allowed.
+    let refused = Browser {
+        script: Some("socketio_page.mjs"),
+        ..Browser::default()
+    };
+    let mut command = refused.command();
+    let server = common::start_server(|_| {});
+    let output = command
+        .env("SOCKETIO_EXPECT_REFUSAL", "1")
+        .arg(browser_dir().join("socketio_page.mjs"))
+        .args([page_url(&server).as_str(), y4m.to_str().unwrap(), "1"])
+        .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("socketio_page_refused.png"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let state: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(state["results"], 0, "{state}");
+    assert!(
+        !state["connectErrors"].as_array().unwrap().is_empty(),
+        "{state}"
+    );
+    assert_eq!(server.stats().frames_received, 0);
 }

@@ -7,6 +7,9 @@
 //! backend and gets results again; no client of the other backend is closed or stalls; after the
 //! failover the survivor has all six. Results/s before, during and after are printed (the README's
 //! "More than one machine" figures).
+//!
+//! Socket.IO through the same HAProxy: a session's long-polling requests all reach the backend that holds
+//! it (socket.io-client on long-polling only, then with the upgrade, frames one at a time).
 
 #![allow(
     clippy::unwrap_used,
@@ -27,6 +30,9 @@ use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 const CLIENTS: usize = 6;
+/// The tests of this file run one at a time: each starts two servers and HAProxy, and the failover's
+/// rates and stall bounds must not depend on the other test's load.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 struct Killed(Child);
@@ -122,24 +128,21 @@ fn rate(all: &[Arc<Mutex<Seen>>], from: Instant, to: Instant) -> f64 {
     n as f64 / (to - from).as_secs_f64()
 }
 
-#[test]
-fn a_backend_stopped_behind_haproxy_hands_its_clients_to_the_other() {
-    let mut a = common::start_serve(&["--threads", "1"]);
-    let b = common::start_serve(&["--threads", "1"]);
-    let (addr_a, addr_b) = (a.addr.clone(), b.addr.clone());
+/// HAProxy with `deploy/haproxy.cfg` in front of two backends, once both are healthy; its address.
+fn start_haproxy(addr_a: &str, addr_b: &str) -> (Killed, String) {
     let front = {
         let probe = TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().to_string()
     };
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy.cfg");
-    let _haproxy = Killed(
+    let haproxy = Killed(
         Command::new("haproxy")
             .arg("-db")
             .arg("-f")
             .arg(&config)
             .env("LIVEPOSE_LISTEN", &front)
-            .env("LIVEPOSE_BACKEND_A", &addr_a)
-            .env("LIVEPOSE_BACKEND_B", &addr_b)
+            .env("LIVEPOSE_BACKEND_A", addr_a)
+            .env("LIVEPOSE_BACKEND_B", addr_b)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -152,6 +155,16 @@ fn a_backend_stopped_behind_haproxy_hands_its_clients_to_the_other() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(1200));
+    (haproxy, front)
+}
+
+#[test]
+fn a_backend_stopped_behind_haproxy_hands_its_clients_to_the_other() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let mut a = common::start_serve(&["--threads", "1"]);
+    let b = common::start_serve(&["--threads", "1"]);
+    let (addr_a, addr_b) = (a.addr.clone(), b.addr.clone());
+    let (_haproxy, front) = start_haproxy(&addr_a, &addr_b);
 
     let frames = Arc::new(common::mjpeg_frames("carphone_640.mjpeg"));
     let stop = Arc::new(AtomicBool::new(false));
@@ -247,4 +260,22 @@ fn a_backend_stopped_behind_haproxy_hands_its_clients_to_the_other() {
         }
     }
     assert_eq!(moved, on_a, "the clients of A moved");
+}
+
+#[test]
+fn socket_io_sessions_stay_on_one_backend_behind_haproxy() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let a = common::start_serve(&["--threads", "1"]);
+    let b = common::start_serve(&["--threads", "1"]);
+    let (_haproxy, front) = start_haproxy(&a.addr, &b.addr);
+    let frames = common::clip_frames_dir("carphone_640.mjpeg", 20);
+    // Long-polling only, then with the upgrade, then livepose's WebSocket: every frame answered.
+    let report = common::run_json_client(
+        common::socketio_node_client("roundtrip", &format!("http://{front}/"), &frames, 20),
+        "socket.io-client through HAProxy",
+    );
+    for transport in ["websocket", "socketio_polling", "socketio_websocket"] {
+        assert_eq!(report[transport]["n"], 20, "{transport}: {report}");
+    }
+    println!("through HAProxy: {report}");
 }

@@ -43,18 +43,7 @@ const MAX_MM: f64 = 1e-3;
 /// The clip's frames as JPEG files in a folder the clients read (`000.jpg` …), made once.
 fn frames_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("socketio-frames");
-        std::fs::create_dir_all(&dir).unwrap();
-        for (k, jpeg) in mjpeg_frames("carphone_640.mjpeg")
-            .iter()
-            .take(CLIP_FRAMES)
-            .enumerate()
-        {
-            std::fs::write(dir.join(format!("{k:03}.jpg")), jpeg).unwrap();
-        }
-        dir
-    })
+    DIR.get_or_init(|| common::clip_frames_dir("carphone_640.mjpeg", CLIP_FRAMES))
 }
 
 /// The engine's result on each clip frame (static tracking, legacy kernel), as the server's JSON
@@ -276,31 +265,12 @@ fn check_stream(report: &Value, client: &str) {
     );
 }
 
-fn run_client(mut command: std::process::Command, client: &str) -> Value {
-    let output = command.output().unwrap_or_else(|e| panic!("{client}: {e}"));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{client} failed ({}):\n{stderr}",
-        output.status
-    );
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{client}: {e}; stderr:\n{stderr}"))
+fn run_client(command: std::process::Command, client: &str) -> Value {
+    common::run_json_client(command, client)
 }
 
 fn node_client(scenario: &str, url: &str, count: usize) -> std::process::Command {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    assert!(
-        dir.join("node_modules/socket.io-client").exists(),
-        "socket.io-client is missing: run scripts/setup.sh (npm ci in tests/browser)"
-    );
-    let mut command = std::process::Command::new("node");
-    command
-        .arg(dir.join("socketio_client.mjs"))
-        .args([scenario, url])
-        .arg(frames_dir())
-        .arg(count.to_string());
-    command
+    common::socketio_node_client(scenario, url, frames_dir(), count)
 }
 
 #[test]

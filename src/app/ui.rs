@@ -170,8 +170,12 @@ fn browser_ui(ui: &mut egui::Ui, browser: &mut BrowserServer, is_source: bool) {
         );
     }
     for client in &stats.clients {
+        let via = match client.protocol {
+            Some(crate::server::Protocol::SocketIo) => " (Socket.IO)",
+            _ => "",
+        };
         let text = format!(
-            "#{} {}: {} received, {} processed, {} dropped",
+            "#{} {}{via}: {} received, {} processed, {} dropped",
             client.id, client.peer, client.received, client.processed, client.dropped
         );
         if ui.radio(selected == Some(client.id), text).clicked() {

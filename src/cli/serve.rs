@@ -13,7 +13,7 @@ use crate::service::Service;
 /// Server flags (also accepted by the app).
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
-    /// Address to listen on (page at /, WebSocket at /ws).
+    /// Address to listen on (page at /, WebSocket at /ws, Socket.IO at /socket.io/).
     #[arg(long, default_value = crate::server::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Let anyone who reaches the port in, without the pairing token (off loopback a token is made
@@ -199,7 +199,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let url = server.url();
     let budget = service.stats();
     say(format_args!(
-        "livepose: serving {url} (WebSocket {}ws); {} worker(s), {} inference thread(s)",
+        "livepose: serving {url} (WebSocket {}ws, Socket.IO {url}socket.io/); {} worker(s), {} inference thread(s)",
         url.replacen("http", "ws", 1),
         budget.workers,
         budget.threads

@@ -368,3 +368,48 @@ pub fn start_server(
     adjust(&mut config);
     livepose::server::Server::start(config, std::sync::Arc::new(service)).expect("server starts")
 }
+
+/// The first `count` frames of an `.mjpeg` fixture as JPEG files (`000.jpg` …) in a folder of the test
+/// target's temporary directory, for test clients that are not Rust (the Socket.IO clients).
+pub fn clip_frames_dir(name: &str, count: usize) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("frames-{name}-{count}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (k, jpeg) in mjpeg_frames(name).iter().take(count).enumerate() {
+        std::fs::write(dir.join(format!("{k:03}.jpg")), jpeg).unwrap();
+    }
+    dir
+}
+
+/// `node tests/browser/socketio_client.mjs SCENARIO URL FRAMES_DIR COUNT` (socket.io-client 4.8.4).
+pub fn socketio_node_client(
+    scenario: &str,
+    url: &str,
+    frames_dir: &Path,
+    count: usize,
+) -> std::process::Command {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        dir.join("node_modules/socket.io-client").exists(),
+        "socket.io-client is missing: run scripts/setup.sh (npm ci in tests/browser)"
+    );
+    let mut command = std::process::Command::new("node");
+    command
+        .arg(dir.join("socketio_client.mjs"))
+        .args([scenario, url])
+        .arg(frames_dir)
+        .arg(count.to_string());
+    command
+}
+
+/// Runs a test client that prints one JSON object; asserts it succeeded and returns the object.
+pub fn run_json_client(mut command: std::process::Command, client: &str) -> Value {
+    let output = command.output().unwrap_or_else(|e| panic!("{client}: {e}"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{client} failed ({}):\n{stderr}",
+        output.status
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{client}: {e}; stderr:\n{stderr}"))
+}
