@@ -167,6 +167,23 @@ impl Browser {
         command.env("E2E_CHROMIUM_ARGS", &self.chromium_args);
         command
     }
+
+    /// Runs the script once with `env` set and the script's four arguments; the JSON it prints.
+    fn run_once(&self, env: (&str, &str), args: [&str; 4]) -> serde_json::Value {
+        let output = self
+            .command()
+            .env(env.0, env.1)
+            .arg(browser_dir().join(self.script.unwrap_or("e2e.mjs")))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
 }
 
 /// [`stream`] with a server configured by `adjust`, the page at `url(server)`, Chromium as `browser`.
@@ -565,19 +582,10 @@ fn chromium_on_another_device_streams_over_https_with_the_token() {
     configure(&mut config);
     let server = Server::start(config, service).unwrap();
     let url = format!("https://{}/", server.local_addr());
-    let output = browser
-        .command()
-        .env("E2E_STATUS_ONLY", "1")
-        .arg(browser_dir().join(browser.script.unwrap_or("e2e.mjs")))
-        .args([url.as_str(), y4m.to_str().unwrap(), "0", "/dev/null"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let refused = browser.run_once(
+        ("E2E_STATUS_ONLY", "1"),
+        [url.as_str(), y4m.to_str().unwrap(), "0", "/dev/null"],
     );
-    let refused: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(refused["status"], 401, "{refused}");
     assert!(
         refused["body"].as_str().unwrap().contains("pairing token"),
@@ -690,21 +698,17 @@ fn the_prototypes_socket_io_page_streams_from_another_origin() {
         script: Some("socketio_page.mjs"),
         ..Browser::default()
     };
-    let mut command = refused.command();
     let server = common::start_server(|_| {});
-    let output = command
-        .env("SOCKETIO_EXPECT_REFUSAL", "1")
-        .arg(browser_dir().join("socketio_page.mjs"))
-        .args([page_url(&server).as_str(), y4m.to_str().unwrap(), "1"])
-        .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("socketio_page_refused.png"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("socketio_page_refused.png");
+    let state = refused.run_once(
+        ("SOCKETIO_EXPECT_REFUSAL", "1"),
+        [
+            page_url(&server).as_str(),
+            y4m.to_str().unwrap(),
+            "1",
+            screenshot.to_str().unwrap(),
+        ],
     );
-    let state: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(state["results"], 0, "{state}");
     assert!(
         !state["connectErrors"].as_array().unwrap().is_empty(),

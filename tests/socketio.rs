@@ -162,6 +162,17 @@ fn start(adjust: impl FnOnce(&mut ServerConfig)) -> Server {
     common::start_server(adjust)
 }
 
+/// [`start`] with a fast heartbeat (ms) and connect timeout (s), so that tests see them in action.
+fn start_with_heartbeat(interval_ms: u64, timeout_ms: u64, connect_s: u64) -> Server {
+    start(|c| {
+        c.socketio = SocketIoConfig {
+            ping_interval: Duration::from_millis(interval_ms),
+            ping_timeout: Duration::from_millis(timeout_ms),
+            connect_timeout: Duration::from_secs(connect_s),
+        }
+    })
+}
+
 /// What a client script reported, checked: every result is the engine's on the frame it answers.
 /// Returns the results per label.
 fn check_stream_report(report: &Value, client: &str) -> HashMap<String, Vec<Value>> {
@@ -393,6 +404,14 @@ fn handshake(addr: SocketAddr) -> (String, Value) {
     (open["sid"].as_str().unwrap().to_owned(), open)
 }
 
+/// A long-polling GET on its own thread (it waits until the server answers).
+fn get_in_background(addr: SocketAddr, path: String) -> std::thread::JoinHandle<(u16, String)> {
+    std::thread::Builder::new()
+        .name("background-poll".into())
+        .spawn(move || get(addr, &path))
+        .unwrap()
+}
+
 fn polling(sid: &str) -> String {
     format!("/socket.io/?EIO=4&transport=polling&sid={sid}")
 }
@@ -571,13 +590,7 @@ fn protocol_violations_end_the_session() {
     assert_eq!(get(addr, &polling(&sid)).0, 400);
     // Two long-polling GETs at once: the first gets `close`, the second 400, and the session is gone.
     let (sid, _) = handshake(addr);
-    let first = {
-        let path = polling(&sid);
-        std::thread::Builder::new()
-            .name("first-poll".into())
-            .spawn(move || get(addr, &path))
-            .unwrap()
-    };
+    let first = get_in_background(addr, polling(&sid));
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(get(addr, &polling(&sid)).0, 400);
     assert_eq!(first.join().unwrap(), (200, "1".into()));
@@ -587,13 +600,7 @@ fn protocol_violations_end_the_session() {
 
 #[test]
 fn the_heartbeat_pings_and_a_late_pong_ends_the_session() {
-    let server = start(|c| {
-        c.socketio = SocketIoConfig {
-            ping_interval: Duration::from_millis(300),
-            ping_timeout: Duration::from_millis(200),
-            connect_timeout: Duration::from_secs(2),
-        }
-    });
+    let server = start_with_heartbeat(300, 200, 2);
     let addr = server.local_addr();
     let (sid, open) = handshake(addr);
     assert_eq!(
@@ -703,26 +710,34 @@ fn ws_text(ws: &mut tungstenite::WebSocket<TcpStream>) -> String {
     }
 }
 
+/// Reads until the server closes the WebSocket (a close frame, or the connection's end); a read that times
+/// out fails the test.
+fn wait_for_close(ws: &mut tungstenite::WebSocket<TcpStream>) {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(_)) => return,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("the server did not close the WebSocket within {READ_TIMEOUT:?}")
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 #[test]
 fn the_upgrade_from_long_polling_and_a_websocket_only_session() {
-    let server = start(|c| {
-        c.socketio = SocketIoConfig {
-            ping_interval: Duration::from_millis(1000),
-            ping_timeout: Duration::from_millis(500),
-            connect_timeout: Duration::from_secs(5),
-        }
-    });
+    let server = start_with_heartbeat(1000, 500, 5);
     let addr = server.local_addr();
     let frames = mjpeg_frames("carphone_640.mjpeg");
     // Upgrade: a GET waits while the probe goes over the WebSocket; it is let go with a noop.
     let sid = connected(addr);
-    let waiting = {
-        let path = polling(&sid);
-        std::thread::Builder::new()
-            .name("pending-poll".into())
-            .spawn(move || get(addr, &path))
-            .unwrap()
-    };
+    let waiting = get_in_background(addr, polling(&sid));
     std::thread::sleep(Duration::from_millis(50));
     let mut ws = ws_connect(addr, &format!("&sid={sid}"));
     ws.send(tungstenite::Message::text("2probe")).unwrap();
@@ -767,13 +782,7 @@ fn the_upgrade_from_long_polling_and_a_websocket_only_session() {
     assert!(started.elapsed() < Duration::from_millis(2500));
     assert_eq!(server.stats().clients.len(), 1);
     // Not answering pings ends the session: the server closes the WebSocket.
-    let closed = loop {
-        match ws.read() {
-            Ok(tungstenite::Message::Close(_)) | Err(_) => break true,
-            Ok(_) => {}
-        }
-    };
-    assert!(closed);
+    wait_for_close(&mut ws);
     let deadline = Instant::now() + Duration::from_secs(2);
     while !server.stats().clients.is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -790,13 +799,7 @@ fn the_upgrade_from_long_polling_and_a_websocket_only_session() {
     assert!(ws_text(&mut ws).starts_with("42[\"hello\","));
     // A malformed packet closes it.
     ws.send(tungstenite::Message::text("x")).unwrap();
-    let closed = loop {
-        match ws.read() {
-            Ok(tungstenite::Message::Close(_)) | Err(_) => break true,
-            Ok(_) => {}
-        }
-    };
-    assert!(closed);
+    wait_for_close(&mut ws);
 }
 
 #[test]
@@ -812,13 +815,7 @@ fn the_client_limit_refuses_with_connect_error_and_draining_closes_sessions() {
         "{seen:?}"
     );
     // Draining: a waiting GET gets `close`, new handshakes 503, and the server's clients are gone.
-    let waiting = {
-        let path = polling(&sid);
-        std::thread::Builder::new()
-            .name("draining-poll".into())
-            .spawn(move || get(addr, &path))
-            .unwrap()
-    };
+    let waiting = get_in_background(addr, polling(&sid));
     std::thread::sleep(Duration::from_millis(100));
     assert!(server.drain(Duration::from_secs(5)));
     assert_eq!(waiting.join().unwrap(), (200, "1".into()));

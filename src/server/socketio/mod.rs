@@ -718,6 +718,37 @@ fn route(
     }
 }
 
+/// The two kinds of long-polling request, each allowed once at a time per session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Polling {
+    Get,
+    Post,
+}
+
+/// Marks a long-polling request of `which` kind as in progress. False when the session is on WebSocket
+/// already, or when one of that kind is in progress (then the protocol ends the session).
+fn claim(shared: &ServerShared, session: &Session, which: Polling) -> bool {
+    let mut state = lock(&session.state);
+    if state.transport == Transport::WebSocket {
+        return false;
+    }
+    let active = match which {
+        Polling::Get => &mut state.get_active,
+        Polling::Post => &mut state.post_active,
+    };
+    if *active {
+        state.close(match which {
+            Polling::Get => "two long-polling GETs at once",
+            Polling::Post => "two long-polling POSTs at once",
+        });
+        drop(state);
+        session.forget_if_closed(shared);
+        return false;
+    }
+    *active = true;
+    true
+}
+
 /// A long-polling `GET`: waits until there is something to send (or a heartbeat is due), then sends
 /// every packet waiting. A second `GET` while one waits ends the session (the protocol's rule).
 fn poll(
@@ -725,18 +756,8 @@ fn poll(
     shared: &Arc<ServerShared>,
     session: &Arc<Session>,
 ) -> Result<(), client::ConnError> {
-    {
-        let mut state = lock(&session.state);
-        if state.transport == Transport::WebSocket {
-            return Ok(answer.error(3)?);
-        }
-        if state.get_active {
-            state.close("two long-polling GETs at once");
-            drop(state);
-            session.forget_if_closed(shared);
-            return Ok(answer.error(3)?);
-        }
-        state.get_active = true;
+    if !claim(shared, session, Polling::Get) {
+        return Ok(answer.error(3)?);
     }
     let packets = loop {
         let seen = session.signal.generation();
@@ -794,18 +815,8 @@ fn post(
             &format!("a body may hold at most {hard_limit} bytes"),
         )?);
     }
-    {
-        let mut state = lock(&session.state);
-        if state.transport == Transport::WebSocket {
-            return Ok(answer.error(3)?);
-        }
-        if state.post_active {
-            state.close("two long-polling POSTs at once");
-            drop(state);
-            session.forget_if_closed(shared);
-            return Ok(answer.error(3)?);
-        }
-        state.post_active = true;
+    if !claim(shared, session, Polling::Post) {
+        return Ok(answer.error(3)?);
     }
     let body = read_body(answer.stream, rest, length);
     let outcome = body.map(|body| {
