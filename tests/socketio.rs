@@ -896,3 +896,20 @@ fn another_device_needs_the_pairing_token_for_socket_io_too() {
     assert_eq!(report["opened_on"], "polling", "{report}");
     assert_eq!(report["n"], 5, "{report}");
 }
+
+#[test]
+fn stopping_the_server_frees_its_sessions_and_their_clients() {
+    let server = start(|_| {});
+    let addr = server.local_addr();
+    let _sid = connected(addr);
+    let (_unconnected, _) = handshake(addr);
+    assert_eq!(server.stats().clients.len(), 1);
+    // A connected session holds its client, which holds the server's state and its service: once the
+    // server is dropped, nothing may keep them alive.
+    let service = std::sync::Arc::downgrade(server.service());
+    drop(server);
+    assert!(
+        service.upgrade().is_none(),
+        "the service outlived its server"
+    );
+}

@@ -426,6 +426,8 @@ impl Drop for Server {
         for thread in connections {
             let _ = thread.join();
         }
+        // Sessions hold clients, which hold this shared state: break the cycle.
+        self.shared.socketio.close_all();
     }
 }
 

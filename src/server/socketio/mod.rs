@@ -113,6 +113,16 @@ impl Registry {
         lock(&self.sessions).values().cloned().collect()
     }
 
+    /// Closes and forgets every session. A connected session holds its client, which holds the server's
+    /// shared state: the server calls this when it stops, so nothing is left in that cycle.
+    pub(crate) fn close_all(&self) {
+        let sessions: Vec<Arc<Session>> = lock(&self.sessions).drain().map(|(_, s)| s).collect();
+        for session in sessions {
+            lock(&session.state).close(SHUTTING_DOWN);
+            session.signal.notify();
+        }
+    }
+
     /// Sessions open now (the `/metrics` gauge).
     pub(crate) fn len(&self) -> usize {
         lock(&self.sessions).len()
@@ -502,6 +512,7 @@ pub(crate) fn timer_loop(shared: &Arc<ServerShared>) {
             session.forget_if_closed(shared);
         }
     }
+    shared.socketio.close_all();
 }
 
 /// Engine.IO's error answers (`{"code":N,"message":…}`, as the reference server words them).
