@@ -162,13 +162,15 @@ fn start(adjust: impl FnOnce(&mut ServerConfig)) -> Server {
     common::start_server(adjust)
 }
 
-/// [`start`] with a fast heartbeat (ms) and connect timeout (s), so that tests see them in action.
+/// [`start`] with a fast heartbeat (ms), connect timeout (s) and a 1 s upgrade timeout, so that tests see
+/// them in action.
 fn start_with_heartbeat(interval_ms: u64, timeout_ms: u64, connect_s: u64) -> Server {
     start(|c| {
         c.socketio = SocketIoConfig {
             ping_interval: Duration::from_millis(interval_ms),
             ping_timeout: Duration::from_millis(timeout_ms),
             connect_timeout: Duration::from_secs(connect_s),
+            upgrade_timeout: Duration::from_secs(1),
         }
     })
 }
@@ -574,6 +576,16 @@ fn a_frame_over_long_polling_gets_its_result_and_bad_frames_get_errors() {
     let huge = "4".repeat(300 * 1024);
     assert_eq!(post(addr, &polling(&sid), &huge).0, 413);
     assert_eq!(get(addr, &polling(&sid)).0, 400);
+    // Attachments that add up to more than four times the limit, each in a body of its own, end it too.
+    let sid = connected(addr);
+    let attachment = format!("b{}", data_encoding::BASE64.encode(&vec![0_u8; 150 * 1024]));
+    let header = "452-[\"frame\",{\"image\":{\"_placeholder\":true,\"num\":0},\"timestamp\":1,\"sequence\":1}]";
+    assert_eq!(
+        post(addr, &polling(&sid), &format!("{header}\x1e{attachment}")).0,
+        200
+    );
+    assert_eq!(post(addr, &polling(&sid), &attachment).0, 400);
+    assert_eq!(get(addr, &polling(&sid)).0, 400);
 }
 
 #[test]
@@ -912,4 +924,31 @@ fn stopping_the_server_frees_its_sessions_and_their_clients() {
         service.upgrade().is_none(),
         "the service outlived its server"
     );
+}
+
+#[test]
+fn a_probe_that_never_completes_leaves_the_session_on_long_polling() {
+    let server = start_with_heartbeat(5000, 5000, 10);
+    let addr = server.local_addr();
+    let sid = connected(addr);
+    let mut ws = ws_connect(addr, &format!("&sid={sid}"));
+    ws.send(tungstenite::Message::text("2probe")).unwrap();
+    assert_eq!(ws_text(&mut ws), "3probe");
+    // No `5`: after the upgrade timeout (1 s here) the server closes the WebSocket ...
+    let started = Instant::now();
+    wait_for_close(&mut ws);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // ... and the session goes on over long-polling: a frame still gets its result.
+    let frames = mjpeg_frames("carphone_640.mjpeg");
+    let b64 = data_encoding::BASE64.encode(&frames[0]);
+    let frame = format!("42[\"frame\",{{\"image\":\"{b64}\",\"timestamp\":1,\"sequence\":1}}]");
+    assert_eq!(post(addr, &polling(&sid), &frame), (200, "ok".into()));
+    let seen = poll_until(addr, &sid, "42[\"pose_result\"");
+    let event: Value =
+        serde_json::from_str(seen.last().unwrap().strip_prefix("42").unwrap()).unwrap();
+    assert_engine_result(&event[1], 0, "long-polling after a failed upgrade");
 }

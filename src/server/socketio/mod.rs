@@ -53,15 +53,20 @@ pub struct SocketIoConfig {
     pub ping_timeout: Duration,
     /// A session whose client has not connected to the namespace this long after the handshake is closed.
     pub connect_timeout: Duration,
+    /// A WebSocket probing a long-polling session must complete the upgrade (`5`) within this; otherwise
+    /// it is closed and the session stays on long-polling.
+    pub upgrade_timeout: Duration,
 }
 
 impl Default for SocketIoConfig {
-    /// The socket.io server's defaults (v4: `pingInterval` 25 s, `pingTimeout` 20 s, `connectTimeout` 45 s).
+    /// The socket.io server's defaults (v4: `pingInterval` 25 s, `pingTimeout` 20 s, `connectTimeout` 45 s,
+    /// `upgradeTimeout` 10 s).
     fn default() -> Self {
         Self {
             ping_interval: Duration::from_secs(25),
             ping_timeout: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(45),
+            upgrade_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -163,6 +168,9 @@ pub(crate) struct Session {
 
 struct State {
     config: SocketIoConfig,
+    /// The most bytes one packet may hold with its attachments (four times the message limit, as a
+    /// WebSocket message or a long-polling body).
+    max_packet_bytes: usize,
     transport: Transport,
     get_active: bool,
     post_active: bool,
@@ -178,17 +186,23 @@ struct State {
 
 impl Session {
     fn new(
+        shared: &ServerShared,
         peer: SocketAddr,
         transport: Transport,
-        config: SocketIoConfig,
         now: Instant,
     ) -> std::io::Result<Session> {
+        let config = shared.config.socketio;
         Ok(Session {
             sid: new_sid()?,
             peer,
             signal: Arc::new(Signal::new()?),
             state: Mutex::new(State {
                 config,
+                max_packet_bytes: shared
+                    .config
+                    .limits
+                    .max_message_bytes
+                    .saturating_mul(HARD_LIMIT_FACTOR),
                 transport,
                 get_active: false,
                 post_active: false,
@@ -397,6 +411,9 @@ impl State {
             return Err("binary data without a binary event");
         };
         partial.bytes += bytes.len();
+        if partial.bytes > self.max_packet_bytes {
+            return Err("binary attachments over the hard limit");
+        }
         partial.attachments.push(bytes);
         if partial.attachments.len() < partial.packet.attachments {
             self.partial = Some(partial);
@@ -700,12 +717,7 @@ fn route(
     match (websocket, session) {
         (true, session) => websocket_session(answer, peer, request, rest, shared, session),
         (false, None) if request.method == "GET" => {
-            let session = Arc::new(Session::new(
-                peer,
-                Transport::Polling,
-                shared.config.socketio,
-                now,
-            )?);
+            let session = Arc::new(Session::new(shared, peer, Transport::Polling, now)?);
             if !shared
                 .socketio
                 .insert(Arc::clone(&session), max_sessions(shared))
@@ -903,13 +915,19 @@ fn websocket_session(
             }
             state.websocket_attached = true;
             drop(state);
-            (session, Phase::Probing { answered: false })
+            (
+                session,
+                Phase::Probing {
+                    answered: false,
+                    until: Instant::now() + shared.config.socketio.upgrade_timeout,
+                },
+            )
         }
         None => {
             let session = Arc::new(Session::new(
+                shared,
                 peer,
                 Transport::WebSocket,
-                shared.config.socketio,
                 Instant::now(),
             )?);
             if !shared
@@ -985,8 +1003,9 @@ fn release_websocket(shared: &ServerShared, session: &Session, phase: Phase) {
 /// Where a session's WebSocket is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
-    /// Upgrading from long-polling: `answered` once `3probe` is due or sent.
-    Probing { answered: bool },
+    /// Upgrading from long-polling: `answered` once `3probe` is due (until it is sent); the upgrade must
+    /// be complete `until` then.
+    Probing { answered: bool, until: Instant },
     /// The session's transport.
     Open,
 }
@@ -1005,7 +1024,9 @@ impl WsTransport {
         match packet {
             Packet::Ping(data) if data == "probe" => {
                 state.transport = Transport::Upgrading;
-                self.phase = Phase::Probing { answered: true };
+                if let Phase::Probing { answered, .. } = &mut self.phase {
+                    *answered = true;
+                }
                 drop(state);
                 // The pending GET answers `6` (noop) and the client stops polling.
                 self.session.signal.notify();
@@ -1070,11 +1091,19 @@ impl Endpoint for WsTransport {
 
     fn outgoing(&mut self, now: Instant) -> Vec<Message> {
         match self.phase {
-            Phase::Probing { answered: true } => {
-                self.phase = Phase::Probing { answered: false };
+            Phase::Probing {
+                answered: true,
+                until,
+            } => {
+                self.phase = Phase::Probing {
+                    answered: false,
+                    until,
+                };
                 vec![Message::text(Packet::Pong("probe".into()).to_text())]
             }
-            Phase::Probing { answered: false } => Vec::new(),
+            Phase::Probing {
+                answered: false, ..
+            } => Vec::new(),
             Phase::Open => {
                 let mut state = lock(&self.session.state);
                 state.tick(now);
@@ -1093,11 +1122,20 @@ impl Endpoint for WsTransport {
     fn deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::Open => Some(lock(&self.session.state).deadline()),
-            Phase::Probing { .. } => None,
+            Phase::Probing { until, .. } => Some(until),
         }
     }
 
     fn finished(&mut self, now: Instant) -> Option<Closing> {
+        if let Phase::Probing { until, .. } = self.phase
+            && now >= until
+        {
+            // The session goes on over long-polling (`release_websocket`).
+            return Some(Closing {
+                code: CloseCode::Normal,
+                reason: "upgrade timeout",
+            });
+        }
         let mut state = lock(&self.session.state);
         if self.phase == Phase::Open {
             state.tick(now);
@@ -1125,9 +1163,11 @@ mod tests {
             ping_interval: Duration::from_millis(300),
             ping_timeout: Duration::from_millis(200),
             connect_timeout: Duration::from_secs(1),
+            upgrade_timeout: Duration::from_secs(1),
         };
         State {
             config,
+            max_packet_bytes: 1 << 20,
             transport: Transport::Polling,
             get_active: false,
             post_active: false,
