@@ -100,6 +100,16 @@ fn difference(a: &RgbImage, b: &RgbImage) -> f64 {
     sum as f64 / n as f64
 }
 
+/// Pixels of the body's pink (the page's skeleton) in a screenshot.
+fn pink_pixels(screenshot: &Path) -> usize {
+    image::open(screenshot)
+        .unwrap()
+        .into_rgb8()
+        .pixels()
+        .filter(|p| p[0] > 220 && p[1] < 110 && p[2] > 120 && p[2] < 210)
+        .count()
+}
+
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
@@ -431,11 +441,7 @@ fn chromium_streams_the_clip_and_gets_faithful_results_back() {
     assert!(summary["drawsWithPose"].as_u64().unwrap() > 10, "{summary}");
     let drawn = summary["lastDrawn"]["pose"].as_array().unwrap();
     assert_eq!(drawn.len(), 33);
-    let shot = image::open(&jpeg.screenshot).unwrap().into_rgb8();
-    let pink = shot
-        .pixels()
-        .filter(|p| p[0] > 220 && p[1] < 110 && p[2] > 120 && p[2] < 210)
-        .count();
+    let pink = pink_pixels(&jpeg.screenshot);
     assert!(
         pink > 300,
         "only {pink} body-coloured pixels in {}",
@@ -681,11 +687,7 @@ fn the_prototypes_socket_io_page_streams_from_another_origin() {
     let p90 = errors[errors.len() * 9 / 10];
     assert!(median <= 2.0, "median {median} px from MediaPipe");
     assert!(p90 <= 6.0, "90th percentile {p90} px from MediaPipe");
-    let shot = image::open(&session.screenshot).unwrap().into_rgb8();
-    let pink = shot
-        .pixels()
-        .filter(|p| p[0] > 220 && p[1] < 110 && p[2] > 120 && p[2] < 210)
-        .count();
+    let pink = pink_pixels(&session.screenshot);
     assert!(
         pink > 300,
         "only {pink} landmark-coloured pixels in {}",

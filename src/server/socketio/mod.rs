@@ -196,26 +196,16 @@ impl Session {
             sid: new_sid()?,
             peer,
             signal: Arc::new(Signal::new()?),
-            state: Mutex::new(State {
+            state: Mutex::new(State::new(
                 config,
-                max_packet_bytes: shared
+                shared
                     .config
                     .limits
                     .max_message_bytes
                     .saturating_mul(HARD_LIMIT_FACTOR),
                 transport,
-                get_active: false,
-                post_active: false,
-                websocket_attached: transport == Transport::WebSocket,
-                queue: VecDeque::new(),
-                next_ping_at: now + config.ping_interval,
-                pong_deadline: None,
-                socket: Socket::AwaitingConnect {
-                    deadline: now + config.connect_timeout,
-                },
-                partial: None,
-                closed: None,
-            }),
+                now,
+            )),
         })
     }
 
@@ -256,6 +246,30 @@ fn new_sid() -> std::io::Result<String> {
 }
 
 impl State {
+    fn new(
+        config: SocketIoConfig,
+        max_packet_bytes: usize,
+        transport: Transport,
+        now: Instant,
+    ) -> State {
+        State {
+            config,
+            max_packet_bytes,
+            transport,
+            get_active: false,
+            post_active: false,
+            websocket_attached: transport == Transport::WebSocket,
+            queue: VecDeque::new(),
+            next_ping_at: now + config.ping_interval,
+            pong_deadline: None,
+            socket: Socket::AwaitingConnect {
+                deadline: now + config.connect_timeout,
+            },
+            partial: None,
+            closed: None,
+        }
+    }
+
     fn close(&mut self, reason: CloseReason) {
         if self.closed.is_none() {
             self.closed = Some(reason);
@@ -1165,22 +1179,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             upgrade_timeout: Duration::from_secs(1),
         };
-        State {
-            config,
-            max_packet_bytes: 1 << 20,
-            transport: Transport::Polling,
-            get_active: false,
-            post_active: false,
-            websocket_attached: false,
-            queue: VecDeque::new(),
-            next_ping_at: now + config.ping_interval,
-            pong_deadline: None,
-            socket: Socket::AwaitingConnect {
-                deadline: now + config.connect_timeout,
-            },
-            partial: None,
-            closed: None,
-        }
+        State::new(config, 1 << 20, Transport::Polling, now)
     }
 
     #[test]
