@@ -5,34 +5,15 @@
 // E2E_CHROMIUM_ARGS: more Chromium flags, space-separated (the other-device test pins the server's
 // self-signed certificate with --ignore-certificate-errors-spki-list). E2E_STATUS_ONLY=1: only load the
 // page and print {"status": <HTTP status>} (the refused-without-token check).
-import { chromium } from 'playwright-core';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { launchWithFakeCamera } from './chromium.mjs';
 
 const [url, video, seconds, screenshot] = process.argv.slice(2);
 if (!url || !video || !seconds || !screenshot) {
   console.error('usage: e2e.mjs <page url> <video file> <seconds> <screenshot.png>');
   process.exit(2);
 }
-// The real binary of Debian's package (the /usr/bin/chromium wrapper works too, with a shell warning).
-const executablePath = process.env.CHROMIUM
-  || ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find((p) => existsSync(p));
-if (!executablePath) {
-  console.error('Chromium not found: install Debian\'s chromium package (make setup does)');
-  process.exit(3);
-}
-const profile = await mkdtemp(join(tmpdir(), 'livepose-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  viewport: { width: 1280, height: 720 },
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${video}`,
-    ...(process.env.E2E_CHROMIUM_ARGS || '').split(' ').filter(Boolean)],
-});
+const { context, close } = await launchWithFakeCamera(video, { width: 1280, height: 720 },
+  (process.env.E2E_CHROMIUM_ARGS || '').split(' ').filter(Boolean));
 try {
   const page = await context.newPage();
   page.on('console', (m) => console.error(`page: ${m.text()}`));
@@ -53,6 +34,5 @@ try {
     console.log(JSON.stringify(summary));
   }
 } finally {
-  await context.close();
-  await rm(profile, { recursive: true, force: true });
+  await close();
 }

@@ -6,13 +6,11 @@
 //   node tests/browser/socketio_page.mjs http://localhost:PORT/?server=<livepose url> <video .y4m> <seconds> <screenshot.png>
 // (it serves the page itself on PORT). Prints the page's state as JSON. With SOCKETIO_EXPECT_REFUSAL=1 it
 // waits for a connect_error instead of results.
-import { chromium } from 'playwright-core';
 import { createServer } from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launchWithFakeCamera } from './chromium.mjs';
 
 const [pageUrl, video, seconds, screenshot] = process.argv.slice(2);
 const port = new URL(pageUrl).port;
@@ -78,17 +76,7 @@ const http = createServer((req, res) => {
 });
 await new Promise((resolve) => http.listen(Number(port), '127.0.0.1', resolve));
 
-const executablePath = process.env.CHROMIUM
-  || ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find((p) => existsSync(p));
-const profile = await mkdtemp(join(tmpdir(), 'livepose-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  viewport: { width: 640, height: 480 },
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${video}`],
-});
+const { context, close } = await launchWithFakeCamera(video, { width: 640, height: 480 });
 let code = 0;
 try {
   const page = await context.newPage();
@@ -108,8 +96,7 @@ try {
   console.error(e && e.stack ? e.stack : String(e));
   code = 1;
 } finally {
-  await context.close();
-  await rm(profile, { recursive: true, force: true });
+  await close();
   http.close();
 }
 process.exit(code);
