@@ -25,12 +25,15 @@ screenshot: setup
 	$(CARGO) build
 	mkdir -p $(OUT)
 	WGPU_BACKEND=vulkan xvfb-run -a -s "-screen 0 1280x1024x24" $(CARGO) run -- --source demo --no-server --window 1100x560 \
-		--capture-after 4 --min-results 15 --screenshot $(OUT)/app.png --state $(OUT)/app-state.json
+		--screenshot-after 4 --min-results 15 --screenshot $(OUT)/app.png --state $(OUT)/app-state.json
 	@echo "screenshot: $(OUT)/app.png, state: $(OUT)/app-state.json"
 
-# The whole test suite: unit tests, golden tests against MediaPipe, lints.
+# The whole test suite: unit tests, the integration tests (one binary, tests/it), the layout rules of the
+# sources (scripts/check_layout.py: no orphan file, none over 700 lines, no import circle, lib.rs's
+# layering), fmt, clippy and the fuzz smoke runs.
 test: setup
 	$(CARGO) test --lib --bins --tests
+	python3 scripts/check_layout.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(MAKE) --no-print-directory fuzz-smoke
@@ -44,7 +47,7 @@ test-blender: setup
 	@command -v blender >/dev/null || { echo "test-blender: installing Debian's blender"; \
 		SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO="sudo"; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends blender >/dev/null; }
-	$(CARGO) test --test blender_bvh -- --ignored --nocapture
+	$(CARGO) test --test it blender_bvh:: -- --ignored --nocapture
 
 # Speed: livepose's pipeline and, in the same run, the official MediaPipe Python pipeline.
 bench: setup

@@ -2,7 +2,7 @@
 # Makes the committed seed corpora of the fuzz targets (fuzz/seeds/<target>/), small valid inputs that
 # start the fuzzer inside each format. Needs Debian's ffmpeg (tiny images cut from the test fixtures)
 # and python3; the session seed is cut from a real recording made by `livepose serve --record`
-# (tests/sessions.rs makes the same kind), passed as $1 (a session folder). Not part of the build.
+# (tests/it/sessions.rs makes the same kind), passed as $1 (a session folder). Not part of the build.
 # Usage: fuzz/make_seeds.sh SESSION_DIR
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -31,7 +31,7 @@ for run in demo idle tab; do
     profiler=(perf record -q -e cpu-clock -F 499 -o "$OUT/perf.data" --)
   fi
   WGPU_BACKEND=vulkan RUST_LOG=warn xvfb-run -a -s "-screen 0 1280x1024x24" "${profiler[@]}" "$bin" "${args[@]}" \
-    --window "$WINDOW" --capture-after "$SECS" --min-results 0 \
+    --window "$WINDOW" --screenshot-after "$SECS" --min-results 0 \
     --screenshot "$OUT/$run.png" --state "$OUT/$run.json"
   if [ "$run" = tab ]; then wait "$client" || true; fi
 done

@@ -8,12 +8,18 @@
 #   FUZZ_NO_BUILD=1                run the targets as built (no cargo fuzz build first)
 #   FUZZ_SANITIZER=none            build without AddressSanitizer (about twice the executions per second;
 #                                  use another CARGO_TARGET_DIR so the ASan build stays)
+# fuzz/ is its own cargo workspace, so its binaries land in its own target directory: fuzz/target, or
+# $CARGO_TARGET_DIR when that is set. The script asks cargo which (`cargo metadata`), so the path it runs
+# the binaries from is the one `cargo fuzz build` wrote to, with or without the variable.
 # The working corpus grows in $TARGET/fuzz-corpus/<target> (the committed seeds in fuzz/seeds/ are
 # read, never written); a crash, leak, hang (-timeout) or out-of-memory (-rss_limit_mb, -malloc_limit_mb)
 # stops the target with its input in $TARGET/fuzz-artifacts/<target>/ and makes this script fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGET="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+TARGET="$(cd fuzz && cargo metadata --format-version 1 --no-deps --offline 2>/dev/null \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')" || {
+  echo "fuzz: cannot ask cargo for fuzz/'s target directory (cargo metadata failed)" >&2; exit 1; }
+mkdir -p "$TARGET"
 mode="time"; amount=600; smoke=""
 case "${1:-}" in
   --smoke) mode="time"; amount=5; smoke=1 ;;

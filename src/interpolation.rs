@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::vision::FrameResult;
+use crate::vision::angles::JointAngles;
 use crate::vision::landmarks::{Hand, ImageLandmark, Pose, WorldLandmark};
 
 /// The blend factor: 0 just after a result arrived (show the previous one), 1 once a full interval has
@@ -76,7 +77,8 @@ fn lerp_hand(a: &Hand, b: &Hand, t: f32) -> Hand {
     }
 }
 
-/// Blends `previous` towards `newest`. Parts present in only one of them are taken from `newest` (a
+/// Blends `previous` towards `newest`. Each person is blended only with the same person (by id) of
+/// `previous`, never with someone else; parts present in only one of them are taken from `newest` (a
 /// body that just appeared is drawn where it is, not faded in from nowhere); hands are paired by label.
 pub fn interpolate(previous: &FrameResult, newest: &FrameResult, t: f32) -> FrameResult {
     let t = t.clamp(0.0, 1.0);
@@ -84,28 +86,54 @@ pub fn interpolate(previous: &FrameResult, newest: &FrameResult, t: f32) -> Fram
     if t >= 1.0 || previous.width != newest.width || previous.height != newest.height {
         return out;
     }
-    if let (Some(a), Some(b)) = (&previous.pose, &newest.pose) {
-        out.pose = Some(lerp_pose(a, b, t));
+    for person in &mut out.people {
+        if let Some(prev) = previous.people.iter().find(|p| p.id == person.id) {
+            blend(
+                (&prev.pose, &prev.hands, &prev.angles),
+                (&mut person.pose, &mut person.hands, &mut person.angles),
+                t,
+            );
+        }
     }
-    for hand in &mut out.hands {
-        if let Some(prev) = previous
-            .hands
-            .iter()
-            .find(|h| h.handedness == hand.handedness)
-        {
+    // The top level is the lowest id of each: blended when it is the same person (or, in results
+    // without people, such as files written before there were people, when both have a pose).
+    let first_id = |r: &FrameResult| r.people.first().map(|p| p.id);
+    if first_id(previous) == first_id(newest)
+        && let (Some(a), Some(b)) = (&previous.pose, &mut out.pose)
+    {
+        let mut angles = std::mem::take(&mut out.angles);
+        blend(
+            (a, &previous.hands, &previous.angles),
+            (b, &mut out.hands, &mut angles),
+            t,
+        );
+        out.angles = angles;
+    }
+    out
+}
+
+/// One person's pose, hands (paired by label) and angles blended from `previous` towards `newest`.
+fn blend(
+    previous: (&Pose, &[Hand], &JointAngles),
+    newest: (&mut Pose, &mut Vec<Hand>, &mut JointAngles),
+    t: f32,
+) {
+    let (prev_pose, prev_hands, prev_angles) = previous;
+    let (pose, hands, angles) = newest;
+    *pose = lerp_pose(prev_pose, pose, t);
+    for hand in hands.iter_mut() {
+        if let Some(prev) = prev_hands.iter().find(|h| h.handedness == hand.handedness) {
             *hand = lerp_hand(prev, hand, t);
         }
     }
-    for (angle, prev) in out
-        .angles
+    for (angle, prev) in angles
         .angles
         .iter_mut()
-        .filter_map(|a| previous.angles.get(a.joint).map(|p| (a, p)))
+        .filter_map(|a| prev_angles.get(a.joint).map(|p| (a, p)))
     {
         angle.radians = lerp(prev.radians, angle.radians, t);
         angle.confidence = lerp(prev.confidence, angle.confidence, t);
     }
-    out
 }
 
 #[cfg(test)]
@@ -138,6 +166,7 @@ mod tests {
             }),
             hands: Vec::new(),
             angles: JointAngles::default(),
+            people: Vec::new(),
             pose_detector_ran: false,
             palm_detector_ran: false,
             timings: StageTimings::default(),

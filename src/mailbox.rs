@@ -1,21 +1,101 @@
-//! The one bounded, drop-oldest buffer between threads. A mailbox of capacity 1 is a latest-wins slot:
-//! a new item replaces the one nobody took yet. Larger capacities keep the newest N. Nothing ever
-//! queues without bound, and every item that was pushed out unread is counted.
+//! The one bounded, drop-oldest buffer: [`Ring`] keeps the newest N items and counts the ones it pushed
+//! out; [`Mailbox`] is a ring shared between threads (a lock, a condition variable, a waker). A mailbox
+//! of capacity 1 is a latest-wins slot: a new item replaces the one nobody took yet. Nothing ever queues
+//! without bound, and every item that was pushed out unread is counted.
 //!
-//! Used for every subscription to a stream's results (`crate::service`): the app's present stage and
-//! each WebSocket connection take the newest result (capacity 1); the recorder keeps a few.
+//! Mailboxes carry every subscription to a stream's results (`crate::service`): the app's present stage
+//! and each WebSocket connection take the newest result (capacity 1); the recorder keeps a few. Rings,
+//! used by one thread, keep a client's pending errors and the app's rolling figures.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::sync::lock;
 
 /// Called after every push (from the pushing thread; must not block): wakes a thread that sleeps in
 /// `poll(2)` rather than on the mailbox.
 pub type Notify = Box<dyn Fn() + Send + Sync>;
 
+/// The newest `capacity` items, oldest first: pushing into a full ring drops the oldest (counted).
+#[derive(Clone, Debug)]
+pub struct Ring<T> {
+    items: VecDeque<T>,
+    capacity: usize,
+    dropped: u64,
+}
+
+impl<T> Ring<T> {
+    /// A ring keeping the newest `capacity` items (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            items: VecDeque::with_capacity(capacity.max(1)),
+            capacity: capacity.max(1),
+            dropped: 0,
+        }
+    }
+
+    /// Adds `item`; when full, the oldest is dropped and counted. Returns true when one was.
+    pub fn push(&mut self, item: T) -> bool {
+        let full = self.items.len() == self.capacity;
+        if full {
+            self.items.pop_front();
+            self.dropped += 1;
+        }
+        self.items.push_back(item);
+        full
+    }
+
+    pub fn pop_front(&mut self) -> Option<T> {
+        self.items.pop_front()
+    }
+
+    /// The newest item, dropping (and counting) the older ones.
+    pub fn take_newest(&mut self) -> Option<T> {
+        let newest = self.items.pop_back();
+        self.dropped += self.items.len() as u64;
+        self.items.clear();
+        newest
+    }
+
+    /// Every item, oldest first, leaving the ring empty.
+    pub fn drain(&mut self) -> std::collections::vec_deque::Drain<'_, T> {
+        self.items.drain(..)
+    }
+
+    pub fn iter(&self) -> std::collections::vec_deque::Iter<'_, T> {
+        self.items.iter()
+    }
+
+    pub fn back(&self) -> Option<&T> {
+        self.items.back()
+    }
+
+    pub fn front(&self) -> Option<&T> {
+        self.items.front()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Items pushed out (or skipped by [`Ring::take_newest`]) so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
 pub struct Mailbox<T> {
-    items: Mutex<VecDeque<T>>,
+    items: Mutex<Ring<T>>,
     capacity: usize,
     filled: Condvar,
     pushed: AtomicU64,
@@ -34,17 +114,11 @@ impl<T> std::fmt::Debug for Mailbox<T> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl<T> Mailbox<T> {
     /// A mailbox keeping the newest `capacity` items (at least 1).
     pub fn new(capacity: usize) -> Self {
         Self {
-            items: Mutex::new(VecDeque::with_capacity(capacity.max(1))),
+            items: Mutex::new(Ring::new(capacity)),
             capacity: capacity.max(1),
             filled: Condvar::new(),
             pushed: AtomicU64::new(0),
@@ -64,17 +138,7 @@ impl<T> Mailbox<T> {
 
     /// Adds `item`; when full, the oldest item is dropped and counted. Returns true when one was.
     pub fn push(&self, item: T) -> bool {
-        let replaced = {
-            let mut items = lock(&self.items);
-            let replaced = if items.len() == self.capacity {
-                items.pop_front();
-                true
-            } else {
-                false
-            };
-            items.push_back(item);
-            replaced
-        };
+        let replaced = lock(&self.items).push(item);
         self.pushed.fetch_add(1, Ordering::Relaxed);
         if replaced {
             self.superseded.fetch_add(1, Ordering::Relaxed);
@@ -94,9 +158,9 @@ impl<T> Mailbox<T> {
     /// The newest item, dropping (and counting) any older ones still waiting.
     pub fn take_newest(&self) -> Option<T> {
         let mut items = lock(&self.items);
-        let newest = items.pop_back();
-        let older = items.len() as u64;
-        items.clear();
+        let before = items.dropped();
+        let newest = items.take_newest();
+        let older = items.dropped() - before;
         if older > 0 {
             self.superseded.fetch_add(older, Ordering::Relaxed);
         }
@@ -105,7 +169,7 @@ impl<T> Mailbox<T> {
 
     /// Everything waiting, oldest first.
     pub fn drain(&self) -> Vec<T> {
-        lock(&self.items).drain(..).collect()
+        lock(&self.items).drain().collect()
     }
 
     /// The oldest item, waiting up to `timeout` for one (no spinning). `None` on timeout or when closed

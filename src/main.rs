@@ -10,13 +10,16 @@ use livepose::cli::{Cli, Command};
 fn init_command_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    if let Err(e) = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
-        .try_init();
+        .try_init()
+    {
+        eprintln!("livepose: logging is not set up: {e}");
+    }
 }
 
 fn report_outcome(outcome: anyhow::Result<()>) -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         None => run_app(&cli.app),
         #[cfg(not(feature = "app"))]
         None => {
+            // The window's options are parsed but unused in a build without a window.
             let _ = &cli.app;
             eprintln!(
                 "livepose: this build has no window (built without the `app` feature). Use `livepose serve`, \

@@ -1,13 +1,14 @@
 //! The JSON schema of results, used by `livepose analyze` (files), the server (`pose_result`) and the
-//! recorder: the schema of the MediaPipe reference files (see the README),
-//! plus livepose's own keys (angles, timings, the person's actual hand). [`parse_frame`] and
+//! recorder: the schema of the MediaPipe reference files (`tests/fixtures/README.md`), plus livepose's
+//! own keys (angles, timings, the person's actual hand, and `people`: everyone in view by id, each
+//! with their pose, hands and angles; the top-level `pose`, `hands` and `angles` are the lowest id's). [`parse_frame`] and
 //! [`read_jsonl`] read it back (livepose's files and MediaPipe's reference files alike).
 
 use serde::{Deserialize, Serialize};
 
 use crate::vision::angles::joint_angles_from_world;
 use crate::vision::landmarks::{Hand, Handedness, ImageLandmark, Pose, WorldLandmark};
-use crate::vision::result::FrameResult;
+use crate::vision::result::{FrameResult, Person};
 use crate::vision::roi::Roi;
 use crate::vision::timings::StageTimings;
 
@@ -73,6 +74,16 @@ pub struct AngleJson {
     confidence: f64,
 }
 
+/// One person of a frame: their id (per stream, never reused) and, as at the top level, their pose,
+/// hands and angles.
+#[derive(Serialize)]
+pub struct PersonJson {
+    id: u64,
+    pose: PoseJson,
+    hands: Vec<HandJson>,
+    angles: std::collections::BTreeMap<&'static str, AngleJson>,
+}
+
 /// One frame or photo.
 #[derive(Serialize)]
 pub struct FrameJson {
@@ -83,9 +94,12 @@ pub struct FrameJson {
     height: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     timestamp_us: Option<i64>,
+    /// The person with the lowest id in view (every single-person reader reads these three).
     pose: Option<PoseJson>,
     hands: Vec<HandJson>,
     angles: std::collections::BTreeMap<&'static str, AngleJson>,
+    /// Everyone in view, by id.
+    people: Vec<PersonJson>,
     model: &'static str,
     pose_detector_ran: bool,
     palm_detector_ran: bool,
@@ -146,8 +160,27 @@ pub fn hand_json(hand: &Hand) -> HandJson {
 
 /// The joint angles by name (`left_elbow`, …), radians with their confidence.
 pub fn angles_json(result: &FrameResult) -> std::collections::BTreeMap<&'static str, AngleJson> {
+    joint_angles_json(&result.angles)
+}
+
+/// Everyone in a frame.
+pub fn people_json(result: &FrameResult) -> Vec<PersonJson> {
     result
-        .angles
+        .people
+        .iter()
+        .map(|p| PersonJson {
+            id: p.id,
+            pose: pose_json(&p.pose),
+            hands: p.hands.iter().map(hand_json).collect(),
+            angles: joint_angles_json(&p.angles),
+        })
+        .collect()
+}
+
+fn joint_angles_json(
+    angles: &crate::vision::angles::JointAngles,
+) -> std::collections::BTreeMap<&'static str, AngleJson> {
+    angles
         .angles
         .iter()
         .map(|a| {
@@ -178,6 +211,7 @@ pub fn frame_json(
         pose: result.pose.as_ref().map(pose_json),
         hands: result.hands.iter().map(hand_json).collect(),
         angles: angles_json(result),
+        people: people_json(result),
         model,
         pose_detector_ran: result.pose_detector_ran,
         palm_detector_ran: result.palm_detector_ran,
@@ -204,6 +238,9 @@ struct FrameIn {
     pose: Option<PoseIn>,
     #[serde(default)]
     hands: Vec<HandIn>,
+    /// Files written before there were people have none: the top-level pose is then the one person.
+    #[serde(default)]
+    people: Option<Vec<PersonIn>>,
     #[serde(default)]
     pose_detector_ran: bool,
     #[serde(default)]
@@ -219,6 +256,14 @@ struct PoseIn {
     world_landmarks: Vec<WorldIn>,
     #[serde(default = "one")]
     presence: f32,
+}
+
+#[derive(Deserialize)]
+struct PersonIn {
+    id: u64,
+    pose: PoseIn,
+    #[serde(default)]
+    hands: Vec<HandIn>,
 }
 
 #[derive(Deserialize)]
@@ -304,26 +349,69 @@ fn timings_from(ms_by_name: &std::collections::BTreeMap<String, f32>) -> StageTi
 pub fn parse_frame(line: &str) -> Result<FrameResult, SchemaError> {
     let frame: FrameIn = serde_json::from_str(line)?;
     let roi = Roi::full_image(frame.width, frame.height);
-    let pose = match frame.pose {
-        Some(p) => {
-            if p.landmarks.len() != 33 || p.world_landmarks.len() != 33 {
-                return Err(SchemaError::Shape(format!(
-                    "a pose has 33 landmarks and 33 world landmarks, not {} and {}",
-                    p.landmarks.len(),
-                    p.world_landmarks.len()
-                )));
-            }
-            Some(Pose {
-                landmarks: image_landmarks(&p.landmarks),
-                world_landmarks: world_landmarks(&p.world_landmarks),
-                presence: p.presence,
-                roi,
+    let pose = frame.pose.as_ref().map(|p| pose_from(p, roi)).transpose()?;
+    let hands = hands_from(&frame.hands, roi)?;
+    let angles = pose
+        .as_ref()
+        .map(|p| joint_angles_from_world(&p.world_landmarks))
+        .unwrap_or_default();
+    let people = match &frame.people {
+        Some(people) => people
+            .iter()
+            .map(|p| {
+                let pose = pose_from(&p.pose, roi)?;
+                Ok(Person {
+                    id: p.id,
+                    angles: joint_angles_from_world(&pose.world_landmarks),
+                    hands: hands_from(&p.hands, roi)?,
+                    pose,
+                })
             })
-        }
-        None => None,
+            .collect::<Result<Vec<_>, SchemaError>>()?,
+        // Written before there were people: the pose is the one person (id 1), with every hand.
+        None => pose
+            .iter()
+            .map(|pose| Person {
+                id: 1,
+                pose: pose.clone(),
+                hands: hands.clone(),
+                angles: angles.clone(),
+            })
+            .collect(),
     };
-    let mut hands = Vec::with_capacity(frame.hands.len());
-    for h in &frame.hands {
+    Ok(FrameResult {
+        timestamp_us: frame.timestamp_us.unwrap_or(0),
+        width: frame.width,
+        height: frame.height,
+        pose,
+        hands,
+        angles,
+        people,
+        pose_detector_ran: frame.pose_detector_ran,
+        palm_detector_ran: frame.palm_detector_ran,
+        timings: timings_from(&frame.timings_ms),
+    })
+}
+
+fn pose_from(p: &PoseIn, roi: Roi) -> Result<Pose, SchemaError> {
+    if p.landmarks.len() != 33 || p.world_landmarks.len() != 33 {
+        return Err(SchemaError::Shape(format!(
+            "a pose has 33 landmarks and 33 world landmarks, not {} and {}",
+            p.landmarks.len(),
+            p.world_landmarks.len()
+        )));
+    }
+    Ok(Pose {
+        landmarks: image_landmarks(&p.landmarks),
+        world_landmarks: world_landmarks(&p.world_landmarks),
+        presence: p.presence,
+        roi,
+    })
+}
+
+fn hands_from(hands: &[HandIn], roi: Roi) -> Result<Vec<Hand>, SchemaError> {
+    let mut out = Vec::with_capacity(hands.len());
+    for h in hands {
         if h.landmarks.len() != 21 || h.world_landmarks.len() != 21 {
             return Err(SchemaError::Shape(format!(
                 "a hand has 21 landmarks and 21 world landmarks, not {} and {}",
@@ -338,7 +426,7 @@ pub fn parse_frame(line: &str) -> Result<FrameResult, SchemaError> {
             Some(label) => handedness(label)?,
             None => handedness_mediapipe.other(),
         };
-        hands.push(Hand {
+        out.push(Hand {
             landmarks: image_landmarks(&h.landmarks),
             world_landmarks: world_landmarks(&h.world_landmarks),
             handedness_mediapipe,
@@ -348,21 +436,7 @@ pub fn parse_frame(line: &str) -> Result<FrameResult, SchemaError> {
             roi,
         });
     }
-    let angles = pose
-        .as_ref()
-        .map(|p| joint_angles_from_world(&p.world_landmarks))
-        .unwrap_or_default();
-    Ok(FrameResult {
-        timestamp_us: frame.timestamp_us.unwrap_or(0),
-        width: frame.width,
-        height: frame.height,
-        pose,
-        hands,
-        angles,
-        pose_detector_ran: frame.pose_detector_ran,
-        palm_detector_ran: frame.palm_detector_ran,
-        timings: timings_from(&frame.timings_ms),
-    })
+    Ok(out)
 }
 
 /// Reads a JSONL file of results. A torn last line (a file cut off mid-write) is left out and

@@ -265,7 +265,10 @@ impl VideoReader {
             }
         }
         // Flush: the decoder hands out the frames it still holds.
-        let _ = self.decoder.send_eof();
+        if let Err(e) = self.decoder.send_eof() {
+            // The frames the decoder still holds are lost; the ones read so far stay.
+            tracing::warn!("video decoder: cannot flush at the end of the file: {e}");
+        }
         self.eof_sent = true;
     }
 

@@ -1,5 +1,5 @@
 //! A session folder's recorded text (`session.json`, `frames.jsonl`, `results.jsonl`) against the length
-//! of `frames.bin`, as `Session::open` reads it. Input: 4 bytes of `frames.bin` length (u32 LE), then
+//! of `frames.bin`, as `RecordedSession::open` reads it. Input: 4 bytes of `frames.bin` length (u32 LE), then
 //! the three files separated by NUL bytes.
 #![no_main]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference crops for tests/crop_opencv.rs, made the way MediaPipe's CPU ImageToTensorCalculator makes a
+"""Reference crops for tests/it/crop_opencv.rs, made the way MediaPipe's CPU ImageToTensorCalculator makes a
 model's input (image_to_tensor_converter_opencv.cc, image_to_tensor_utils.cc PadRoi):
 
   - PadRoi: grow the ROI to the tensor's aspect ratio (float32 arithmetic) when keep_aspect_ratio;

@@ -23,10 +23,10 @@ use std::time::Instant;
 use bevy::camera::visibility::RenderLayers;
 use bevy::prelude::*;
 
-use crate::app::infer::Results;
+use crate::app::results::Results;
 use crate::app::overlay::{BODY_COLOR, HAND_COLOR, blend_now};
-use crate::app::view3d::{VIEW3D_LAYER, set_material};
-use crate::app::{AppSettings, AppSystems};
+use crate::app::scene3d::{AvatarRoot, VIEW3D_LAYER, set_material};
+use crate::app::{AppSettings, PresentSystems};
 use crate::motion::skeleton::{Bone, HumanoidPose, RestPose, Side, forward};
 use crate::motion::solver::{MIN_CONFIDENCE, Solver};
 use crate::service::StreamId;
@@ -46,13 +46,6 @@ const UNSEEN_COLOR: Color = Color::srgb(0.62, 0.58, 0.5);
 const JOINT_COLOR: Color = Color::srgb(0.95, 0.93, 0.85);
 const NOSE_COLOR: Color = Color::srgb(1.0, 0.8, 0.2);
 
-/// The avatar's systems (solve, then draw): the 3D view's camera and landmarks run after them.
-#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AvatarSystems;
-
-/// The drawn hip joint in the 3D view (skeleton space, metres), `None` with nothing to draw.
-#[derive(Resource, Default, Clone, Copy)]
-pub struct AvatarRoot(pub Option<Vec3>);
 
 /// The pose drawn this update and the rest pose it was drawn on (for the headless state dump; kept as
 /// the solver's own types, so the per-frame update allocates nothing).
@@ -442,7 +435,8 @@ fn draw_avatar(
     settings: Res<AppSettings>,
     materials: Res<AvatarMaterials>,
     mut root: ResMut<AvatarRoot>,
-    mut drawn: ResMut<AvatarDrawn>,
+    // Only in test mode (`--state`): the pose drawn, for the state dump.
+    mut drawn: Option<ResMut<AvatarDrawn>>,
     mut segments: Query<
         (
             &Segment,
@@ -473,7 +467,7 @@ fn draw_avatar(
         .flatten()
         .filter(|_| results.newest.is_some());
     let (Some((pose, blend)), Some(rest)) = (pose, solve.rest.as_ref()) else {
-        if root.0.is_some() || drawn.pose.is_some() {
+        if root.0.is_some() || drawn.as_ref().is_some_and(|d| d.pose.is_some()) {
             for (_, _, mut v, _) in &mut segments {
                 v.set_if_neq(Visibility::Hidden);
             }
@@ -484,7 +478,9 @@ fn draw_avatar(
                 v.set_if_neq(Visibility::Hidden);
             }
             root.0 = None;
-            *drawn = AvatarDrawn::default();
+            if let Some(drawn) = drawn.as_mut() {
+                **drawn = AvatarDrawn::default();
+            }
         }
         return;
     };
@@ -541,24 +537,24 @@ fn draw_avatar(
         }
     }
     root.0 = Some(fk.pos_m[Bone::HIPS.index()]);
-    if drawn.rest.is_none() || solve.is_changed() {
-        drawn.rest = Some(rest.clone());
+    if let Some(drawn) = drawn.as_mut() {
+        if drawn.rest.is_none() || solve.is_changed() {
+            drawn.rest = Some(rest.clone());
+        }
+        drawn.pose = Some(pose);
+        drawn.blend = blend;
     }
-    drawn.pose = Some(pose);
-    drawn.blend = blend;
 }
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<AvatarSolve>()
         .init_resource::<AvatarRoot>()
-        .init_resource::<AvatarDrawn>()
         .add_systems(Startup, setup)
         .add_systems(
             Update,
             (solve_results, draw_avatar)
                 .chain()
-                .in_set(AvatarSystems)
-                .in_set(AppSystems::Present),
+                .in_set(PresentSystems::Avatar),
         );
 }
 

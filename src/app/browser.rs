@@ -5,7 +5,7 @@
 
 use bevy::prelude::*;
 
-use crate::app::infer::{Inference, tracker_config};
+use crate::app::results::{Inference, tracker_config};
 use crate::app::{AppSettings, AppSystems};
 use crate::server::{Server, ServerStats};
 use crate::service::StreamId;
@@ -94,5 +94,5 @@ pub(crate) fn manage_server(
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<BrowserServer>()
-        .add_systems(Update, manage_server.in_set(AppSystems::Capture));
+        .add_systems(Update, manage_server.in_set(AppSystems::Source));
 }

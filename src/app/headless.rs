@@ -1,6 +1,8 @@
-//! Test mode (`--capture-after`): once enough results have arrived, save a screenshot of the window and a
-//! JSON dump of the app's own state (results, what the overlay drew and where, what the angle panel
-//! shows, the measured rates), then exit. Used by the headless integration test and the README command.
+//! Test mode (`--screenshot-after`, hidden from `--help`): once enough results have arrived, save a
+//! screenshot of the window and a JSON dump of the app's own state (results, what the overlay drew and
+//! where, what the angle panel shows, the measured rates), then exit. Used by the headless integration
+//! test, `make screenshot` and `make bench-app`. Only in this mode do the overlay and the avatar record
+//! what they drew (the plugin adds [`OverlayDrawn`] and [`AvatarDrawn`]); otherwise nothing is kept.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,8 +12,8 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 
 use crate::app::avatar::{AvatarDrawn, AvatarDump};
 use crate::app::browser::BrowserServer;
-use crate::app::capture::Capture;
-use crate::app::infer::{Inference, Results};
+use crate::app::source::ActiveSource;
+use crate::app::results::{Inference, Results};
 use crate::app::overlay::{Layout, OverlayDrawn, Video};
 use crate::app::stats::{Stats, percentiles};
 use crate::app::ui::PanelText;
@@ -21,7 +23,7 @@ use crate::vision::timings::Stage;
 
 /// What to capture and when.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CaptureRequest {
+pub struct ScreenshotRequest {
     /// Wait at least this long after start…
     pub after: Duration,
     /// …and for at least this many results (giving up after `after × 6`).
@@ -31,7 +33,7 @@ pub struct CaptureRequest {
 }
 
 #[derive(Resource)]
-struct CaptureState {
+struct ScreenshotState {
     started: Instant,
     requested: bool,
     /// The overlay as drawn in the update whose frame the screenshot shows.
@@ -109,7 +111,7 @@ fn joint_positions(avatar: &AvatarDrawn) -> Vec<(String, Vec3)> {
     clippy::too_many_arguments,
     reason = "snapshots every drawn state of the update"
 )]
-fn maybe_capture(
+fn maybe_screenshot(
     mut commands: Commands,
     settings: Res<AppSettings>,
     results: Res<Results>,
@@ -118,9 +120,9 @@ fn maybe_capture(
     avatar: Res<AvatarDrawn>,
     layout: Res<Layout>,
     camera3d: Query<(&Camera, &Transform, &Projection), With<View3dCamera>>,
-    mut state: ResMut<CaptureState>,
+    mut state: ResMut<ScreenshotState>,
 ) {
-    let Some(request) = &settings.capture else {
+    let Some(request) = &settings.screenshot else {
         return;
     };
     if state.requested {
@@ -253,17 +255,17 @@ fn on_captured(
     settings: Res<AppSettings>,
     results: Res<Results>,
     inference: Res<Inference>,
-    source: Res<Capture>,
+    source: Res<ActiveSource>,
     stats: Res<Stats>,
     layout: Res<Layout>,
     video: Res<Video>,
-    capture: Res<CaptureState>,
+    capture: Res<ScreenshotState>,
     panel: Res<PanelText>,
     browser: Res<BrowserServer>,
     recording: Res<crate::app::record::Recording>,
     mut exit: MessageWriter<AppExit>,
 ) {
-    let Some(request) = &settings.capture else {
+    let Some(request) = &settings.screenshot else {
         return;
     };
     let mut ok = true;
@@ -380,7 +382,13 @@ fn on_captured(
 }
 
 pub(super) fn plugin(app: &mut App) {
-    app.insert_resource(CaptureState {
+    if app.world().resource::<AppSettings>().screenshot.is_none() {
+        return;
+    }
+    // What was drawn is recorded only now, for the dump.
+    app.init_resource::<OverlayDrawn>()
+        .init_resource::<AvatarDrawn>();
+    app.insert_resource(ScreenshotState {
         started: Instant::now(),
         requested: false,
         overlay: None,
@@ -388,5 +396,5 @@ pub(super) fn plugin(app: &mut App) {
         avatar: None,
         camera3d: None,
     })
-    .add_systems(Update, maybe_capture.after(AppSystems::Present));
+    .add_systems(Update, maybe_screenshot.after(AppSystems::Present));
 }

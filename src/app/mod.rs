@@ -1,17 +1,18 @@
-//! The livepose app: a client of the process's inference service (`crate::service`). The capture stage
+//! The livepose app: a client of the process's inference service (`crate::service`). The source stage
 //! opens a stream for the local source (camera or clip); the built-in server opens one per browser tab;
-//! the infer stage subscribes to the selected stream and takes its newest result; the present stage
+//! the receive stage subscribes to the selected stream and takes its newest result; the present stage
 //! draws the video with the 2D skeleton, the 3D view (the rigged avatar and the world landmarks) and
-//! the joint-angle panel. One plugin per stage; one ordering chain: `Capture → Infer → Present`, then the
+//! the joint-angle panel. One plugin per stage; one ordering chain: `ActiveSource → Infer → Present`, then the
 //! panel in egui's pass. See `docs/ARCHITECTURE.md`.
 
 mod avatar;
 pub mod browser;
-mod capture;
 mod headless;
-pub mod infer;
 mod overlay;
 pub mod record;
+pub mod results;
+mod scene3d;
+mod source;
 mod stats;
 mod ui;
 mod view3d;
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 use bevy::prelude::*;
 use bevy::window::WindowResolution;
 
-use crate::vision::PoseModel;
+use crate::vision::EngineConfig;
 use crate::vision::smoothing::SmoothingMethod;
 
 /// Where frames come from.
@@ -44,22 +45,26 @@ pub struct AppSettings {
     pub source: SourceChoice,
     /// Frame rate for file sources.
     pub file_fps: f32,
-    pub pose_model: PoseModel,
-    pub hands: bool,
+    /// The models the app's service runs: the command line's (`cli::ModelArgs::engine_config`, the same
+    /// as `analyze` and `serve`); the panel changes the pose model and hands.
+    pub engine: EngineConfig,
+    /// People tracked at most (`--max-people`, and in the panel).
+    pub max_people: usize,
     pub smoothing: SmoothingMethod,
     pub interpolation: bool,
     pub mirror: bool,
     /// Inference threads (ONNX Runtime), the whole budget of the process (the app's own source and
     /// every browser tab); the rest of the CPU is left to rendering.
     pub threads: usize,
-    pub models_dir: Option<PathBuf>,
     pub window_size: (u32, u32),
     /// Test mode: after this many seconds, save a screenshot and the app state, then exit.
-    pub capture: Option<headless::CaptureRequest>,
+    pub screenshot: Option<headless::ScreenshotRequest>,
     /// The browser client's server (`None`: not serving).
     pub server: Option<crate::server::ServerConfig>,
     /// Where to send the shown stream's motion over VMC (`None`: not sending).
     pub vmc: Option<std::net::SocketAddr>,
+    /// `--vmc-every-person`: every person to a port of their own (else the followed person).
+    pub vmc_every_person: bool,
     /// What the 3D view shows.
     pub view3d: View3d,
     /// `--record DIR`: record the first stream shown into this session folder.
@@ -90,17 +95,17 @@ impl Default for AppSettings {
         Self {
             source: SourceChoice::Auto(crate::source::camera::CameraRequest::default()),
             file_fps: 30.0,
-            pose_model: PoseModel::Full,
-            hands: true,
+            engine: EngineConfig::default(),
+            max_people: crate::cli::APP_MAX_PEOPLE,
             smoothing: SmoothingMethod::ONE_EURO,
             interpolation: true,
             mirror: false,
             threads: default_app_threads(),
-            models_dir: None,
             window_size: (1280, 720),
-            capture: None,
+            screenshot: None,
             server: None,
             vmc: None,
+            vmc_every_person: false,
             view3d: View3d::default(),
             record_dir: None,
             replay_recorded: false,
@@ -118,13 +123,13 @@ pub fn default_app_threads() -> usize {
         .max(1)
 }
 
-pub use headless::CaptureRequest;
+pub use headless::ScreenshotRequest;
 
 /// The stages of a frame, run in this order every update.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AppSystems {
     /// Start/stop sources (each a stream of the inference service).
-    Capture,
+    ActiveSource,
     /// Take the newest result of the stream shown.
     Infer,
     /// Update the video texture, overlay, avatar and 3D view.
@@ -159,13 +164,10 @@ pub fn run(settings: AppSettings) -> AppExit {
         })
         .insert_resource(settings)
         .insert_resource(ClearColor(Color::srgb(0.08, 0.08, 0.1)))
-        .configure_sets(
-            Update,
-            (AppSystems::Capture, AppSystems::Infer, AppSystems::Present).chain(),
-        )
+        .add_plugins(configure_sets)
         .add_plugins((
-            infer::plugin,
-            capture::plugin,
+            results::plugin,
+            source::plugin,
             stats::plugin,
             overlay::plugin,
             avatar::plugin,

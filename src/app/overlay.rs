@@ -9,7 +9,7 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy::window::PrimaryWindow;
 
-use crate::app::infer::{Results, TimedResult};
+use crate::app::results::{Results, TimedResult};
 use crate::app::stats::Stats;
 use crate::app::{AppSettings, AppSystems};
 use crate::interpolation::{blend_factor, interpolate};
@@ -59,7 +59,8 @@ pub struct Video {
 #[derive(Component)]
 struct VideoSprite;
 
-/// What the overlay drew last, in window logical px (read by the test-mode state dump).
+/// What the overlay drew last, in window logical px: recorded only in test mode (the headless plugin
+/// inserts it when a state dump is asked for), read by the state dump.
 #[derive(Resource, Default, Debug, Clone, serde::Serialize)]
 pub struct OverlayDrawn {
     /// Body landmarks drawn at full strength (visibility ≥ 0.5): index and window position.
@@ -240,7 +241,8 @@ fn draw_skeleton(
     layout: Res<Layout>,
     video: Res<Video>,
     settings: Res<AppSettings>,
-    mut drawn: ResMut<OverlayDrawn>,
+    // Only in test mode (`--state`): what was drawn where, for the state dump.
+    drawn: Option<ResMut<OverlayDrawn>>,
     mut gizmos: Gizmos,
 ) {
     let Some((result, blend)) = result_to_draw(&results, settings.interpolation, Instant::now())
@@ -326,7 +328,9 @@ fn draw_skeleton(
             }
         }
     }
-    *drawn = out;
+    if let Some(mut drawn) = drawn {
+        *drawn = out;
+    }
 }
 
 /// The part of the segment a–b inside the rectangle `min`–`max` (Liang–Barsky), if any.
@@ -366,7 +370,6 @@ fn configure_gizmos(mut store: ResMut<GizmoConfigStore>) {
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Layout>()
-        .init_resource::<OverlayDrawn>()
         .add_systems(Startup, (setup, configure_gizmos))
         .add_systems(
             Update,

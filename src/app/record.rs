@@ -10,7 +10,7 @@
 
 use bevy::prelude::*;
 
-use crate::app::infer::{Inference, ShowStream, tracker_config};
+use crate::app::results::{Inference, ShowStream, tracker_config};
 use crate::app::{AppSettings, AppSystems};
 use crate::service::StreamId;
 use crate::session::writer::RECORDER_QUEUE;
@@ -167,7 +167,7 @@ pub(super) fn plugin(app: &mut App) {
         .add_systems(
             Update,
             manage_recording
-                .in_set(AppSystems::Capture)
-                .after(crate::app::capture::choose_stream),
+                .in_set(AppSystems::Source)
+                .after(crate::app::source::choose_stream),
         );
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bevy::prelude::*;
 
 use crate::app::AppSystems;
-use crate::app::infer::{Inference, Results};
+use crate::app::results::{Inference, Results};
 use crate::vision::angles::Joint;
 use crate::vision::timings::Stage;
 
@@ -42,7 +42,7 @@ pub struct Stats {
     /// (when, results the stream shown had delivered by then).
     result_counts: VecDeque<(Instant, u64)>,
     pub stage_ms: Vec<VecDeque<f32>>,
-    /// Capture → on screen, ms, for each displayed result.
+    /// ActiveSource → on screen, ms, for each displayed result.
     pub latency_ms: VecDeque<f32>,
     /// Degrees, one queue per [`Joint::ALL`] entry (NaN where the joint was not measured).
     pub angle_history: Vec<VecDeque<f32>>,

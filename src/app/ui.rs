@@ -5,8 +5,8 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 
 use crate::app::browser::BrowserServer;
-use crate::app::capture::{Capture, SwitchSource};
-use crate::app::infer::{Inference, Results};
+use crate::app::source::{ActiveSource, SwitchSource};
+use crate::app::results::{Inference, Results};
 use crate::app::overlay::PANEL_WIDTH;
 use crate::app::record::Recording;
 use crate::app::stats::{ANGLE_HISTORY, Stats, percentiles};
@@ -218,7 +218,7 @@ fn panel_ui(
     mut contexts: EguiContexts,
     mut settings: ResMut<AppSettings>,
     mut switch: MessageWriter<SwitchSource>,
-    source: Res<Capture>,
+    source: Res<ActiveSource>,
     inference: Res<Inference>,
     results: Res<Results>,
     stats: Res<Stats>,
@@ -276,10 +276,15 @@ fn panel_ui(
             ui.separator();
             ui.heading("Model");
             ui.horizontal(|ui| {
-                ui.radio_value(&mut edited.pose_model, PoseModel::Lite, "lite");
-                ui.radio_value(&mut edited.pose_model, PoseModel::Full, "full");
-                ui.radio_value(&mut edited.pose_model, PoseModel::Heavy, "heavy");
-                ui.checkbox(&mut edited.hands, "hands");
+                ui.radio_value(&mut edited.engine.pose_model, PoseModel::Lite, "lite");
+                ui.radio_value(&mut edited.engine.pose_model, PoseModel::Full, "full");
+                ui.radio_value(&mut edited.engine.pose_model, PoseModel::Heavy, "heavy");
+                ui.checkbox(&mut edited.engine.hands, "hands");
+            });
+            ui.horizontal(|ui| {
+                ui.label("people")
+                    .on_hover_text("tracked at most; each costs one pose model run per frame");
+                ui.add(egui::Slider::new(&mut edited.max_people, 1..=6));
             });
             ui.horizontal(|ui| {
                 ui.label("smoothing");

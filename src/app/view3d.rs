@@ -11,16 +11,14 @@ use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
 
-use crate::app::avatar::AvatarRoot;
-use crate::app::infer::Results;
+use crate::app::results::Results;
 use crate::app::overlay::{BODY_COLOR, HAND_COLOR, Layout, result_to_draw};
-use crate::app::{AppSettings, AppSystems};
+use crate::app::scene3d::{AvatarRoot, VIEW3D_LAYER, set_material};
+use crate::app::{AppSettings, PresentSystems};
 use crate::vision::landmarks::{
     HAND_CONNECTIONS, HAND_LANDMARK_COUNT, Hand, POSE_CONNECTIONS, POSE_LANDMARK_COUNT, Pose,
 };
 
-/// The 3D view's render layer (the 2D overlay stays on layer 0).
-pub(crate) const VIEW3D_LAYER: usize = 1;
 /// Height the camera looks at above the followed hips' floor point (m).
 const LOOK_AT_HEIGHT_M: f32 = 0.9;
 const JOINT_RADIUS_M: f32 = 0.025;
@@ -244,16 +242,6 @@ fn wrists_for_hands(pose: &Pose, hands: &[Hand]) -> Vec<usize> {
     }
 }
 
-/// Swaps a material only when it differs (an unchanged handle must not be re-extracted every frame).
-pub(crate) fn set_material(
-    material: &mut Mut<MeshMaterial3d<StandardMaterial>>,
-    wanted: &Handle<StandardMaterial>,
-) {
-    if material.0.id() != wanted.id() {
-        material.0 = wanted.clone();
-    }
-}
-
 fn place_bone(transform: &mut Transform, a: Vec3, b: Vec3, radius: f32) -> bool {
     let along = b - a;
     let length = along.length();
@@ -431,8 +419,7 @@ pub(super) fn plugin(app: &mut App) {
             Update,
             (update_landmarks, update_camera)
                 .chain()
-                .after(crate::app::avatar::AvatarSystems)
-                .in_set(AppSystems::Present),
+                .in_set(PresentSystems::View3d),
         );
 }
 

@@ -178,7 +178,11 @@ fn analyze_image(
     model: &'static str,
 ) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (stream, results) = open(service, path, TrackerConfig::STATIC);
+    let (stream, results) = open(
+        service,
+        path,
+        args.engine.static_tracker_config(super::ANALYZE_MAX_PEOPLE),
+    );
     stream.publish(FrameInput {
         meta: FrameMeta {
             timestamp_us: 0,
@@ -357,7 +361,7 @@ fn analyze_session(
     args: &AnalyzeArgs,
     model: &'static str,
 ) -> anyhow::Result<()> {
-    let session = crate::session::Session::open(path)?;
+    let session = crate::session::RecordedSession::open(path)?;
     for warning in &session.warnings {
         tracing::warn!("{}: {warning}", path.display());
     }
@@ -403,9 +407,9 @@ fn analyze_clip(
     fps: f64,
 ) -> anyhow::Result<()> {
     let config = if args.r#static {
-        TrackerConfig::STATIC
+        args.engine.static_tracker_config(super::ANALYZE_MAX_PEOPLE)
     } else {
-        args.engine.video_tracker_config()
+        args.engine.video_tracker_config(super::ANALYZE_MAX_PEOPLE)
     };
     let (stream, results) = open(service, path, config);
     let out_path = args.out.join(format!("{}.jsonl", stem(path)));

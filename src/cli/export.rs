@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::session::Session;
+use crate::session::RecordedSession;
 
 /// Fallback frame rate when a session has fewer than two results.
 const FALLBACK_FPS: f64 = 30.0;
@@ -43,8 +43,8 @@ pub struct ReportArgs {
     pub out: PathBuf,
 }
 
-fn open(path: &std::path::Path) -> anyhow::Result<Session> {
-    let session = Session::open(path)?;
+fn open(path: &std::path::Path) -> anyhow::Result<RecordedSession> {
+    let session = RecordedSession::open(path)?;
     for warning in &session.warnings {
         tracing::warn!("{}: {warning}", path.display());
     }
@@ -57,7 +57,9 @@ fn open(path: &std::path::Path) -> anyhow::Result<Session> {
     Ok(session)
 }
 
-/// Runs `livepose export`; with no format switch, writes all four.
+/// Runs `livepose export`; with no format switch, writes all four. The CSV, TRC and BVH files follow the
+/// top-level result (the person with the lowest id in view, as before there were people); a session
+/// with more than one person also gets them per person, `person-<id>.*`.
 pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     let session = open(&args.session)?;
     std::fs::create_dir_all(&args.out)
@@ -65,28 +67,17 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     let all = !(args.csv || args.trc || args.bvh || args.jsonl);
     let results = session.frame_results();
     let fps = crate::export::frame_rate(&results, FALLBACK_FPS);
-    if all || args.csv {
-        let (landmarks, angles) = crate::export::csv::write(&args.out, "", &results)?;
-        println!("wrote {} and {}", landmarks.display(), angles.display());
+    let mut clips = vec![(String::new(), results.clone())];
+    let people = crate::export::per_person(&results);
+    if people.len() > 1 {
+        clips.extend(
+            people
+                .into_iter()
+                .map(|(id, clip)| (format!("person-{id}."), clip)),
+        );
     }
-    if all || args.trc {
-        let path = args.out.join("markers.trc");
-        crate::export::trc::write(&path, &results, fps)?;
-        println!("wrote {}", path.display());
-    }
-    if all || args.bvh {
-        let path = args.out.join("motion.bvh");
-        let mut solver = crate::motion::Solver::default();
-        let poses: Vec<_> = results.iter().map(|r| solver.solve(r)).collect();
-        let rest = solver.rest_pose();
-        let file = std::fs::File::create(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        let mut out = std::io::BufWriter::new(file);
-        crate::motion::bvh::write(&mut out, &rest, &poses, fps)
-            .and_then(|()| out.flush())
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        let quality = crate::motion::measure(&rest, &poses, &results);
-        println!("wrote {} ({fps:.2} frames/s): {quality}", path.display());
+    for (prefix, clip) in &clips {
+        export_clip(args, all, prefix, clip, fps)?;
     }
     if all || args.jsonl {
         let path = args.out.join("results.jsonl");
@@ -98,6 +89,42 @@ pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
         }
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// CSV, TRC and BVH of one clip (the top level, or one person), file names starting with `prefix`.
+fn export_clip(
+    args: &ExportArgs,
+    all: bool,
+    prefix: &str,
+    results: &[crate::vision::FrameResult],
+    fps: f64,
+) -> anyhow::Result<()> {
+    if all || args.csv {
+        let (landmarks, angles) = crate::export::csv::write(&args.out, prefix, results)?;
+        println!("wrote {} and {}", landmarks.display(), angles.display());
+    }
+    if all || args.trc {
+        let name = if prefix.is_empty() { "markers." } else { prefix };
+        let path = args.out.join(format!("{name}trc"));
+        crate::export::trc::write(&path, results, fps)?;
+        println!("wrote {}", path.display());
+    }
+    if all || args.bvh {
+        let name = if prefix.is_empty() { "motion." } else { prefix };
+        let path = args.out.join(format!("{name}bvh"));
+        let mut solver = crate::motion::Solver::default();
+        let poses: Vec<_> = results.iter().map(|r| solver.solve(r)).collect();
+        let rest = solver.rest_pose();
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        crate::motion::bvh::write(&mut out, &rest, &poses, fps)
+            .and_then(|()| out.flush())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let quality = crate::motion::measure(&rest, &poses, results);
+        println!("wrote {} ({fps:.2} frames/s): {quality}", path.display());
     }
     Ok(())
 }

@@ -116,6 +116,10 @@ pub struct ModelArgs {
     /// cores, so the rest is left to rendering; analyze and serve: the cores, at most 4].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub threads: Option<u32>,
+    /// People tracked at most, each with an id of their own (each costs one pose model run per frame)
+    /// [default: analyze 3, serve 2, the app 2; see the user guide for why].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub max_people: Option<u32>,
     #[command(flatten)]
     pub smoothing: SmoothingArgs,
 }
@@ -138,7 +142,22 @@ impl ModelArgs {
     pub fn threads_or(&self, default: usize) -> usize {
         self.threads.map_or(default, |t| t as usize).max(1)
     }
+
+    /// `--max-people`, or `default`.
+    pub fn max_people_or(&self, default: usize) -> usize {
+        self.max_people.map_or(default, |n| n as usize).max(1)
+    }
 }
+
+/// `analyze`'s default `--max-people`: files are analysed offline, where every person in view matters
+/// more than speed (each more person costs one pose model run per frame; see the user guide).
+pub const ANALYZE_MAX_PEOPLE: usize = 3;
+/// `serve`'s: every client's stream shares the server's cores, and a tab or phone usually films one or
+/// two people.
+pub const SERVE_MAX_PEOPLE: usize = 2;
+/// The app's: one inference thread beside rendering; two people (a coach and an athlete, a patient and a
+/// therapist) without halving the rate.
+pub const APP_MAX_PEOPLE: usize = 2;
 
 /// Engine settings of the commands that run the models without a window (`analyze`, `serve`).
 #[derive(Debug, Clone, Args)]
@@ -152,9 +171,10 @@ pub struct EngineArgs {
     /// Pose heatmap refinement window (7 = MediaPipe's graph; 9 = the legacy Python API).
     #[arg(long, default_value_t = DEFAULT_REFINE_KERNEL)]
     pub refine_kernel: usize,
-    /// Reproduce the legacy `mp.solutions` Python API: refinement kernel 9, hands not smoothed, palm
-    /// detector every frame while fewer than two hands are tracked.
-    #[arg(long)]
+    /// Reproduce the legacy `mp.solutions` Python API exactly: one person, MediaPipe's video-mode
+    /// tracker, refinement kernel 9, hands not smoothed, palm detector every frame while fewer than two
+    /// hands are tracked (implies --max-people 1).
+    #[arg(long, conflicts_with = "max_people")]
     pub legacy: bool,
     /// Frames are mirrored (selfie view); decides which hand is the person's left.
     #[arg(long)]
@@ -192,12 +212,29 @@ impl EngineArgs {
         self.model.smoothing.method()
     }
 
-    pub fn video_tracker_config(&self) -> crate::vision::TrackerConfig {
+    /// How a stream is tracked in video mode; `default_max_people` unless `--max-people` (`--legacy`:
+    /// one, MediaPipe's tracker).
+    pub fn video_tracker_config(&self, default_max_people: usize) -> crate::vision::TrackerConfig {
         crate::vision::TrackerConfig {
             smoothing: self.smoothing(),
             smooth_hands: !self.legacy,
             palm_detection_every: if self.legacy { 1 } else { self.palm_every },
+            legacy: self.legacy,
             ..crate::vision::TrackerConfig::VIDEO
+        }
+        .with_max_people(self.max_people(default_max_people))
+    }
+
+    /// Every frame on its own (MediaPipe's static mode), up to the same number of people.
+    pub fn static_tracker_config(&self, default_max_people: usize) -> crate::vision::TrackerConfig {
+        crate::vision::TrackerConfig::STATIC.with_max_people(self.max_people(default_max_people))
+    }
+
+    fn max_people(&self, default: usize) -> usize {
+        if self.legacy {
+            1
+        } else {
+            self.model.max_people_or(default)
         }
     }
 }
@@ -244,6 +281,11 @@ pub struct MotionArgs {
     #[arg(long, value_name = "HOST:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:39539",
           value_parser = parse_vmc)]
     pub vmc: Option<std::net::SocketAddr>,
+    /// With --vmc: send every person (up to --max-people), each to a port of their own: the first to
+    /// --vmc's port, the next to the port after it, and so on (one VSeeFace, Warudo or Unity receiver
+    /// per person). Without it, --vmc sends the followed person only.
+    #[arg(long, requires = "vmc")]
+    pub vmc_every_person: bool,
 }
 
 fn parse_vmc(text: &str) -> Result<std::net::SocketAddr, String> {
@@ -320,17 +362,18 @@ pub struct AppArgs {
     pub motion: MotionArgs,
     #[command(flatten)]
     pub server: serve::ServerArgs,
-    /// Test mode: after this many seconds save --screenshot and --state, then exit.
-    #[arg(long, requires_all = ["screenshot", "state"])]
-    pub capture_after: Option<f32>,
-    /// Test mode: also wait for this many results (at most 6× --capture-after).
-    #[arg(long, default_value_t = 1)]
+    /// Test mode (hidden from --help; `make screenshot`, the headless tests, `make bench-app`): after
+    /// this many seconds save --screenshot and --state, then exit.
+    #[arg(long, hide = true, requires_all = ["screenshot", "state"])]
+    pub screenshot_after: Option<f32>,
+    /// Test mode: also wait for this many results (at most 6× --screenshot-after).
+    #[arg(long, hide = true, default_value_t = 1)]
     pub min_results: u64,
     /// Test mode: where to save the screenshot (PNG).
-    #[arg(long, requires = "capture_after")]
+    #[arg(long, hide = true, requires = "screenshot_after")]
     pub screenshot: Option<PathBuf>,
-    /// Test mode: where to save the app state (JSON).
-    #[arg(long, requires = "capture_after")]
+    /// Test mode: where to save the app state (JSON), with what was drawn where.
+    #[arg(long, hide = true, requires = "screenshot_after")]
     pub state: Option<PathBuf>,
 }
 
@@ -356,7 +399,7 @@ pub(crate) fn parse_size(s: &str) -> Result<(u32, u32), String> {
 impl AppArgs {
     /// The app settings these flags ask for.
     pub fn settings(&self) -> anyhow::Result<crate::app::AppSettings> {
-        use crate::app::{AppSettings, CaptureRequest, SourceChoice};
+        use crate::app::{AppSettings, ScreenshotRequest, SourceChoice};
         use crate::source::camera::CameraRequest;
         let camera = CameraRequest {
             index: self.camera,
@@ -385,13 +428,13 @@ impl AppArgs {
                 SourceChoice::File(path)
             }
         };
-        let capture = match (self.capture_after, &self.screenshot, &self.state) {
+        let screenshot = match (self.screenshot_after, &self.screenshot, &self.state) {
             (Some(after), Some(screenshot), Some(state)) => {
                 anyhow::ensure!(
                     after.is_finite() && after >= 0.0,
-                    "--capture-after must be a number of seconds"
+                    "--screenshot-after must be a number of seconds"
                 );
-                Some(CaptureRequest {
+                Some(ScreenshotRequest {
                     after: std::time::Duration::from_secs_f32(after),
                     min_results: self.min_results,
                     screenshot: screenshot.clone(),
@@ -415,17 +458,17 @@ impl AppArgs {
         Ok(AppSettings {
             source,
             file_fps: self.fps as f32,
-            pose_model: self.model.model.into(),
-            hands: !self.model.no_hands,
+            engine: self.model.engine_config(),
+            max_people: self.model.max_people_or(APP_MAX_PEOPLE),
             smoothing,
             interpolation: !self.no_interpolation,
             mirror: self.mirror,
             threads,
-            models_dir: self.model.models.clone(),
             window_size: self.window,
-            capture,
+            screenshot,
             server,
             vmc: self.motion.vmc,
+            vmc_every_person: self.motion.vmc_every_person,
             view3d: self.view3d.into(),
             record_dir: self.record.clone(),
             replay_recorded: self.replay_recorded,

@@ -158,9 +158,9 @@ pub struct ServeArgs {
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     args.server.warn_if_remote();
     let tracker = if args.r#static {
-        crate::vision::TrackerConfig::STATIC
+        args.engine.static_tracker_config(super::SERVE_MAX_PEOPLE)
     } else {
-        args.engine.video_tracker_config()
+        args.engine.video_tracker_config(super::SERVE_MAX_PEOPLE)
     };
     let config = crate::server::ServerConfig {
         record_dir: args.record.clone(),
@@ -189,10 +189,17 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let service = std::sync::Arc::new(service);
     let server = Server::start_on(listener, config.clone(), std::sync::Arc::clone(&service))?;
     let vmc = match args.motion.vmc {
-        Some(target) => Some(crate::motion::vmc::VmcSender::start(
+        Some(target) => Some(crate::outputs::vmc::VmcSender::start_for(
             std::sync::Arc::clone(&service),
             target,
-            crate::motion::vmc::Follow::OldestClient,
+            crate::outputs::vmc::Follow::OldestClient,
+            if args.motion.vmc_every_person {
+                crate::outputs::vmc::Whom::Everyone {
+                    max: config.tracker.max_people,
+                }
+            } else {
+                crate::outputs::vmc::Whom::Followed
+            },
         )?),
         None => None,
     };

@@ -7,7 +7,7 @@
 pub mod csv;
 pub mod trc;
 
-use crate::vision::FrameResult;
+use crate::vision::{FrameResult, PersonId};
 
 /// Why an export could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -43,4 +43,19 @@ pub fn frame_rate(results: &[FrameResult], fallback: f64) -> f64 {
     }
     intervals.sort_unstable();
     1e6 / intervals[intervals.len() / 2] as f64
+}
+
+/// Every person of a clip, by id, each as a clip of their own: one result per frame of the clip, whose
+/// top-level pose, hands and angles are that person's (none in the frames where they are not in
+/// view), so every single-person exporter writes them as it writes a one-person clip.
+pub fn per_person(results: &[FrameResult]) -> Vec<(PersonId, Vec<FrameResult>)> {
+    let mut ids: Vec<PersonId> = results
+        .iter()
+        .flat_map(|r| r.people.iter().map(|p| p.id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| (id, results.iter().map(|r| r.of_person(id)).collect()))
+        .collect()
 }

@@ -106,6 +106,7 @@ fn push_values(line: &mut String, values: &[f32]) {
     use std::fmt::Write as _;
     for v in values {
         let v = if v.is_finite() { *v } else { 0.0 };
+        // Writing into a String cannot fail.
         let _ = write!(line, "{v:.5} ");
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod bvh;
 pub mod quality;
+mod rotations;
 pub mod skeleton;
 pub mod solver;
 pub mod vmc;

@@ -32,10 +32,19 @@
 //! - **Root**: the hips at rest height, moved in x and y by the hips' image motion since the first frame,
 //!   converted to metres with the torso's length; z stays 0 (a single camera sees depth poorly).
 
-use glam::{Mat3, Quat, Vec3};
+use glam::{Quat, Vec3};
 
+pub use crate::motion::rotations::{align, look, skeleton_from_mediapipe};
+use crate::motion::rotations::{
+    Frame, foot_frame, hand_frame_from_hand, hand_world, lm, local_rotations, thumb_rest_direction,
+};
 use crate::motion::skeleton::{BONE_COUNT, Bone, HumanoidPose, RestPose, Side};
-use crate::vision::{FrameResult, Hand};
+use crate::vision::FrameResult;
+use crate::vision::landmarks::hand_index::{FINGER_BASES, MIDDLE_FINGER_MCP, WRIST};
+use crate::vision::landmarks::pose_index::{
+    LEFT_ANKLE, LEFT_EAR, LEFT_ELBOW, LEFT_FOOT_INDEX, LEFT_HEEL, LEFT_HIP, LEFT_KNEE, LEFT_SHOULDER,
+    LEFT_WRIST, RIGHT_EAR, RIGHT_FOOT_INDEX, RIGHT_HEEL, RIGHT_HIP, RIGHT_SHOULDER,
+};
 
 /// Bones below this confidence ease towards neutral.
 pub const MIN_CONFIDENCE: f32 = 0.5;
@@ -47,41 +56,6 @@ const CAUGHT_UP_RAD: f32 = 0.052;
 const MAX_SPEED_RAD_S: f32 = 15.0;
 /// How long each body measure collects samples.
 const CALIBRATION_US: i64 = 1_000_000;
-
-/// From MediaPipe's world space (x right in the image, y down, z away) to skeleton space.
-pub fn skeleton_from_mediapipe(p: [f32; 3]) -> Vec3 {
-    Vec3::new(p[0], -p[1], -p[2])
-}
-
-/// A rotation turning the rest frame (`rest_primary`, `rest_secondary`) onto the observed one. None if
-/// either observed axis is degenerate or not finite.
-pub fn look(
-    primary: Vec3,
-    secondary: Vec3,
-    rest_primary: Vec3,
-    rest_secondary: Vec3,
-) -> Option<Quat> {
-    let observed = basis(primary, secondary)?;
-    let rest = basis(rest_primary, rest_secondary)?;
-    let q = Quat::from_mat3(&(observed * rest.transpose())).normalize();
-    q.is_finite().then_some(q)
-}
-
-/// An orthonormal frame whose first axis is `primary` and whose third lies along `secondary` (made
-/// perpendicular to the first); the second completes a right-handed frame.
-fn basis(primary: Vec3, secondary: Vec3) -> Option<Mat3> {
-    let x = primary.try_normalize()?;
-    let z = perpendicular(secondary, x)?;
-    let y = z.cross(x);
-    Some(Mat3::from_cols(x, y, z))
-}
-
-/// The unit part of `v` perpendicular to the unit vector `axis`.
-fn perpendicular(v: Vec3, axis: Vec3) -> Option<Vec3> {
-    let p = v - axis * v.dot(axis);
-    (p.length() > 1e-4 * v.length().max(1e-9)).then_some(())?;
-    p.try_normalize()
-}
 
 /// Body measures, each settled by its own first second of samples.
 #[derive(Clone, Debug, Default)]
@@ -139,14 +113,6 @@ struct Body {
     phalanges: [[Measure; 3]; 5],
 }
 
-/// MediaPipe hand landmark of each finger's proximal joint (thumb: CMC); the next three follow.
-const FINGER_BASE: [usize; 5] = [1, 5, 9, 13, 17];
-
-/// Rest directions of the thumb in the hand frame (x along the hand, z across towards the index).
-fn thumb_rest_direction(side: Side) -> Vec3 {
-    Vec3::new(0.6 * side.sign(), 0.0, 0.8)
-}
-
 /// The neutral local rotation of each bone: arms hanging down (80° from the T-pose), all else rest.
 fn neutral(bone: Bone) -> Quat {
     for side in [Side::Left, Side::Right] {
@@ -166,51 +132,6 @@ pub struct Solver {
     settling: [bool; BONE_COUNT],
     /// The hips' image position on the first tracked frame (px).
     first_hips_px: Option<[f32; 2]>,
-}
-
-/// The landmarks of one frame in skeleton space.
-struct Frame<'a> {
-    world: Vec<Vec3>,
-    visibility: Vec<f32>,
-    result: &'a FrameResult,
-    hands: [Option<&'a Hand>; 2],
-}
-
-impl Frame<'_> {
-    fn p(&self, i: usize) -> Vec3 {
-        self.world[i]
-    }
-
-    fn mid(&self, a: usize, b: usize) -> Vec3 {
-        (self.world[a] + self.world[b]) * 0.5
-    }
-
-    fn vis(&self, ids: &[usize]) -> f32 {
-        ids.iter().map(|&i| self.visibility[i]).fold(1.0, f32::min)
-    }
-
-    fn hand(&self, side: Side) -> Option<&Hand> {
-        self.hands[side_slot(side)]
-    }
-}
-
-fn side_slot(side: Side) -> usize {
-    match side {
-        Side::Left => 0,
-        Side::Right => 1,
-    }
-}
-
-/// Pose landmark of a side: `left` is the left's index; the right's is the next one.
-fn lm(side: Side, left: usize) -> usize {
-    match side {
-        Side::Left => left,
-        Side::Right => left + 1,
-    }
-}
-
-fn hand_world(hand: &Hand, i: usize) -> Vec3 {
-    skeleton_from_mediapipe(hand.world_landmarks[i].pos_in_world)
 }
 
 impl Default for Solver {
@@ -298,37 +219,14 @@ impl Solver {
         let dt_s = self.previous.as_ref().map_or(0.0, |p| {
             ((timestamp_us - p.timestamp_us) as f32 * 1e-6).max(0.0)
         });
-        let frame = result
-            .pose
-            .as_ref()
-            .filter(|p| p.world_landmarks.len() >= 33 && p.landmarks.len() >= 33)
-            .map(|pose| Frame {
-                world: pose
-                    .world_landmarks
-                    .iter()
-                    .map(|w| skeleton_from_mediapipe(w.pos_in_world))
-                    .collect(),
-                visibility: pose
-                    .world_landmarks
-                    .iter()
-                    .map(|w| {
-                        if w.visibility.is_finite() {
-                            w.visibility
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect(),
-                result,
-                hands: assign_hands(result),
-            });
+        let frame = Frame::of(result);
         let mut solved = [None; BONE_COUNT];
         let mut confidence = [0.0_f32; BONE_COUNT];
         let mut root = None;
         if let Some(frame) = &frame {
             self.measure(frame, timestamp_us);
             let rest = self.rest_pose();
-            self.solve_rotations(frame, &mut solved, &mut confidence);
+            (solved, confidence) = local_rotations(frame);
             root = self.root(frame, &rest);
         }
         let rest = self.rest_pose();
@@ -401,41 +299,59 @@ impl Solver {
                 m.add(t, value);
             }
         };
-        let sc = f.mid(11, 12);
-        let hc = f.mid(23, 24);
-        add(&mut b.torso, &[11, 12, 23, 24], (sc - hc).length());
-        add(
-            &mut b.shoulder_width,
-            &[11, 12],
-            (f.p(11) - f.p(12)).length(),
-        );
-        add(&mut b.hip_width, &[23, 24], (f.p(23) - f.p(24)).length());
+        let (ls, rs, lh, rh) = (LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP);
+        let torso = (f.shoulder_centre() - f.hip_centre()).length();
+        add(&mut b.torso, &[ls, rs, lh, rh], torso);
+        add(&mut b.shoulder_width, &[ls, rs], (f.p(ls) - f.p(rs)).length());
+        add(&mut b.hip_width, &[lh, rh], (f.p(lh) - f.p(rh)).length());
+        let ears = f.mid(LEFT_EAR, RIGHT_EAR);
         add(
             &mut b.neck_to_ears,
-            &[7, 8, 11, 12],
-            (f.mid(7, 8) - sc).length(),
+            &[LEFT_EAR, RIGHT_EAR, ls, rs],
+            (ears - f.shoulder_centre()).length(),
         );
-        add(&mut b.ear_width, &[7, 8], (f.p(7) - f.p(8)).length());
+        add(
+            &mut b.ear_width,
+            &[LEFT_EAR, RIGHT_EAR],
+            (f.p(LEFT_EAR) - f.p(RIGHT_EAR)).length(),
+        );
+        // A segment's length, left and right averaged (the right landmarks follow the left ones).
+        let both = |a: usize, c: usize| [a, a + 1, c, c + 1];
         let pair = |a: usize, c: usize| {
             ((f.p(a) - f.p(c)).length() + (f.p(a + 1) - f.p(c + 1)).length()) * 0.5
         };
-        add(&mut b.upper_arm, &[11, 12, 13, 14], pair(11, 13));
-        add(&mut b.forearm, &[13, 14, 15, 16], pair(13, 15));
-        add(&mut b.thigh, &[23, 24, 25, 26], pair(23, 25));
-        add(&mut b.shin, &[25, 26, 27, 28], pair(25, 27));
+        let limbs = [
+            (&mut b.upper_arm, LEFT_SHOULDER, LEFT_ELBOW),
+            (&mut b.forearm, LEFT_ELBOW, LEFT_WRIST),
+            (&mut b.thigh, LEFT_HIP, LEFT_KNEE),
+            (&mut b.shin, LEFT_KNEE, LEFT_ANKLE),
+        ];
+        for (measure, from, to) in limbs {
+            add(measure, &both(from, to), pair(from, to));
+        }
         // The foot index in the foot's frame, both feet averaged.
         let mut up = 0.0;
         let mut forward = 0.0;
         let mut feet = 0;
         for side in [Side::Left, Side::Right] {
             if let Some(r) = foot_frame(f, side) {
-                let toe = r.inverse() * (f.p(lm(side, 31)) - f.p(lm(side, 27)));
+                let toe = r.inverse() * (f.p(lm(side, LEFT_FOOT_INDEX)) - f.p(lm(side, LEFT_ANKLE)));
                 up += toe.y;
                 forward += toe.z;
                 feet += 1;
             }
         }
-        if feet > 0 && f.vis(&[25, 26, 27, 28, 29, 30, 31, 32]) >= MIN_CONFIDENCE {
+        let legs = [
+            LEFT_KNEE,
+            LEFT_KNEE + 1,
+            LEFT_ANKLE,
+            LEFT_ANKLE + 1,
+            LEFT_HEEL,
+            RIGHT_HEEL,
+            LEFT_FOOT_INDEX,
+            RIGHT_FOOT_INDEX,
+        ];
+        if feet > 0 && f.vis(&legs) >= MIN_CONFIDENCE {
             b.toe_up.add_signed(t, up / feet as f32);
             b.toe_forward.add(t, forward / feet as f32);
         }
@@ -445,9 +361,10 @@ impl Solver {
                 continue;
             };
             let s = side.sign();
-            let wrist = hand_world(hand, 0);
-            b.hand.add(t, (hand_world(hand, 9) - wrist).length());
-            for (finger, &base) in FINGER_BASE.iter().enumerate() {
+            let wrist = hand_world(hand, WRIST);
+            b.hand
+                .add(t, (hand_world(hand, MIDDLE_FINGER_MCP) - wrist).length());
+            for (finger, &base) in FINGER_BASES.iter().enumerate() {
                 let k = r.inverse() * (hand_world(hand, base) - wrist);
                 // Mirrored to the left hand's layout, so both hands share one measure.
                 let k = Vec3::new(k.x * s, k.y, k.z);
@@ -473,10 +390,10 @@ impl Solver {
                 0.0,
             )
         };
-        let hips = (px(23) + px(24)) * 0.5;
-        let shoulders = (px(11) + px(12)) * 0.5;
+        let hips = (px(LEFT_HIP) + px(RIGHT_HIP)) * 0.5;
+        let shoulders = (px(LEFT_SHOULDER) + px(RIGHT_SHOULDER)) * 0.5;
         let torso_px = (shoulders - hips).length();
-        let torso_m = (f.mid(11, 12) - f.mid(23, 24)).length();
+        let torso_m = (f.shoulder_centre() - f.hip_centre()).length();
         if !(torso_px > 1.0 && torso_m > 0.05 && hips.is_finite()) {
             return None;
         }
@@ -486,218 +403,6 @@ impl Solver {
         let root = Vec3::Y * rest.hip_height_m + moved;
         root.is_finite().then_some(root)
     }
-
-    fn solve_rotations(
-        &self,
-        f: &Frame,
-        solved: &mut [Option<Quat>; BONE_COUNT],
-        confidence: &mut [f32; BONE_COUNT],
-    ) {
-        let mut global: [Option<Quat>; BONE_COUNT] = [None; BONE_COUNT];
-        let sc = f.mid(11, 12);
-        let hc = f.mid(23, 24);
-        let up = sc - hc;
-        let hips = look(f.p(23) - f.p(24), up, Vec3::X, Vec3::Y);
-        let shoulders = look(f.p(11) - f.p(12), up, Vec3::X, Vec3::Y);
-        let torso_vis = f.vis(&[11, 12, 23, 24]);
-        let set = |g: &mut [Option<Quat>; BONE_COUNT],
-                   c: &mut [f32; BONE_COUNT],
-                   bone: Bone,
-                   q: Option<Quat>,
-                   conf: f32| {
-            g[bone.index()] = q;
-            c[bone.index()] = conf;
-        };
-        set(&mut global, confidence, Bone::HIPS, hips, torso_vis);
-        if let (Some(h), Some(s)) = (hips, shoulders) {
-            let s = align(s, h);
-            set(
-                &mut global,
-                confidence,
-                Bone::SPINE,
-                Some(h.slerp(s, 1.0 / 3.0)),
-                torso_vis,
-            );
-            set(
-                &mut global,
-                confidence,
-                Bone::CHEST,
-                Some(h.slerp(s, 2.0 / 3.0)),
-                torso_vis,
-            );
-            set(
-                &mut global,
-                confidence,
-                Bone::UPPER_CHEST,
-                Some(s),
-                torso_vis,
-            );
-        }
-        let head = look(f.p(7) - f.p(8), f.p(0) - f.mid(7, 8), Vec3::X, Vec3::Z);
-        let head_vis = f.vis(&[0, 7, 8]);
-        if let (Some(uc), Some(hd)) = (global[Bone::UPPER_CHEST.index()], head) {
-            let hd = align(hd, uc);
-            set(
-                &mut global,
-                confidence,
-                Bone::NECK,
-                Some(uc.slerp(hd, 0.5)),
-                head_vis.min(torso_vis),
-            );
-            set(&mut global, confidence, Bone::HEAD, Some(hd), head_vis);
-        }
-        let chest = global[Bone::UPPER_CHEST.index()];
-        for side in [Side::Left, Side::Right] {
-            let s = side.sign();
-            let (sh, el, wr) = (lm(side, 11), lm(side, 13), lm(side, 15));
-            set(
-                &mut global,
-                confidence,
-                Bone::arm(side, 0),
-                chest,
-                torso_vis,
-            );
-            let upper = f.p(el) - f.p(sh);
-            let lower = f.p(wr) - f.p(el);
-            let forward = chest.map_or(Vec3::Z, |c| c * Vec3::Z);
-            let upper_q = look(
-                upper,
-                hinge_secondary(upper, lower, forward),
-                Vec3::X * s,
-                Vec3::Z,
-            );
-            set(
-                &mut global,
-                confidence,
-                Bone::arm(side, 1),
-                upper_q,
-                f.vis(&[sh, el, wr]),
-            );
-            // The hand: from the tracked hand, else from the pose's own hand points.
-            let hand = f.hand(side);
-            let (hand_q, hand_conf) = match hand.and_then(|h| hand_frame_from_hand(h, side)) {
-                Some(q) => (Some(q), hand.map_or(0.0, |h| h.presence).min(f.vis(&[wr]))),
-                None => {
-                    let (pinky, index) = (f.p(lm(side, 17)), f.p(lm(side, 19)));
-                    let q = look(
-                        (pinky + index) * 0.5 - f.p(wr),
-                        index - pinky,
-                        Vec3::X * s,
-                        Vec3::Z,
-                    );
-                    (q, f.vis(&[wr, lm(side, 17), lm(side, 19)]))
-                }
-            };
-            let across = hand_q.map(|q| q * Vec3::Z);
-            let lower_q = match across {
-                Some(a) => look(lower, a, Vec3::X * s, Vec3::Z),
-                None => None,
-            }
-            .or_else(|| upper_q.map(|u| swing(u, Vec3::X * s, lower)));
-            set(
-                &mut global,
-                confidence,
-                Bone::arm(side, 2),
-                lower_q,
-                f.vis(&[el, wr]),
-            );
-            set(
-                &mut global,
-                confidence,
-                Bone::arm(side, 3),
-                hand_q,
-                hand_conf,
-            );
-            // Fingers, from the tracked hand only.
-            if let (Some(h), Some(hq)) = (hand, hand_q.filter(|_| hand.is_some())) {
-                let across = hq * Vec3::Z;
-                let back = hq * Vec3::Y;
-                for finger in 0..5_u8 {
-                    let base = FINGER_BASE[usize::from(finger)];
-                    for j in 0..3_u8 {
-                        let a = hand_world(h, base + usize::from(j));
-                        let b = hand_world(h, base + usize::from(j) + 1);
-                        let q = if finger == 0 {
-                            look(b - a, back, thumb_rest_direction(side), Vec3::Y)
-                        } else {
-                            look(b - a, across, Vec3::X * s, Vec3::Z)
-                        };
-                        set(
-                            &mut global,
-                            confidence,
-                            Bone::finger(side, finger, j),
-                            q,
-                            hand_conf,
-                        );
-                    }
-                }
-            }
-            // Legs.
-            let (hp, kn, an) = (lm(side, 23), lm(side, 25), lm(side, 27));
-            let thigh = f.p(kn) - f.p(hp);
-            let shin = f.p(an) - f.p(kn);
-            let hips_fwd = hips.map_or(Vec3::Z, |h| h * Vec3::Z);
-            // The knee bends backwards: the shin's part across the thigh points back, so negate it.
-            let thigh_q = look(
-                thigh,
-                -hinge_secondary(thigh, shin, -hips_fwd),
-                Vec3::NEG_Y,
-                Vec3::Z,
-            );
-            set(
-                &mut global,
-                confidence,
-                Bone::leg(side, 0),
-                thigh_q,
-                f.vis(&[hp, kn, an]),
-            );
-            let foot_q = foot_frame(f, side);
-            let foot_fwd = foot_q.map(|q| q * Vec3::Z);
-            let shin_q = foot_fwd
-                .and_then(|fw| look(shin, fw, Vec3::NEG_Y, Vec3::Z))
-                .or_else(|| thigh_q.map(|t| swing(t, Vec3::NEG_Y, shin)));
-            let foot_vis = f.vis(&[an, lm(side, 29), lm(side, 31)]);
-            set(
-                &mut global,
-                confidence,
-                Bone::leg(side, 1),
-                shin_q,
-                f.vis(&[kn, an]),
-            );
-            set(
-                &mut global,
-                confidence,
-                Bone::leg(side, 2),
-                foot_q,
-                foot_vis,
-            );
-            set(
-                &mut global,
-                confidence,
-                Bone::leg(side, 3),
-                foot_q,
-                foot_vis,
-            );
-        }
-        // Local rotations from the globals.
-        for bone in Bone::all() {
-            let i = bone.index();
-            let Some(g) = global[i] else { continue };
-            solved[i] = match bone.parent() {
-                None => Some(g),
-                Some(parent) => global[parent.index()].map(|p| (p.inverse() * g).normalize()),
-            };
-            if solved[i].is_none() {
-                confidence[i] = 0.0;
-            }
-        }
-        for bone in Bone::all() {
-            if global[bone.index()].is_none() {
-                confidence[bone.index()] = 0.0;
-            }
-        }
-    }
-}
 
 impl Measure {
     /// A value that may be negative or zero (a coordinate): stored shifted by one metre.
@@ -720,90 +425,4 @@ fn default_knuckle(finger: u8, hand_len: f32) -> Vec3 {
         (0.83, -0.37),
     ][usize::from(finger)];
     Vec3::new(x * hand_len, 0.0, z * hand_len)
-}
-
-/// The second axis of a limb's first bone: the direction its second bone bends away (when bent by more
-/// than ~10–30°), blended smoothly into `fallback` as the limb straightens, so the twist never jumps.
-fn hinge_secondary(first: Vec3, second: Vec3, fallback: Vec3) -> Vec3 {
-    let (Some(u), Some(v)) = (first.try_normalize(), second.try_normalize()) else {
-        return fallback;
-    };
-    let bend = u.cross(v).length();
-    let w = ((bend - 0.17) / (0.5 - 0.17)).clamp(0.0, 1.0);
-    let w = w * w * (3.0 - 2.0 * w);
-    let bent = perpendicular(v, u);
-    let straight = perpendicular(fallback, u);
-    match (bent, straight) {
-        (Some(b), Some(s)) => b * w + s * (1.0 - w),
-        (Some(b), None) => b,
-        (None, Some(s)) => s,
-        (None, None) => fallback,
-    }
-}
-
-/// `parent_global` swung (no twist) so that its `rest_axis` points along `direction`.
-fn swing(parent_global: Quat, rest_axis: Vec3, direction: Vec3) -> Quat {
-    let from = parent_global * rest_axis;
-    match (from.try_normalize(), direction.try_normalize()) {
-        (Some(from), Some(to)) => (Quat::from_rotation_arc(from, to) * parent_global).normalize(),
-        _ => parent_global,
-    }
-}
-
-/// The foot's global rotation: forward from heel to foot index, up along the shin.
-fn foot_frame(f: &Frame, side: Side) -> Option<Quat> {
-    let forward = f.p(lm(side, 31)) - f.p(lm(side, 29));
-    let up = f.p(lm(side, 25)) - f.p(lm(side, 27));
-    // Rest: forward +z, up +y; `look` takes (primary, secondary) = (forward, up).
-    look(forward, up, Vec3::Z, Vec3::Y)
-}
-
-/// The hand's global rotation from the hand world landmarks: along wrist → middle knuckle, across
-/// from the little knuckle to the index knuckle.
-fn hand_frame_from_hand(hand: &Hand, side: Side) -> Option<Quat> {
-    if hand.world_landmarks.len() < 21 {
-        return None;
-    }
-    let along = hand_world(hand, 9) - hand_world(hand, 0);
-    let across = hand_world(hand, 5) - hand_world(hand, 17);
-    look(along, across, Vec3::X * side.sign(), Vec3::Z)
-}
-
-/// The hand seen at each wrist: the one whose wrist is nearest that pose wrist in the image, if within
-/// half the forearm's image length (or 60 px).
-fn assign_hands(result: &FrameResult) -> [Option<&Hand>; 2] {
-    let mut out = [None, None];
-    let Some(pose) = result.pose.as_ref() else {
-        return out;
-    };
-    let px = |i: usize| {
-        let p = pose.landmarks[i].pos_in_image;
-        Vec3::new(p[0], p[1], 0.0)
-    };
-    let mut taken = vec![false; result.hands.len()];
-    for side in [Side::Left, Side::Right] {
-        let wrist = px(lm(side, 15));
-        let limit = ((px(lm(side, 13)) - wrist).length() * 0.5).max(60.0);
-        let best = result
-            .hands
-            .iter()
-            .enumerate()
-            .filter(|(i, h)| !taken[*i] && !h.landmarks.is_empty() && h.world_landmarks.len() >= 21)
-            .map(|(i, h)| {
-                let w = h.landmarks[0].pos_in_image;
-                (i, (Vec3::new(w[0], w[1], 0.0) - wrist).length())
-            })
-            .filter(|(_, d)| d.is_finite() && *d <= limit)
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        if let Some((i, _)) = best {
-            taken[i] = true;
-            out[side_slot(side)] = Some(&result.hands[i]);
-        }
-    }
-    out
-}
-
-/// `q` or `−q`, whichever is nearer `reference` (the same rotation; keeps the sign continuous).
-pub fn align(q: Quat, reference: Quat) -> Quat {
-    if q.dot(reference) < 0.0 { -q } else { q }
 }

@@ -186,6 +186,7 @@ fn landmarks_of(rest: &RestPose, pose: &HumanoidPose) -> FrameResult {
         pose: Some(pose_out),
         hands,
         angles: Default::default(),
+        people: Vec::new(),
         pose_detector_ran: false,
         palm_detector_ran: false,
         timings: Default::default(),

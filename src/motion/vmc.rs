@@ -17,30 +17,19 @@
 //! Unity's space is left-handed, y up, the avatar facing +z: positions are `(−x, y, z)` and rotations
 //! `(x, −y, −z, w)` of skeleton space's ([`crate::motion`]), a mirror in x.
 //!
-//! The sender is a subscriber like any other: a named thread (`livepose-vmc`) with a one-result
-//! subscription (a slow sender skips results, never slows inference), a non-blocking UDP socket (a
-//! receiver that is absent or slow costs one failed `send_to`), and the solver of the stream it follows.
-//! OSC encoding is the `rosc` crate's (OSC 1.0, pure Rust, one small dependency), not hand-written.
+//! The sender that follows a stream is `crate::outputs::vmc`; this module only makes bundles. OSC encoding is the `rosc` crate's (OSC 1.0, pure Rust, one small dependency), not hand-written.
 
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, ToSocketAddrs};
 
 use glam::{Quat, Vec3};
 use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
 
 use crate::motion::skeleton::{Bone, HumanoidPose, RestPose};
-use crate::motion::solver::Solver;
-use crate::service::{Service, StreamId, StreamKind, Subscription};
 
 /// The VMC receivers' default port.
 pub const DEFAULT_PORT: u16 = 39539;
-/// How long the sender waits for a result before it looks at the streams again.
-const POLL: Duration = Duration::from_millis(100);
 
-/// Why VMC output could not start or a bundle could not be made.
+/// Why a VMC target or bundle is not usable.
 #[derive(Debug, thiserror::Error)]
 pub enum VmcError {
     #[error("VMC target {0:?}: expected HOST:PORT, HOST or :PORT")]
@@ -50,10 +39,6 @@ pub enum VmcError {
         target: String,
         source: std::io::Error,
     },
-    #[error("VMC socket: {0}")]
-    Socket(std::io::Error),
-    #[error("cannot start the VMC thread: {0}")]
-    Thread(std::io::Error),
     #[error("OSC encoding: {0}")]
     Encode(String),
 }
@@ -169,230 +154,6 @@ pub fn bundle(rest: &RestPose, pose: &HumanoidPose, time_s: f32) -> OscBundle {
 /// Encodes a bundle as one UDP datagram.
 pub fn encode(bundle: OscBundle) -> Result<Vec<u8>, VmcError> {
     rosc::encoder::encode(&OscPacket::Bundle(bundle)).map_err(|e| VmcError::Encode(e.to_string()))
-}
-
-/// Which stream's results are sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Follow {
-    /// The stream set by [`VmcSender::follow`] (the app: its selected source).
-    Chosen,
-    /// The oldest open WebSocket stream: the first browser client still connected (`serve`).
-    OldestClient,
-}
-
-/// Counters of a sender.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct VmcStats {
-    /// Results taken from the subscription.
-    pub results: u64,
-    /// Bundles handed to the socket.
-    pub sent: u64,
-    /// Bundles the socket refused (no receiver, buffer full, network down).
-    pub send_failures: u64,
-    /// Results the sender had no time for (superseded in its one-result mailbox).
-    pub skipped: u64,
-    /// Mean and largest time to solve, encode and send one result, µs.
-    pub mean_cost_us: f64,
-    pub max_cost_us: f64,
-    /// Size of the last bundle, bytes.
-    pub bundle_bytes: usize,
-}
-
-#[derive(Default)]
-struct Counters {
-    results: AtomicU64,
-    sent: AtomicU64,
-    send_failures: AtomicU64,
-    cost_ns: AtomicU64,
-    max_cost_ns: AtomicU64,
-    bundle_bytes: AtomicU64,
-}
-
-struct Shared {
-    stop: AtomicBool,
-    chosen: Mutex<Option<StreamId>>,
-    counters: Counters,
-    skipped: AtomicU64,
-}
-
-/// A running VMC output. Dropping it stops its thread.
-pub struct VmcSender {
-    shared: Arc<Shared>,
-    target: SocketAddr,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl VmcSender {
-    /// Starts sending the results of the stream chosen by `follow` to `target`.
-    pub fn start(
-        service: Arc<Service>,
-        target: SocketAddr,
-        follow: Follow,
-    ) -> Result<Self, VmcError> {
-        let bind: SocketAddr = if target.is_ipv6() {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        };
-        let socket = UdpSocket::bind(bind).map_err(VmcError::Socket)?;
-        socket.set_nonblocking(true).map_err(VmcError::Socket)?;
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            chosen: Mutex::new(None),
-            counters: Counters::default(),
-            skipped: AtomicU64::new(0),
-        });
-        let thread = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("livepose-vmc".into())
-                .spawn(move || run(&service, &shared, &socket, target, follow))
-                .map_err(VmcError::Thread)?
-        };
-        tracing::info!("VMC: sending to {target} (OSC over UDP)");
-        Ok(Self {
-            shared,
-            target,
-            thread: Some(thread),
-        })
-    }
-
-    /// With [`Follow::Chosen`]: send this stream's results from now on (`None`: none).
-    pub fn follow(&self, stream: Option<StreamId>) {
-        if let Ok(mut chosen) = self.shared.chosen.lock() {
-            *chosen = stream;
-        }
-    }
-
-    pub fn target(&self) -> SocketAddr {
-        self.target
-    }
-
-    pub fn stats(&self) -> VmcStats {
-        let c = &self.shared.counters;
-        let results = c.results.load(Ordering::Relaxed);
-        VmcStats {
-            results,
-            sent: c.sent.load(Ordering::Relaxed),
-            send_failures: c.send_failures.load(Ordering::Relaxed),
-            skipped: self.shared.skipped.load(Ordering::Relaxed),
-            mean_cost_us: if results == 0 {
-                0.0
-            } else {
-                c.cost_ns.load(Ordering::Relaxed) as f64 / results as f64 / 1e3
-            },
-            max_cost_us: c.max_cost_ns.load(Ordering::Relaxed) as f64 / 1e3,
-            bundle_bytes: c.bundle_bytes.load(Ordering::Relaxed) as usize,
-        }
-    }
-}
-
-impl Drop for VmcSender {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-        let s = self.stats();
-        tracing::info!(
-            "VMC: {} result(s), {} bundle(s) sent to {}, {} refused by the socket; {:.0} µs per result \
-             (max {:.0})",
-            s.results,
-            s.sent,
-            self.target,
-            s.send_failures,
-            s.mean_cost_us,
-            s.max_cost_us
-        );
-    }
-}
-
-fn wanted_stream(service: &Service, shared: &Shared, follow: Follow) -> Option<StreamId> {
-    match follow {
-        Follow::Chosen => shared.chosen.lock().ok().and_then(|c| *c),
-        Follow::OldestClient => service
-            .streams()
-            .into_iter()
-            .find(|s| matches!(s.kind, StreamKind::WebSocket { .. }))
-            .map(|s| s.id),
-    }
-}
-
-fn run(service: &Service, shared: &Shared, socket: &UdpSocket, target: SocketAddr, follow: Follow) {
-    let started = Instant::now();
-    let mut current: Option<Subscription> = None;
-    let mut solver = Solver::new();
-    let mut warned = false;
-    while !shared.stop.load(Ordering::Acquire) {
-        let wanted = wanted_stream(service, shared, follow);
-        if current.as_ref().map(Subscription::stream) != wanted {
-            if let Some(old) = current.take() {
-                shared
-                    .skipped
-                    .fetch_add(old.superseded(), Ordering::Relaxed);
-            }
-            current = wanted.and_then(|id| service.subscribe(id, 1));
-            // Another stream is another person (or the same one elsewhere): measure them again.
-            solver = Solver::new();
-        }
-        let Some(subscription) = &current else {
-            std::thread::sleep(POLL);
-            continue;
-        };
-        let Some(done) = subscription.recv_timeout(POLL) else {
-            if subscription.is_closed()
-                && let Some(old) = current.take()
-            {
-                shared
-                    .skipped
-                    .fetch_add(old.superseded(), Ordering::Relaxed);
-            }
-            continue;
-        };
-        let Ok(result) = &done.outcome else {
-            continue;
-        };
-        let begin = Instant::now();
-        let pose = solver.solve(result);
-        let rest = solver.rest_pose();
-        let counters = &shared.counters;
-        counters.results.fetch_add(1, Ordering::Relaxed);
-        match encode(bundle(&rest, &pose, started.elapsed().as_secs_f32())) {
-            Ok(bytes) => {
-                counters
-                    .bundle_bytes
-                    .store(bytes.len() as u64, Ordering::Relaxed);
-                match socket.send_to(&bytes, target) {
-                    Ok(_) => {
-                        counters.sent.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        counters.send_failures.fetch_add(1, Ordering::Relaxed);
-                        if !warned {
-                            warned = true;
-                            tracing::warn!(
-                                "VMC: cannot send to {target}: {e} (counted from now on)"
-                            );
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                if !warned {
-                    warned = true;
-                    tracing::warn!("VMC: {e}");
-                }
-            }
-        }
-        let cost_ns = begin.elapsed().as_nanos() as u64;
-        counters.cost_ns.fetch_add(cost_ns, Ordering::Relaxed);
-        counters.max_cost_ns.fetch_max(cost_ns, Ordering::Relaxed);
-    }
-    if let Some(old) = current {
-        shared
-            .skipped
-            .fetch_add(old.superseded(), Ordering::Relaxed);
-    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use rustix::event::{PollFd, PollFlags};
 use super::http::{self, HttpError};
 use super::pairing::{self, Admission, FailureLimiter};
 use super::tls::Conn;
-use super::{EXTRA_CONNECTIONS, STOP_POLL, ServerShared, client, lock};
+use super::{EXTRA_CONNECTIONS, STOP_POLL, ServerShared, router, websocket};
+use crate::sync::lock;
 
 /// The first byte of a TLS record carrying a handshake (the ClientHello).
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -152,7 +153,7 @@ fn read_tls(
         }
         if let Err(e) = conn.process_new_packets() {
             // The alert for the client (unknown CA, bad record, …), then give up.
-            let _ = conn.write_tls(stream);
+            super::best_effort(conn.write_tls(stream), "TLS alert");
             tracing::debug!("TLS handshake failed: {e}");
             return Progress::Gone;
         }
@@ -193,29 +194,38 @@ fn flush_tls(stream: &mut TcpStream, conn: &mut rustls::ServerConnection) {
 /// A short answer on a connection that is given up (over TLS when it speaks TLS); never blocks for
 /// long.
 fn answer(p: &mut Pending, status: &str, extra_headers: &str, why: &str) {
-    let _ = p.stream.set_nonblocking(false);
-    let _ = p.stream.set_write_timeout(Some(Duration::from_millis(100)));
+    super::best_effort(p.stream.set_nonblocking(false), "blocking mode");
+    super::best_effort(
+        p.stream.set_write_timeout(Some(Duration::from_millis(100))),
+        "write timeout",
+    );
     let body = format!("{why}\n");
     match &mut p.mode {
         Mode::Tls(conn) => {
             let mut tls = rustls::Stream::new(conn.as_mut(), &mut p.stream);
-            let _ = http::respond_with(
-                &mut tls,
+            super::best_effort(
+                http::respond_with(
+                    &mut tls,
+                    status,
+                    "text/plain",
+                    extra_headers,
+                    body.as_bytes(),
+                ),
                 status,
-                "text/plain",
-                extra_headers,
-                body.as_bytes(),
             );
             conn.send_close_notify();
-            let _ = conn.write_tls(&mut p.stream);
+            super::best_effort(conn.write_tls(&mut p.stream), "TLS close_notify");
         }
         _ => {
-            let _ = http::respond_with(
-                &mut p.stream,
+            super::best_effort(
+                http::respond_with(
+                    &mut p.stream,
+                    status,
+                    "text/plain",
+                    extra_headers,
+                    body.as_bytes(),
+                ),
                 status,
-                "text/plain",
-                extra_headers,
-                body.as_bytes(),
             );
         }
     }
@@ -243,7 +253,7 @@ pub(crate) fn accept_loop(listener: &TcpListener, shared: &Arc<ServerShared>) {
             for p in &pending {
                 fds.push(PollFd::new(&p.stream, PollFlags::IN));
             }
-            let _ = rustix::event::poll(&mut fds, Some(&client::timespec(wait)));
+            websocket::poll_wait(&mut fds, wait);
             fds.iter().map(|fd| !fd.revents().is_empty()).collect()
         };
 
@@ -422,14 +432,19 @@ fn admit_and_start(
     let max_connections = 2 * shared.config.limits.max_clients + EXTRA_CONNECTIONS;
     if connections.len() >= max_connections {
         shared.metrics.rejected("too_many_connections");
-        let _ = conn
-            .tcp()
-            .set_write_timeout(Some(Duration::from_millis(100)));
-        let _ = http::respond(
-            &mut conn,
-            "503 Service Unavailable",
-            "text/plain",
-            b"too many connections\n",
+        super::best_effort(
+            conn.tcp()
+                .set_write_timeout(Some(Duration::from_millis(100))),
+            "write timeout",
+        );
+        super::best_effort(
+            http::respond(
+                &mut conn,
+                "503 Service Unavailable",
+                "text/plain",
+                b"too many connections\n",
+            ),
+            "503 too many connections",
         );
         conn.close_notify();
         return;
@@ -438,7 +453,7 @@ fn admit_and_start(
     let spawned = std::thread::Builder::new()
         .name(format!("livepose-conn-{index}"))
         .spawn(move || {
-            client::handle_connection(conn, peer, request, rest, set_cookie, &conn_shared)
+            router::handle_connection(conn, peer, request, rest, set_cookie, &conn_shared)
         });
     match spawned {
         Ok(thread) => connections.push(thread),

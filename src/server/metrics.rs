@@ -38,6 +38,10 @@ pub struct Metrics {
     /// From a frame's arrival to its result being written to the client (s).
     pub round_trip_seconds: Histogram,
     pub clients: IntGauge,
+    /// People in view in every client's newest result, summed (when scraped).
+    pub people_tracked: IntGauge,
+    /// People in the results sent (a result with two people counts two).
+    pub person_results: IntCounter,
     pub socketio_sessions: IntGauge,
     pub workers: IntGauge,
     pub busy_workers: IntGauge,
@@ -94,6 +98,14 @@ impl Metrics {
             "livepose_clients",
             "Clients connected (WebSocket and Socket.IO).",
         )?;
+        let people_tracked = IntGauge::new(
+            "livepose_people_tracked",
+            "People in view in every client's newest result, summed.",
+        )?;
+        let person_results = IntCounter::new(
+            "livepose_person_results_total",
+            "People in the pose_result messages sent (a result with two people counts two).",
+        )?;
         let socketio_sessions = IntGauge::new(
             "livepose_socketio_sessions",
             "Socket.IO (Engine.IO) sessions open, connected to the namespace or not.",
@@ -118,6 +130,8 @@ impl Metrics {
         registry.register(Box::new(inference_seconds.clone()))?;
         registry.register(Box::new(round_trip_seconds.clone()))?;
         registry.register(Box::new(clients.clone()))?;
+        registry.register(Box::new(people_tracked.clone()))?;
+        registry.register(Box::new(person_results.clone()))?;
         registry.register(Box::new(socketio_sessions.clone()))?;
         registry.register(Box::new(workers.clone()))?;
         registry.register(Box::new(busy_workers.clone()))?;
@@ -132,6 +146,8 @@ impl Metrics {
             inference_seconds,
             round_trip_seconds,
             clients,
+            people_tracked,
+            person_results,
             socketio_sessions,
             workers,
             busy_workers,
@@ -151,10 +167,12 @@ impl Metrics {
         &self,
         service: &ServiceStats,
         clients: usize,
+        people: usize,
         socketio_sessions: usize,
     ) -> Result<Vec<u8>, MetricsError> {
         let as_gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.clients.set(as_gauge(clients));
+        self.people_tracked.set(as_gauge(people));
         self.socketio_sessions.set(as_gauge(socketio_sessions));
         self.workers.set(as_gauge(service.workers));
         self.busy_workers.set(as_gauge(service.busy_workers));
@@ -189,8 +207,11 @@ mod tests {
             engine_loads: 3,
             ..ServiceStats::default()
         };
-        let text = String::from_utf8(metrics.render(&stats, 4, 2).unwrap()).unwrap();
+        metrics.person_results.inc_by(5);
+        let text = String::from_utf8(metrics.render(&stats, 4, 3, 2).unwrap()).unwrap();
         assert!(text.contains("livepose_frames_received_total 3"), "{text}");
+        assert!(text.contains("livepose_people_tracked 3"), "{text}");
+        assert!(text.contains("livepose_person_results_total 5"), "{text}");
         assert!(text.contains("livepose_frames_rejected_total{reason=\"rate_limited\"} 1"));
         assert!(
             text.contains("livepose_inference_seconds_bucket{le=\"0.02\"} 1"),
@@ -200,7 +221,7 @@ mod tests {
         assert!(text.contains("livepose_socketio_sessions 2"));
         assert!(text.contains("livepose_engine_reloads_total 1"));
         // A second scrape with the same loads adds no reload.
-        let text = String::from_utf8(metrics.render(&stats, 4, 2).unwrap()).unwrap();
+        let text = String::from_utf8(metrics.render(&stats, 4, 3, 2).unwrap()).unwrap();
         assert!(text.contains("livepose_engine_reloads_total 1"));
     }
 }

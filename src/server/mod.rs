@@ -19,12 +19,14 @@
 
 mod accept;
 mod client;
+mod router;
 pub mod http;
 pub mod metrics;
 pub mod pairing;
 mod signal;
 pub mod socketio;
 pub mod tls;
+mod websocket;
 pub mod wire;
 
 use std::net::{SocketAddr, TcpListener};
@@ -34,6 +36,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::service::{Service, StreamHandle, StreamId, Subscription};
+use crate::sync::lock;
 use crate::vision::TrackerConfig;
 
 pub use client::Protocol;
@@ -106,8 +109,9 @@ pub enum ServerError {
     Metrics(metrics::MetricsError),
 }
 
-/// One connected WebSocket client: its stream, and what only the connection knows.
-pub(crate) struct ClientEntry {
+/// A connected client as the server lists it (for `/metrics`, the app's client list and `serve`'s log):
+/// its stream, its subscription, and its counters. Shared by the [`client::Client`] and the roster.
+pub(crate) struct RosterEntry {
     pub id: u64,
     pub peer: SocketAddr,
     pub protocol: Protocol,
@@ -116,6 +120,8 @@ pub(crate) struct ClientEntry {
     pub results: Subscription,
     pub rejected: AtomicU64,
     pub results_sent: AtomicU64,
+    /// People in view in the newest result sent.
+    pub people_in_view: AtomicU64,
 }
 
 /// Counters of one client, for the UI and `serve`'s log.
@@ -138,7 +144,7 @@ pub struct ClientStats {
     pub results_sent: u64,
 }
 
-impl ClientEntry {
+impl RosterEntry {
     fn stats(&self) -> ClientStats {
         let stream = self.stream.stats();
         ClientStats {
@@ -167,7 +173,7 @@ pub(crate) struct ServerShared {
     service: Arc<Service>,
     next_client_id: AtomicU64,
     connections: Mutex<Vec<JoinHandle<()>>>,
-    clients: Mutex<Vec<Arc<ClientEntry>>>,
+    roster: Mutex<Vec<Arc<RosterEntry>>>,
     /// Frames accepted, over all clients.
     frames_received: AtomicU64,
     /// Shutting down: `/healthz` answers 503, new WebSockets are refused, open ones are closed with
@@ -202,7 +208,15 @@ impl ServerShared {
     }
 
     fn clients_connected(&self) -> usize {
-        lock(&self.clients).len()
+        lock(&self.roster).len()
+    }
+
+    /// People in view in every client's newest result, summed.
+    fn people_in_view(&self) -> usize {
+        lock(&self.roster)
+            .iter()
+            .map(|c| c.people_in_view.load(Ordering::Relaxed) as usize)
+            .sum()
     }
 
     fn ms_since_start(&self, at: Instant) -> f64 {
@@ -214,8 +228,8 @@ impl ServerShared {
     }
 
     /// Registers a client unless `max_clients` are already connected.
-    fn register(&self, client: Arc<ClientEntry>) -> bool {
-        let mut clients = lock(&self.clients);
+    fn register(&self, client: Arc<RosterEntry>) -> bool {
+        let mut clients = lock(&self.roster);
         if clients.len() >= self.config.limits.max_clients {
             return false;
         }
@@ -224,7 +238,7 @@ impl ServerShared {
     }
 
     fn unregister(&self, id: u64) {
-        lock(&self.clients).retain(|c| c.id != id);
+        lock(&self.roster).retain(|c| c.id != id);
     }
 
     /// Whether a WebSocket with this `Origin` (and `Host`) may connect.
@@ -290,7 +304,7 @@ impl Server {
             service,
             next_client_id: AtomicU64::new(1),
             connections: Mutex::new(Vec::new()),
-            clients: Mutex::new(Vec::new()),
+            roster: Mutex::new(Vec::new()),
             frames_received: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             metrics: metrics::Metrics::new().map_err(ServerError::Metrics)?,
@@ -377,7 +391,7 @@ impl Server {
 
     pub fn stats(&self) -> ServerStats {
         ServerStats {
-            clients: lock(&self.shared.clients)
+            clients: lock(&self.shared.roster)
                 .iter()
                 .map(|c| c.stats())
                 .collect(),
@@ -410,7 +424,7 @@ impl Server {
     /// Changes tracking and smoothing for every client, from its next frame (tracking is kept).
     pub fn set_tracker_config(&self, config: TrackerConfig) {
         *lock(&self.shared.tracker) = config;
-        for client in lock(&self.shared.clients).iter() {
+        for client in lock(&self.shared.roster).iter() {
             client.stream.set_tracker_config(config);
         }
     }
@@ -420,14 +434,23 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         for thread in self.threads.drain(..) {
-            let _ = thread.join();
+            crate::sync::join(thread);
         }
         let connections = std::mem::take(&mut *lock(&self.shared.connections));
         for thread in connections {
-            let _ = thread.join();
+            crate::sync::join(thread);
         }
         // Sessions hold clients, which hold this shared state: break the cycle.
         self.shared.socketio.close_all();
+    }
+}
+
+/// A write on a connection that is being refused or closed (an answer, an alert, a close frame, a socket
+/// option): the peer may be gone already and nothing more can be done for it, so a failure is logged
+/// (debug) and the thread goes on.
+pub(crate) fn best_effort<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) {
+    if let Err(e) = result {
+        tracing::debug!("{what}: {e}");
     }
 }
 
@@ -440,22 +463,25 @@ pub fn answer_starting(listener: TcpListener, ready: &AtomicBool) -> std::io::Re
         match listener.accept() {
             Ok((mut stream, _)) => {
                 // Read what the client sent (so closing does not reset the connection), then answer.
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(STARTING_READ));
+                best_effort(stream.set_nonblocking(false), "starting: blocking mode");
+                best_effort(stream.set_read_timeout(Some(STARTING_READ)), "starting: read timeout");
                 let mut head = [0_u8; 4096];
-                let _ = std::io::Read::read(&mut stream, &mut head);
-                let _ = stream.set_write_timeout(Some(STARTING_READ));
-                let _ = http::respond(
-                    &mut stream,
-                    "503 Service Unavailable",
-                    "text/plain",
-                    b"starting\n",
+                best_effort(std::io::Read::read(&mut stream, &mut head), "starting: read the request");
+                best_effort(stream.set_write_timeout(Some(STARTING_READ)), "starting: write timeout");
+                best_effort(
+                    http::respond(
+                        &mut stream,
+                        "503 Service Unavailable",
+                        "text/plain",
+                        b"starting\n",
+                    ),
+                    "starting: answer 503",
                 );
-                let _ = stream.shutdown(std::net::Shutdown::Write);
+                best_effort(stream.shutdown(std::net::Shutdown::Write), "starting: shutdown");
                 // Read away what is still coming (a request that arrived late) until the client
                 // closes, so closing here never resets the connection before the answer is read.
                 let deadline = std::time::Instant::now() + STARTING_LINGER;
-                let _ = stream.set_read_timeout(Some(STARTING_READ));
+                best_effort(stream.set_read_timeout(Some(STARTING_READ)), "starting: read timeout");
                 while std::time::Instant::now() < deadline {
                     match std::io::Read::read(&mut stream, &mut head) {
                         Ok(0) | Err(_) => break,
@@ -464,7 +490,7 @@ pub fn answer_starting(listener: TcpListener, ready: &AtomicBool) -> std::io::Re
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                client::wait_readable(&listener, Duration::from_millis(20));
+                websocket::wait_readable(&listener, Duration::from_millis(20));
             }
             Err(e) => {
                 tracing::warn!("accept failed while starting: {e}");
@@ -479,9 +505,3 @@ pub fn answer_starting(listener: TcpListener, ready: &AtomicBool) -> std::io::Re
 const STARTING_READ: Duration = Duration::from_millis(200);
 /// Longest wait for a client to close after its `503 starting`.
 const STARTING_LINGER: Duration = Duration::from_secs(1);
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}

@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::lock;
+use crate::sync::lock;
 
 pub(crate) struct Signal {
     generation: Mutex<u64>,
@@ -37,6 +37,8 @@ impl Signal {
     pub(crate) fn notify(&self) {
         *lock(&self.generation) += 1;
         self.changed.notify_all();
+        // A failed write is a full pipe (non-blocking): a wake-up is pending already, which is all
+        // this write is for.
         let _ = (&self.pipe_tx).write(&[1]);
     }
 

@@ -332,7 +332,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
         path: path.to_owned(),
         source,
     };
-    let _ = std::fs::remove_file(path);
+    // A file left from before is replaced (created anew below with owner-only permissions).
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -364,7 +368,7 @@ impl Conn {
     pub fn close_notify(&mut self) {
         if let Conn::Tls(s) = self {
             s.conn.send_close_notify();
-            let _ = s.conn.write_tls(&mut s.sock);
+            super::best_effort(s.conn.write_tls(&mut s.sock), "TLS close_notify");
         }
     }
 }

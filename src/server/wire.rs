@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::EncodedFormat;
-use crate::schema::{AngleJson, HandJson, PoseJson, angles_json, hand_json, pose_json};
+use crate::schema::{
+    AngleJson, HandJson, PersonJson, PoseJson, angles_json, hand_json, people_json, pose_json,
+};
 use crate::vision::FrameResult;
 use crate::vision::timings::StageTimings;
 
@@ -328,7 +330,7 @@ pub struct ServerTimes {
 
 /// Per-client counters sent with every result.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
-pub struct ClientCounters {
+pub struct ResultCounters {
     pub received: u64,
     /// Frames overwritten in the client's latest-wins slot before inference took them.
     pub dropped: u64,
@@ -350,12 +352,15 @@ pub struct PoseResultMessage {
     pub height: u32,
     /// The pose model that produced the result (`lite`, `full`, `heavy`).
     pub model: &'static str,
+    /// The person with the lowest id in view.
     pub pose: Option<PoseJson>,
     pub hands: Vec<HandJson>,
     pub angles: BTreeMap<&'static str, AngleJson>,
+    /// Everyone in view, by id.
+    pub people: Vec<PersonJson>,
     pub timings_ms: StageTimings,
     pub server: ServerTimes,
-    pub counters: ClientCounters,
+    pub counters: ResultCounters,
 }
 
 /// Serialises a `pose_result` for the frame `sequence` the client stamped `timestamp_ms`.
@@ -365,7 +370,7 @@ pub fn pose_result_json(
     result: &FrameResult,
     model: &'static str,
     server: ServerTimes,
-    counters: ClientCounters,
+    counters: ResultCounters,
 ) -> Result<String, serde_json::Error> {
     let message = PoseResultMessage {
         kind: "pose_result",
@@ -377,6 +382,7 @@ pub fn pose_result_json(
         pose: result.pose.as_ref().map(pose_json),
         hands: result.hands.iter().map(hand_json).collect(),
         angles: angles_json(result),
+        people: people_json(result),
         timings_ms: result.timings,
         server,
         counters,

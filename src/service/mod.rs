@@ -25,18 +25,25 @@
 //! Results travel with the frame they were computed on ([`StreamResult`]), its capture time on the
 //! process's clock, and its stage timings.
 
+mod handle;
+mod processor;
 mod stream;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+pub use handle::{StreamHandle, Subscription};
+pub use processor::{Processor, ProcessorFactory, engine_factory};
 pub use stream::{
-    Delivery, FrameError, PublishError, StreamHandle, StreamId, StreamInfo, StreamKind,
-    StreamResult, StreamSpec, StreamStats, Subscription,
+    Delivery, FrameError, PublishError, StreamId, StreamInfo, StreamKind, StreamResult, StreamSpec,
+    StreamStats,
 };
 
+use crate::sync::lock;
 use crate::vision::{EngineConfig, ModelError};
 use stream::StreamShared;
 
@@ -107,12 +114,6 @@ pub struct ServiceStats {
     pub reconfigure_error: Option<String>,
 }
 
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Which half of a frame a job runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Branch {
@@ -145,6 +146,8 @@ pub(crate) struct ServiceShared {
     engines_loaded: Arc<AtomicUsize>,
     engine_loads: AtomicU64,
     stopped: AtomicBool,
+    /// Makes each worker's processor ([`engine_factory`], or a test's fake).
+    factory: ProcessorFactory,
 }
 
 impl ServiceShared {
@@ -222,6 +225,14 @@ impl Service {
     /// Starts the workers; each loads its engine on its own thread (so ONNX Runtime's threads carry its
     /// name). Returns once every engine is loaded, or with the first error.
     pub fn start(config: ServiceConfig) -> Result<Service, ServiceError> {
+        Self::start_with(config, engine_factory())
+    }
+
+    /// Like [`Service::start`], with the workers' processors made by `factory`.
+    pub fn start_with(
+        config: ServiceConfig,
+        factory: ProcessorFactory,
+    ) -> Result<Service, ServiceError> {
         let engine = config.worker_engine();
         let shared = Arc::new(ServiceShared {
             queue: Mutex::new(JobQueue::default()),
@@ -235,6 +246,7 @@ impl Service {
             engine_loads: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             config,
+            factory,
         });
         let workers = shared.config.workers;
         let (loaded_tx, loaded_rx) = crossbeam_channel::bounded::<Result<(), ModelError>>(workers);
@@ -366,7 +378,7 @@ impl Drop for Service {
         lock(&self.shared.queue).stopping = true;
         self.shared.work.notify_all();
         for worker in self.workers.drain(..) {
-            let _ = worker.join();
+            crate::sync::join(worker);
         }
         lock(&self.shared.queue).ready.clear();
         for stream in lock(&self.shared.streams)

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Branch, Job, ServiceShared, lock};
+use super::{Branch, Job, ServiceShared};
+use crate::sync::lock;
 use crate::frame::{FrameInput, FrameMeta, Payload};
 use crate::mailbox::{Mailbox, Notify};
 use crate::vision::engine::{HandsOutput, PoseOutput, assemble};
@@ -26,7 +27,7 @@ use crate::vision::{FrameResult, PoseModel, RgbImage, TrackerConfig};
 const MAX_IN_FLIGHT: usize = 2;
 
 /// Longest sleep of a producer or waiter between checks that the stream or the service stopped.
-const PROGRESS_POLL: Duration = Duration::from_millis(100);
+pub(super) const PROGRESS_POLL: Duration = Duration::from_millis(100);
 
 /// A stream's identity within the process (never reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -45,11 +46,9 @@ pub enum StreamKind {
     Camera,
     /// A clip, image folder or image played by the app.
     File,
-    /// A WebSocket client of the server.
-    WebSocket {
-        client_id: u64,
-        peer: SocketAddr,
-    },
+    /// Frames sent by another program or device (a browser tab, a phone) from this address; how they
+    /// travel (WebSocket, Socket.IO) is the server's business.
+    Remote { peer: SocketAddr },
     /// A file analysed from the command line.
     Analysis,
 }
@@ -166,21 +165,21 @@ impl InFlight {
     }
 }
 
-struct StreamState {
-    input: Option<(FrameInput, Instant)>,
-    last_timestamp_us: Option<i64>,
-    config: TrackerConfig,
+pub(super) struct StreamState {
+    pub(super) input: Option<(FrameInput, Instant)>,
+    pub(super) last_timestamp_us: Option<i64>,
+    pub(super) config: TrackerConfig,
     /// The frame (serial) each branch is running, if any.
-    pose_running: Option<u64>,
-    hands_running: Option<u64>,
-    in_flight: VecDeque<InFlight>,
-    next_serial: u64,
-    closed: bool,
+    pub(super) pose_running: Option<u64>,
+    pub(super) hands_running: Option<u64>,
+    pub(super) in_flight: VecDeque<InFlight>,
+    pub(super) next_serial: u64,
+    pub(super) closed: bool,
 }
 
 impl StreamState {
     /// A stream's timestamps must increase.
-    fn check_timestamp(&self, got_us: i64) -> Result<(), PublishError> {
+    pub(super) fn check_timestamp(&self, got_us: i64) -> Result<(), PublishError> {
         match self.last_timestamp_us {
             Some(previous_us) if got_us <= previous_us => {
                 Err(PublishError::NonMonotonicTimestamp {
@@ -194,26 +193,26 @@ impl StreamState {
 }
 
 #[derive(Default)]
-struct Counters {
-    received: AtomicU64,
-    dropped: AtomicU64,
-    results: AtomicU64,
-    failed: AtomicU64,
+pub(super) struct Counters {
+    pub(super) received: AtomicU64,
+    pub(super) dropped: AtomicU64,
+    pub(super) results: AtomicU64,
+    pub(super) failed: AtomicU64,
 }
 
 pub(crate) struct StreamShared {
     pub(crate) id: StreamId,
-    name: String,
-    kind: StreamKind,
-    delivery: Delivery,
-    state: Mutex<StreamState>,
+    pub(super) name: String,
+    pub(super) kind: StreamKind,
+    pub(super) delivery: Delivery,
+    pub(super) state: Mutex<StreamState>,
     /// Signalled when the input slot empties (lossless producers wait on it) and when in-flight frames
     /// finish (for [`StreamHandle::wait_idle`]).
-    progress: Condvar,
+    pub(super) progress: Condvar,
     pub(crate) pose_track: Mutex<PoseTrack>,
     pub(crate) hands_track: Mutex<HandsTrack>,
-    subscribers: Mutex<Vec<Arc<Mailbox<StreamResult>>>>,
-    counters: Counters,
+    pub(super) subscribers: Mutex<Vec<Arc<Mailbox<StreamResult>>>>,
+    pub(super) counters: Counters,
 }
 
 /// What a pose job does once its frame is decoded.
@@ -272,7 +271,7 @@ impl StreamShared {
     }
 
     /// Sleeps until the stream progresses (its slot empties or a frame finishes), at most `timeout`.
-    fn wait_progress<'a>(
+    pub(super) fn wait_progress<'a>(
         &self,
         state: std::sync::MutexGuard<'a, StreamState>,
         timeout: Duration,
@@ -292,7 +291,7 @@ impl StreamShared {
         }
     }
 
-    fn stats(&self) -> StreamStats {
+    pub(super) fn stats(&self) -> StreamStats {
         let in_flight = lock(&self.state).in_flight.len();
         StreamStats {
             received: self.counters.received.load(Ordering::Relaxed),
@@ -315,7 +314,7 @@ impl StreamShared {
     /// With `direct` (called by a worker that has just finished a job of this stream) and no other job
     /// waiting, the pose job is not queued: the caller runs it itself (returns true), so a stream's pose
     /// branch stays on one worker while nothing else needs it (its sessions and buffers stay warm).
-    fn try_start_pose(
+    pub(super) fn try_start_pose(
         self: &Arc<Self>,
         state: &mut StreamState,
         service: &ServiceShared,
@@ -528,6 +527,7 @@ impl StreamShared {
                 image.width,
                 image.height,
                 frame.meta.timestamp_us,
+                frame.config,
                 pose,
                 hands,
                 finished_at.saturating_duration_since(frame.started_at),
@@ -546,265 +546,5 @@ impl StreamShared {
             model: frame.model,
             outcome,
         }
-    }
-}
-
-/// A producer's end of a stream. Dropping it closes the stream: frames still in flight finish and are
-/// delivered; nothing new is accepted.
-pub struct StreamHandle {
-    stream: Arc<StreamShared>,
-    service: Arc<ServiceShared>,
-}
-
-impl std::fmt::Debug for StreamHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamHandle")
-            .field("id", &self.stream.id)
-            .field("name", &self.stream.name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl StreamHandle {
-    pub(crate) fn new(stream: Arc<StreamShared>, service: Arc<ServiceShared>) -> Self {
-        Self { stream, service }
-    }
-
-    pub fn id(&self) -> StreamId {
-        self.stream.id
-    }
-
-    pub fn name(&self) -> &str {
-        &self.stream.name
-    }
-
-    /// Hands a frame to inference. Latest wins: returns `Ok(true)` when it replaced a frame that was
-    /// still waiting. Lossless: waits until the previous frame was taken.
-    pub fn publish(&self, frame: FrameInput) -> Result<bool, PublishError> {
-        if self.service.is_stopped() {
-            return Err(PublishError::ServiceStopped);
-        }
-        let mut state = lock(&self.stream.state);
-        state.check_timestamp(frame.meta.timestamp_us)?;
-        if self.stream.delivery == Delivery::Lossless {
-            while state.input.is_some() && !state.closed && !self.service.is_stopped() {
-                state = self.stream.wait_progress(state, PROGRESS_POLL);
-            }
-        }
-        if state.closed {
-            return Err(PublishError::Closed);
-        }
-        if self.service.is_stopped() {
-            return Err(PublishError::ServiceStopped);
-        }
-        state.last_timestamp_us = Some(frame.meta.timestamp_us);
-        let replaced = state.input.replace((frame, Instant::now())).is_some();
-        self.stream
-            .counters
-            .received
-            .fetch_add(1, Ordering::Relaxed);
-        if replaced {
-            self.stream.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        self.stream.try_start_pose(&mut state, &self.service, false);
-        Ok(replaced)
-    }
-
-    /// Delivers a result made earlier (a recorded session's, replayed as it was recorded) to the
-    /// subscribers, with its frame, without tracking it again. For a stream that only replays: frames
-    /// published with [`Self::publish`] and still in flight are delivered first, in order.
-    pub fn publish_recorded(
-        &self,
-        meta: FrameMeta,
-        payload: Payload,
-        image: Option<Arc<RgbImage>>,
-        model: PoseModel,
-        result: FrameResult,
-    ) -> Result<(), PublishError> {
-        if self.service.is_stopped() {
-            return Err(PublishError::ServiceStopped);
-        }
-        let mut state = lock(&self.stream.state);
-        while !state.in_flight.is_empty() || state.input.is_some() {
-            if state.closed || self.service.is_stopped() {
-                break;
-            }
-            state = self.stream.wait_progress(state, PROGRESS_POLL);
-        }
-        if state.closed {
-            return Err(PublishError::Closed);
-        }
-        state.check_timestamp(meta.timestamp_us)?;
-        state.last_timestamp_us = Some(meta.timestamp_us);
-        drop(state);
-        let now = Instant::now();
-        let done = StreamResult {
-            stream: self.stream.id,
-            meta,
-            received_at: now,
-            started_at: now,
-            finished_at: now,
-            decode_ms: 0.0,
-            image,
-            payload,
-            model,
-            outcome: Ok(Arc::new(result)),
-        };
-        self.stream
-            .counters
-            .received
-            .fetch_add(1, Ordering::Relaxed);
-        self.stream.counters.results.fetch_add(1, Ordering::Relaxed);
-        for mailbox in lock(&self.stream.subscribers).iter() {
-            mailbox.push(done.clone());
-        }
-        Ok(())
-    }
-
-    /// A subscription to this stream's results, keeping the newest `capacity`.
-    pub fn subscribe(&self, capacity: usize) -> Subscription {
-        Subscription::new(&self.stream, capacity, None)
-    }
-
-    /// Like [`StreamHandle::subscribe`], calling `notify` after each delivery.
-    pub fn subscribe_with_notify(&self, capacity: usize, notify: Notify) -> Subscription {
-        Subscription::new(&self.stream, capacity, Some(notify))
-    }
-
-    /// Changes tracking and smoothing from the next frame taken on. What is tracked is kept, unless
-    /// tracking itself is switched off.
-    pub fn set_tracker_config(&self, config: TrackerConfig) {
-        lock(&self.stream.state).config = config;
-    }
-
-    pub fn tracker_config(&self) -> TrackerConfig {
-        lock(&self.stream.state).config
-    }
-
-    pub fn stats(&self) -> StreamStats {
-        self.stream.stats()
-    }
-
-    /// Waits until no frame is waiting or in flight (every published frame has its result), up to
-    /// `timeout`. Returns whether it got there.
-    pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut state = lock(&self.stream.state);
-        loop {
-            if state.input.is_none() && state.in_flight.is_empty() {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.service.is_stopped() {
-                return false;
-            }
-            state = self.stream.wait_progress(state, left);
-        }
-    }
-}
-
-impl Drop for StreamHandle {
-    fn drop(&mut self) {
-        let mut state = lock(&self.stream.state);
-        state.closed = true;
-        if state.input.take().is_some() {
-            self.stream.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        let idle = state.in_flight.is_empty();
-        drop(state);
-        self.stream.progress.notify_all();
-        if idle {
-            self.stream.close_subscribers();
-        }
-    }
-}
-
-/// A consumer's end: the stream's results, newest kept. Dropping it unsubscribes.
-pub struct Subscription {
-    mailbox: Arc<Mailbox<StreamResult>>,
-    stream: Arc<StreamShared>,
-}
-
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription")
-            .field("stream", &self.stream.id)
-            .field("mailbox", &self.mailbox)
-            .finish()
-    }
-}
-
-impl Subscription {
-    pub(crate) fn new(stream: &Arc<StreamShared>, capacity: usize, notify: Option<Notify>) -> Self {
-        let mailbox = Arc::new(match notify {
-            Some(notify) => Mailbox::with_notify(capacity, notify),
-            None => Mailbox::new(capacity),
-        });
-        {
-            let state = lock(&stream.state);
-            if state.closed && state.in_flight.is_empty() {
-                mailbox.close();
-            }
-            lock(&stream.subscribers).push(Arc::clone(&mailbox));
-        }
-        Self {
-            mailbox,
-            stream: Arc::clone(stream),
-        }
-    }
-
-    pub fn stream(&self) -> StreamId {
-        self.stream.id
-    }
-
-    /// The stream's counters.
-    pub fn stream_stats(&self) -> StreamStats {
-        self.stream.stats()
-    }
-
-    /// The newest result (older ones still waiting are dropped and counted).
-    pub fn take_newest(&self) -> Option<StreamResult> {
-        self.mailbox.take_newest()
-    }
-
-    /// Every result waiting, oldest first.
-    pub fn drain(&self) -> Vec<StreamResult> {
-        self.mailbox.drain()
-    }
-
-    /// The oldest result waiting.
-    pub fn try_recv(&self) -> Option<StreamResult> {
-        self.mailbox.pop()
-    }
-
-    /// The oldest result, waiting up to `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<StreamResult> {
-        self.mailbox.pop_timeout(timeout)
-    }
-
-    /// Results delivered to this subscription so far.
-    pub fn delivered(&self) -> u64 {
-        self.mailbox.pushed()
-    }
-
-    /// Results replaced by newer ones before they were taken.
-    pub fn superseded(&self) -> u64 {
-        self.mailbox.superseded()
-    }
-
-    /// Results waiting to be taken (at most the capacity).
-    pub fn pending(&self) -> usize {
-        self.mailbox.len()
-    }
-
-    /// The stream closed and every result was delivered.
-    pub fn is_closed(&self) -> bool {
-        self.mailbox.is_closed()
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        lock(&self.stream.subscribers).retain(|m| !Arc::ptr_eq(m, &self.mailbox));
     }
 }

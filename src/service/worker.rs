@@ -6,14 +6,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::stream::{AfterDecode, FrameError, HandsWork, StreamShared};
-use super::{Branch, ServiceShared, lock};
+use super::{Branch, ServiceShared};
+use crate::sync::lock;
 use crate::frame::Payload;
+use super::processor::Processor;
+use crate::vision::ModelError;
 use crate::vision::image::FrameDecoder;
-use crate::vision::{Engine, ModelError};
 
 /// An engine, counted in [`super::ServiceStats::engines_loaded`] while it exists.
 struct CountedEngine {
-    engine: Engine,
+    engine: Box<dyn Processor>,
     loaded: Arc<AtomicUsize>,
 }
 
@@ -31,7 +33,7 @@ struct Worker {
 
 fn load(shared: &ServiceShared) -> Result<(CountedEngine, u64), ModelError> {
     let (config, generation) = shared.live();
-    let engine = Engine::new(config)?;
+    let engine = (shared.factory)(&config)?;
     shared.engine_loads.fetch_add(1, Ordering::Relaxed);
     shared.engines_loaded.fetch_add(1, Ordering::AcqRel);
     Ok((
@@ -50,6 +52,7 @@ pub(super) fn run(
 ) {
     let mut worker = match load(shared) {
         Ok((engine, generation)) => {
+            // `Service::start` waits for every worker's answer unless it gave up on an earlier error.
             let _ = loaded.send(Ok(()));
             Worker {
                 engine,
@@ -58,6 +61,7 @@ pub(super) fn run(
             }
         }
         Err(e) => {
+            // As above.
             let _ = loaded.send(Err(e));
             return;
         }
@@ -136,7 +140,7 @@ impl Worker {
                 .run_pose(&image, work.timestamp_us, work.config, &mut track, solo)
                 .map_err(|e| FrameError::Inference(e.to_string()))
         };
-        let model = self.engine.engine.config().pose_model;
+        let model = self.engine.engine.pose_model();
         stream.pose_done(work.serial, output, model, shared)
     }
 

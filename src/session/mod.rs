@@ -14,7 +14,7 @@
 //!
 //! **Crash safety.** Each frame is written with plain `write`s in the order bytes → frame line → result
 //! line, so a killed process leaves, at worst, one torn record at the end of each file, which every
-//! reader here ignores ([`Session::open`]); `session.json` is always whole (rename). Nothing is
+//! reader here ignores ([`RecordedSession::open`]); `session.json` is always whole (rename). Nothing is
 //! buffered in the process between frames.
 
 pub mod reader;
@@ -23,7 +23,7 @@ pub mod writer;
 
 use serde::{Deserialize, Serialize};
 
-pub use reader::{RecordedResult, Session};
+pub use reader::{RecordedResult, RecordedSession};
 pub use writer::{Recorder, RecorderConfig, RecorderStatus};
 
 use crate::frame::EncodedFormat;

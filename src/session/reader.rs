@@ -1,6 +1,6 @@
 //! Reading a session folder back. Tolerant of a recording that was cut off (the process killed, the
 //! disk full): a torn last line of either JSONL file is left out, a frame whose bytes did not all reach
-//! `frames.bin` is left out, and a missing or unreadable `session.json` leaves [`Session::info`] empty
+//! `frames.bin` is left out, and a missing or unreadable `session.json` leaves [`RecordedSession::info`] empty
 //! (the frames and results still read). A bad line anywhere but at the end is an error: that is not a
 //! crash's doing.
 
@@ -18,7 +18,7 @@ use crate::vision::FrameResult;
 /// One recorded result, with the recording's own keys.
 #[derive(Clone, Debug)]
 pub struct RecordedResult {
-    /// Index of its frame in [`Session::frames`].
+    /// Index of its frame in [`RecordedSession::frames`].
     pub frame: usize,
     pub seq: u64,
     pub t_ms: f64,
@@ -51,7 +51,7 @@ struct RecordedKeys {
 
 /// A session folder, read.
 #[derive(Debug)]
-pub struct Session {
+pub struct RecordedSession {
     pub dir: PathBuf,
     /// `session.json`, when it could be read.
     pub info: Option<SessionInfo>,
@@ -199,7 +199,7 @@ impl SessionIndex {
     }
 }
 
-impl Session {
+impl RecordedSession {
     pub fn open(dir: &Path) -> Result<Self, SessionError> {
         if !super::is_session_dir(dir) {
             return Err(SessionError::NotASession {
@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn a_folder_without_a_session_is_named() {
-        let err = Session::open(Path::new("/nonexistent-session")).unwrap_err();
+        let err = RecordedSession::open(Path::new("/nonexistent-session")).unwrap_err();
         assert!(
             err.to_string()
                 .contains("/nonexistent-session is not a livepose session")

@@ -7,12 +7,11 @@
 //! make the angle) is at least [`MIN_ANGLE_CONFIDENCE`]; everything is computed in radians and shown
 //! in degrees.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::session::{RecordedResult, Session};
+use crate::session::{RecordedResult, RecordedSession};
 use crate::vision::Handedness;
 use crate::vision::angles::Joint;
 
@@ -56,7 +55,23 @@ pub struct ReportSummary {
     pub with_left_hand: f64,
     pub with_right_hand: f64,
     pub range_of_motion: Vec<RangeOfMotion>,
+    /// Every person of the session by id, each summarised on their own (when more than one was seen).
+    pub people: Vec<PersonSummary>,
     pub plots: usize,
+}
+
+/// One person of a session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PersonSummary {
+    pub id: crate::vision::PersonId,
+    /// Share of the results the person is in.
+    pub seen: f64,
+    /// When the person was first and last seen, seconds from the start.
+    pub first_s: f64,
+    pub last_s: f64,
+    pub with_left_hand: f64,
+    pub with_right_hand: f64,
+    pub range_of_motion: Vec<RangeOfMotion>,
 }
 
 fn time_s(r: &RecordedResult, first: &RecordedResult) -> f64 {
@@ -120,8 +135,63 @@ pub fn summarize(results: &[RecordedResult]) -> Result<ReportSummary, ReportErro
         with_left_hand: frac(&|r| has_hand(r, Handedness::Left)),
         with_right_hand: frac(&|r| has_hand(r, Handedness::Right)),
         range_of_motion,
+        people: people(results)?,
         plots: 0,
     })
+}
+
+/// Each person's own summary, when the session saw more than one (their results as a one-person
+/// session: the top level is theirs, empty where they are out of view).
+fn people(results: &[RecordedResult]) -> Result<Vec<PersonSummary>, ReportError> {
+    let frames: Vec<crate::vision::FrameResult> = results.iter().map(|r| r.result.clone()).collect();
+    let clips = crate::export::per_person(&frames);
+    if clips.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let first = results.first().ok_or(ReportError::Empty)?;
+    clips
+        .into_iter()
+        .map(|(id, clip)| {
+            let own: Vec<RecordedResult> = results
+                .iter()
+                .zip(clip)
+                .map(|(r, result)| RecordedResult {
+                    result,
+                    ..r.clone()
+                })
+                .collect();
+            let times: Vec<f64> = own
+                .iter()
+                .filter(|r| r.result.pose.is_some())
+                .map(|r| time_s(r, first))
+                .collect();
+            let whole = summarize_one(&own)?;
+            Ok(PersonSummary {
+                id,
+                seen: whole.with_person,
+                first_s: times.first().copied().unwrap_or(0.0),
+                last_s: times.last().copied().unwrap_or(0.0),
+                with_left_hand: whole.with_left_hand,
+                with_right_hand: whole.with_right_hand,
+                range_of_motion: whole.range_of_motion,
+            })
+        })
+        .collect()
+}
+
+/// [`summarize`] without the per-person part.
+fn summarize_one(results: &[RecordedResult]) -> Result<ReportSummary, ReportError> {
+    let frames: Vec<RecordedResult> = results
+        .iter()
+        .map(|r| RecordedResult {
+            result: crate::vision::FrameResult {
+                people: Vec::new(),
+                ..r.result.clone()
+            },
+            ..r.clone()
+        })
+        .collect();
+    summarize(&frames)
 }
 
 fn plot_err(e: impl std::fmt::Display) -> ReportError {
@@ -263,7 +333,7 @@ fn pct(f: f64) -> String {
 }
 
 /// Builds the report's HTML.
-pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError> {
+pub fn render(session: &RecordedSession) -> Result<(String, ReportSummary), ReportError> {
     let results = &session.results;
     let mut summary = summarize(results)?;
     let first = &results[0];
@@ -354,19 +424,16 @@ pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError>
 
     let mut html = String::with_capacity(256 * 1024);
     let title = format!("livepose report: {}", session.name());
-    let _ = write!(
-        html,
+    html.push_str(&format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>\
          body{{font-family:sans-serif;margin:24px;color:#222;max-width:960px}}\
          table{{border-collapse:collapse;margin:8px 0 24px}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}\
          th{{background:#f4f4f4}}td:first-child,th:first-child{{text-align:left}}figure{{margin:0 0 16px}}\
          </style></head><body>\n<h1>{}</h1>\n",
         html_escape(&title),
-        html_escape(&title)
-    );
+        html_escape(&title)));
     if let Some(info) = &session.info {
-        let _ = writeln!(
-            html,
+        html.push_str(&format!(
             "<p>Source: {} ({}). Started {}. Model {}, hands {}, smoothing {}, mirrored {}. livepose {}.</p>",
             html_escape(&info.source.name),
             html_escape(&info.source.kind),
@@ -375,11 +442,9 @@ pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError>
             if info.settings.hands { "on" } else { "off" },
             smoothing_text(&info.settings.tracker),
             if info.settings.mirrored { "yes" } else { "no" },
-            html_escape(&info.livepose_version)
-        );
+            html_escape(&info.livepose_version))); html.push('\n');
     }
-    let _ = write!(
-        html,
+    html.push_str(&format!(
         "<h2>Presence</h2>\n<table id=\"presence\"><tr><th></th><th>frames</th><th>share</th></tr>\
          <tr><td>results</td><td>{}</td><td>{:.1} s</td></tr>\
          <tr><td>with a person</td><td>{}</td><td>{}</td></tr>\
@@ -392,16 +457,12 @@ pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError>
         (summary.with_left_hand * summary.results as f64).round(),
         pct(summary.with_left_hand),
         (summary.with_right_hand * summary.results as f64).round(),
-        pct(summary.with_right_hand),
-    );
-    let _ = write!(
-        html,
+        pct(summary.with_right_hand)));
+    html.push_str(&format!(
         "<h2>Range of motion</h2>\n<p>Angles with confidence ≥ {MIN_ANGLE_CONFIDENCE}, in degrees; times in seconds from the start.</p>\n\
-         <table id=\"rom\"><tr><th>joint</th><th>min</th><th>at</th><th>max</th><th>at</th><th>range</th><th>mean</th><th>frames</th></tr>\n"
-    );
+         <table id=\"rom\"><tr><th>joint</th><th>min</th><th>at</th><th>max</th><th>at</th><th>range</th><th>mean</th><th>frames</th></tr>\n"));
     for rom in &summary.range_of_motion {
-        let _ = writeln!(
-            html,
+        html.push_str(&format!(
             "<tr><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{:.1}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td></tr>",
             rom.joint.name(),
             rom.min_rad.to_degrees(),
@@ -410,27 +471,57 @@ pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError>
             rom.max_at_s,
             (rom.max_rad - rom.min_rad).to_degrees(),
             rom.mean_rad.to_degrees(),
-            rom.frames
-        );
+            rom.frames)); html.push('\n');
     }
-    html.push_str("</table>\n<h2>Joint angles over time</h2>\n");
+    html.push_str("</table>\n");
+    if !summary.people.is_empty() {
+        html.push_str(&format!(
+            "<h2>People</h2>\n<p>{} people were seen, each with an id of their own. The tables above \
+             follow the person with the lowest id in view.</p>\n",
+            summary.people.len()
+        ));
+    }
+    for person in &summary.people {
+        html.push_str(&format!(
+            "<h3 id=\"person-{id}\">Person {id}</h3>\n<p>In view in {} of the results, from {:.2} s to \
+             {:.2} s; left hand {}, right hand {}.</p>\n<table id=\"rom-person-{id}\"><tr><th>joint</th>\
+             <th>min</th><th>max</th><th>range</th><th>mean</th><th>frames</th></tr>\n",
+            pct(person.seen),
+            person.first_s,
+            person.last_s,
+            pct(person.with_left_hand),
+            pct(person.with_right_hand),
+            id = person.id,
+        ));
+        for rom in &person.range_of_motion {
+            html.push_str(&format!(
+                "<tr><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td></tr>\n",
+                rom.joint.name(),
+                rom.min_rad.to_degrees(),
+                rom.max_rad.to_degrees(),
+                (rom.max_rad - rom.min_rad).to_degrees(),
+                rom.mean_rad.to_degrees(),
+                rom.frames
+            ));
+        }
+        html.push_str("</table>\n");
+    }
+    html.push_str("<h2>Joint angles over time</h2>\n");
     if summary.range_of_motion.is_empty() {
-        let _ = writeln!(
-            html,
+        html.push_str(&format!(
             "<p>No joint angle was sure enough (confidence ≥ {MIN_ANGLE_CONFIDENCE}) to plot: the limbs were \
-             out of view or hidden.</p>"
-        );
+             out of view or hidden.</p>")); html.push('\n');
     }
     for (id, svg) in &plots {
         if id == "timings" {
             html.push_str("<h2>Timings and dropped frames</h2>\n");
         }
-        let _ = writeln!(html, "<figure class=\"plot\" id=\"{id}\">{svg}</figure>");
+        html.push_str(&format!("<figure class=\"plot\" id=\"{id}\">{svg}</figure>")); html.push('\n');
     }
     if !session.warnings.is_empty() {
         html.push_str("<h2>Notes</h2><ul>");
         for w in &session.warnings {
-            let _ = write!(html, "<li>{}</li>", html_escape(w));
+            html.push_str(&format!("<li>{}</li>", html_escape(w)));
         }
         html.push_str("</ul>\n");
     }
@@ -439,7 +530,7 @@ pub fn render(session: &Session) -> Result<(String, ReportSummary), ReportError>
 }
 
 /// Writes the report of `session` to `out`.
-pub fn write(session: &Session, out: &Path) -> Result<ReportSummary, ReportError> {
+pub fn write(session: &RecordedSession, out: &Path) -> Result<ReportSummary, ReportError> {
     let (html, summary) = render(session)?;
     std::fs::write(out, html).map_err(|source| ReportError::Write {
         path: out.to_owned(),
@@ -476,6 +567,7 @@ mod tests {
                         confidence,
                     }],
                 },
+                people: Vec::new(),
                 pose_detector_ran: false,
                 palm_detector_ran: false,
                 timings: Default::default(),

@@ -63,7 +63,7 @@ struct Shared {
 
 impl Shared {
     fn update(&self, f: impl FnOnce(&mut RecorderStatus)) {
-        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+        f(&mut crate::sync::lock(&self.status));
     }
 }
 
@@ -183,11 +183,7 @@ impl Recorder {
     }
 
     pub fn status(&self) -> RecorderStatus {
-        self.shared
-            .status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        crate::sync::lock(&self.shared.status).clone()
     }
 
     /// Writes what is queued, completes `session.json`, and returns the final status.
@@ -199,7 +195,7 @@ impl Recorder {
     fn finish(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            crate::sync::join(thread);
         }
     }
 }

@@ -104,10 +104,12 @@ pub fn spawn_camera(
                         f.format(),
                         f.frame_rate()
                     );
+                    // The opener may have stopped waiting (its timeout): then nobody is to be told.
                     let _ = opened_tx.send(Ok(name));
                     Some(camera)
                 }
                 Err(e) => {
+                    // As above: a failure nobody waits for any more is not reported twice.
                     let _ = opened_tx.send(Err(e));
                     return;
                 }
@@ -162,13 +164,17 @@ pub fn spawn_camera(
                     Err(e) => {
                         thread_shared
                             .update(|s| s.error = Some(format!("camera lost, retrying: {e}")));
-                        let _ = cam.stop_stream();
+                        if let Err(e) = cam.stop_stream() {
+                            tracing::debug!("camera lost: stopping its stream: {e}");
+                        }
                         camera = None;
                     }
                 }
             }
-            if let Some(mut cam) = camera {
-                let _ = cam.stop_stream();
+            if let Some(mut cam) = camera
+                && let Err(e) = cam.stop_stream()
+            {
+                tracing::warn!("camera: cannot stop its stream: {e}");
             }
         })?;
     match opened_rx.recv_timeout(Duration::from_secs(10)) {
@@ -177,7 +183,7 @@ pub fn spawn_camera(
             Ok(SourceHandle::new(shared, stream, thread))
         }
         Ok(Err(e)) => {
-            let _ = thread.join();
+            crate::sync::join(thread);
             Err(e)
         }
         Err(_) => {

@@ -35,14 +35,12 @@ pub struct SourceShared {
 
 impl SourceShared {
     pub fn status(&self) -> SourceStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.status)
             .clone()
     }
 
     pub fn update(&self, f: impl FnOnce(&mut SourceStatus)) {
-        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+        f(&mut crate::sync::lock(&self.status));
     }
 
     pub fn stopping(&self) -> bool {
@@ -89,7 +87,7 @@ impl Drop for SourceHandle {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            crate::sync::join(thread);
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::frame::{EncodedFormat, FrameInput, FrameMeta, Payload};
 use crate::service::StreamHandle;
-use crate::session::Session;
+use crate::session::RecordedSession;
 use crate::source::{FpsMeter, SourceError, SourceHandle, SourceShared};
 use crate::video::VideoReader;
 
@@ -85,7 +85,7 @@ impl ReplayControl {
 
     /// Jump to frame `index` (clamped to the session).
     pub fn seek(&self, index: usize) {
-        *self.seek_to.lock().unwrap_or_else(|p| p.into_inner()) =
+        *crate::sync::lock(&self.seek_to) =
             Some(index.min(self.frames.saturating_sub(1)));
     }
 
@@ -95,9 +95,7 @@ impl ReplayControl {
     }
 
     fn take_seek(&self) -> Option<usize> {
-        self.seek_to
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.seek_to)
             .take()
     }
 }
@@ -199,25 +197,21 @@ pub fn spawn_video(path: &Path, stream: Arc<StreamHandle>) -> Result<SourceHandl
     let thread = std::thread::Builder::new()
         .name("livepose-video-source".into())
         .spawn(move || {
+            // Whether the file opened and gave a first frame, for the opener, which may have stopped
+            // waiting (its timeout): then nobody is to be told.
+            let tell = |outcome: Result<(), String>| {
+                let _ = opened_tx.send(outcome);
+            };
             let mut reader = match VideoReader::open(&thread_path) {
                 Ok(reader) => reader,
-                Err(e) => {
-                    let _ = opened_tx.send(Err(e.to_string()));
-                    return;
-                }
+                Err(e) => return tell(Err(e.to_string())),
             };
             let first = match reader.next_frame() {
                 Some(Ok(frame)) => frame,
-                Some(Err(e)) => {
-                    let _ = opened_tx.send(Err(e.to_string()));
-                    return;
-                }
-                None => {
-                    let _ = opened_tx.send(Err("no frame could be decoded".into()));
-                    return;
-                }
+                Some(Err(e)) => return tell(Err(e.to_string())),
+                None => return tell(Err("no frame could be decoded".into())),
             };
-            let _ = opened_tx.send(Ok(()));
+            tell(Ok(()));
             play_video(reader, first, &thread_path, &thread_stream, &thread_shared);
         })?;
     let handle = SourceHandle::new(shared, stream, thread);
@@ -292,7 +286,7 @@ pub fn spawn_session(dir: &Path, stream: Arc<StreamHandle>) -> Result<SourceHand
         path: dir.to_owned(),
         reason,
     };
-    let session = Session::open(dir).map_err(|e| media_err(e.to_string()))?;
+    let session = RecordedSession::open(dir).map_err(|e| media_err(e.to_string()))?;
     if session.frames.is_empty() {
         return Err(media_err("the session has no frames".into()));
     }
@@ -317,7 +311,7 @@ pub fn spawn_session(dir: &Path, stream: Arc<StreamHandle>) -> Result<SourceHand
 }
 
 fn replay(
-    session: &Session,
+    session: &RecordedSession,
     stream: &StreamHandle,
     shared: &SourceShared,
     control: &ReplayControl,

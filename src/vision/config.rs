@@ -52,6 +52,9 @@ pub const DEFAULT_MIN_TRACKING_CONFIDENCE: f32 = 0.5;
 pub const DEFAULT_MAX_HANDS: usize = 2;
 /// Default palm detector throttle while tracking.
 pub const DEFAULT_PALM_DETECTION_EVERY: u32 = 3;
+/// While fewer people are tracked than wanted, the person detector runs every this many frames (it
+/// always runs while nobody is tracked, and on the frame after someone was lost or jumped).
+pub const DEFAULT_DETECT_EVERY: u32 = 4;
 
 /// What one engine loads and how it runs the models.
 #[derive(Clone, Debug, PartialEq)]
@@ -113,6 +116,25 @@ pub struct TrackerConfig {
     /// (1 = every frame, as MediaPipe's legacy graph; the default 3 finds a new hand within 100 ms at
     /// 30 FPS and saves most of the detector's cost).
     pub palm_detection_every: u32,
+    /// People tracked at most (`--max-people`); each costs one landmark model run per frame.
+    #[serde(default = "one")]
+    pub max_people: usize,
+    /// Follow MediaPipe's legacy video mode exactly (one person; the region from the smoothed auxiliary
+    /// points of the previous frame; the detector only when the person is lost), as `--legacy`.
+    /// Otherwise the multi-person tracker of [`crate::vision::people`].
+    #[serde(default)]
+    pub legacy: bool,
+    /// The multi-person tracker's detector cadence while fewer than `max_people` are tracked.
+    #[serde(default = "default_detect_every")]
+    pub detect_every: u32,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_detect_every() -> u32 {
+    DEFAULT_DETECT_EVERY
 }
 
 impl TrackerConfig {
@@ -122,6 +144,9 @@ impl TrackerConfig {
         smoothing: SmoothingMethod::ONE_EURO,
         smooth_hands: true,
         palm_detection_every: DEFAULT_PALM_DETECTION_EVERY,
+        max_people: 1,
+        legacy: false,
+        detect_every: DEFAULT_DETECT_EVERY,
     };
     /// What the legacy `mp.solutions` API does in video mode: hands not smoothed, palm detector every
     /// frame while fewer than two hands are tracked.
@@ -130,6 +155,9 @@ impl TrackerConfig {
         smoothing: SmoothingMethod::ONE_EURO,
         smooth_hands: false,
         palm_detection_every: 1,
+        max_people: 1,
+        legacy: true,
+        detect_every: 1,
     };
     /// Every frame on its own, no smoothing.
     pub const STATIC: TrackerConfig = TrackerConfig {
@@ -137,7 +165,23 @@ impl TrackerConfig {
         smoothing: SmoothingMethod::Off,
         smooth_hands: false,
         palm_detection_every: 1,
+        max_people: 1,
+        legacy: false,
+        detect_every: 1,
     };
+
+    /// The same, tracking up to `max_people` (at least 1).
+    pub const fn with_max_people(self, max_people: usize) -> Self {
+        Self {
+            max_people: if max_people == 0 { 1 } else { max_people },
+            ..self
+        }
+    }
+
+    /// Whether the legacy single-person path runs (MediaPipe's video mode, exactly).
+    pub fn is_legacy(self) -> bool {
+        self.legacy && self.tracking
+    }
 
     /// The smoothing hands get.
     pub fn hand_smoothing(self) -> SmoothingMethod {

@@ -20,14 +20,16 @@ use crate::vision::hands::{HandLandmarker, PalmDetector, tracking_roi_from_landm
 use crate::vision::image::RgbImage;
 use crate::vision::landmarks::{Hand, POSE_LANDMARK_COUNT, Pose};
 use crate::vision::model::{ModelFile, OnnxModel, SessionOptions};
+use crate::vision::people::{BodyInImage, PersonId, detection_tiles};
 use crate::vision::pose::{PoseDetector, PoseLandmarker, RawPose, roi_from_alignment_points};
-use crate::vision::result::FrameResult;
+use crate::vision::result::{FrameResult, Person};
+use crate::vision::roi::Roi;
 use crate::vision::smoothing::{
     object_scale, points_from_image_landmarks, points_from_world_landmarks, write_image_points,
     write_world_points,
 };
 use crate::vision::timings::{Stage, StageTimings};
-use crate::vision::tracker::{HandTrack, HandsTrack, PoseTrack, Tracker};
+use crate::vision::tracker::{HandTrack, HandsTrack, PersonFilters, PoseTrack, Tracker};
 
 /// Two hand ROIs overlapping by more than this are the same hand.
 const HAND_ASSOCIATION_IOU: f32 = 0.5;
@@ -45,10 +47,18 @@ struct HandBranch {
     max_hands: usize,
 }
 
+impl HandBranch {
+    /// Hands tracked at most: the engine's `max_hands`, or two per person tracked.
+    fn max_hands(&self, config: TrackerConfig) -> usize {
+        self.max_hands.max(2 * config.max_people)
+    }
+}
+
 /// What the pose branch found in one frame.
 #[derive(Clone, Debug, Default)]
 pub struct PoseOutput {
-    pub pose: Option<Pose>,
+    /// Everyone found, by id.
+    pub people: Vec<(PersonId, Pose)>,
     pub detector_ran: bool,
     pub timings: StageTimings,
 }
@@ -151,6 +161,7 @@ impl Engine {
             image.width,
             image.height,
             timestamp_us,
+            config,
             pose,
             hands,
             start.elapsed(),
@@ -168,11 +179,12 @@ impl Engine {
         } else {
             0
         };
-        tracked > 0 || (tracked < branch.max_hands && palm_detector_due(config, track))
+        tracked > 0 || (tracked < branch.max_hands(config) && palm_detector_due(config, track))
     }
 
     /// The pose branch on one frame. `solo`: use the pose session with `solo_threads` (when nothing else
-    /// runs beside it).
+    /// runs beside it). The legacy configuration runs MediaPipe's video mode exactly
+    /// ([`Self::run_legacy_pose`]); every other one, the multi-person tracker ([`Self::run_people`]).
     pub fn run_pose(
         &mut self,
         image: &RgbImage,
@@ -185,14 +197,33 @@ impl Engine {
         check_order(track.last_timestamp_us, timestamp_us)?;
         track.last_timestamp_us = Some(timestamp_us);
         track.adopt(config);
+        if config.is_legacy() {
+            self.run_legacy_pose(image, timestamp_us, track, solo)
+        } else {
+            self.run_people(image, timestamp_us, config, track, solo)
+        }
+    }
+
+    /// MediaPipe's legacy video mode: one person; the detector only when nobody is tracked; the next
+    /// region from the smoothed auxiliary points.
+    fn run_legacy_pose(
+        &mut self,
+        image: &RgbImage,
+        timestamp_us: i64,
+        track: &mut PoseTrack,
+        solo: bool,
+    ) -> Result<PoseOutput, VisionError> {
         let mut out = PoseOutput::default();
         let branch = &mut self.pose;
-        let tracked_roi = if config.tracking { track.roi } else { None };
-        let roi = match tracked_roi {
+        let roi = match track.roi {
             Some(roi) => Some(roi),
             None => {
                 out.detector_ran = true;
-                branch.detector.detect(image, &mut out.timings)?
+                let found = branch.detector.detect(image, &mut out.timings)?;
+                if found.is_some() {
+                    track.legacy_id += 1;
+                }
+                found
             }
         };
         let landmarker = match (&mut branch.landmarker_solo, solo) {
@@ -208,12 +239,90 @@ impl Engine {
             return Ok(out);
         };
         let start = Instant::now();
-        out.pose = Some(if config.tracking {
-            smooth_pose(raw, image.width, timestamp_us, track)
-        } else {
-            pose_from_raw(raw)
-        });
+        let (pose, next) = smooth_pose(raw, image.width, timestamp_us, &mut track.filters);
+        track.roi = Some(next);
+        out.people.push((track.legacy_id, pose));
         out.timings.add(Stage::Smoothing, start.elapsed());
+        Ok(out)
+    }
+
+    /// The multi-person tracker ([`crate::vision::people`]) on one frame: predict, detect when due,
+    /// associate, run the landmark model on every tracked person, smooth each with their own filters,
+    /// settle. Static mode (no tracking) detects on every frame and smooths nothing; association still
+    /// carries ids from frame to frame.
+    pub fn run_people(
+        &mut self,
+        image: &RgbImage,
+        timestamp_us: i64,
+        config: TrackerConfig,
+        track: &mut PoseTrack,
+        solo: bool,
+    ) -> Result<PoseOutput, VisionError> {
+        let mut out = PoseOutput::default();
+        let max_people = config.max_people.max(1);
+        let people = &mut track.people;
+        let branch = &mut self.pose;
+        if !config.tracking {
+            // Every frame on its own: nobody keeps a region; a detection matched to someone gives
+            // them back their id with the detection's region.
+            for person in &mut people.people {
+                if person.lost_since_us.is_none() {
+                    person.lost_since_us = Some(timestamp_us);
+                    person.roi = None;
+                }
+            }
+        }
+        let tiles = detection_tiles(image.width, image.height);
+        if let Some(region) =
+            people.detection_region(max_people, config.detect_every, config.tracking, tiles.len())
+        {
+            out.detector_ran = true;
+            let region = region.and_then(|i| tiles.get(i).copied());
+            let candidates = branch.detector.detect_in(image, region, &mut out.timings)?;
+            people.associate(&candidates, timestamp_us, max_people, || {
+                PersonFilters::new(config)
+            });
+        }
+        let use_motion = config.tracking;
+        let jobs: Vec<(PersonId, Roi)> = people
+            .people
+            .iter()
+            .filter(|p| p.is_tracked())
+            .filter_map(|p| Some((p.id, p.region_at(timestamp_us, use_motion)?)))
+            .collect();
+        let landmarker = match (&mut branch.landmarker_solo, solo) {
+            (Some(solo_landmarker), true) => solo_landmarker,
+            _ => &mut branch.landmarker,
+        };
+        for (id, roi) in jobs {
+            let raw = landmarker.landmarks(image, roi, &mut out.timings)?;
+            let start = Instant::now();
+            let seen = raw.and_then(|raw| {
+                let person = people.get_mut(id)?;
+                if person.restart_filters || !config.tracking {
+                    person.state.reset();
+                }
+                let (pose, next) = if config.tracking {
+                    smooth_pose(raw, image.width, timestamp_us, &mut person.state)
+                } else {
+                    let next = next_roi_from_raw(&raw);
+                    (pose_from_raw(raw), next)
+                };
+                let body = BodyInImage::from_landmarks(&pose.landmarks)?;
+                Some((pose, body, next))
+            });
+            match seen {
+                Some((pose, body, next)) => {
+                    people.seen(id, timestamp_us, body, next);
+                    out.people.push((id, pose));
+                }
+                None => people.not_seen(id, timestamp_us),
+            }
+            out.timings.add(Stage::Smoothing, start.elapsed());
+        }
+        let given_up = people.settle(timestamp_us);
+        out.people.retain(|(id, _)| !given_up.contains(id));
+        out.people.sort_by_key(|(id, _)| *id);
         Ok(out)
     }
 
@@ -239,14 +348,15 @@ impl Engine {
         } else {
             Vec::new()
         };
-        let mut candidates: Vec<HandTrack> = Vec::with_capacity(2 * branch.max_hands);
-        if previous.len() < branch.max_hands && palm_detector_due(config, track) {
+        let max_hands = branch.max_hands(config);
+        let mut candidates: Vec<HandTrack> = Vec::with_capacity(2 * max_hands);
+        if previous.len() < max_hands && palm_detector_due(config, track) {
             out.palm_detector_ran = true;
             track.frames_since_palm_detection = 0;
             let method = config.hand_smoothing();
             for roi in branch
                 .detector
-                .detect(image, branch.max_hands, &mut out.timings)?
+                .detect(image, max_hands, &mut out.timings)?
             {
                 associate(&mut candidates, HandTrack::new(roi, method));
             }
@@ -289,36 +399,102 @@ impl Engine {
     }
 }
 
-/// Joins the two branches' outputs for one frame: angles from the pose, timings merged, `total` the
-/// frame's wall time (branches may overlap, so it is not the sum of the stages).
+/// Joins the two branches' outputs for one frame: each person's angles and hands (a hand belongs to the
+/// person whose wrist its own wrist is nearest, within [`HAND_TO_WRIST_TORSOS`] of their torso length;
+/// one hand per wrist), the lowest id's at the top level, timings merged, `total` the frame's wall time
+/// (branches may overlap, so it is not the sum of the stages). In the legacy mode the top-level hands
+/// are every hand found, as MediaPipe's.
 pub fn assemble(
     width: u32,
     height: u32,
     timestamp_us: i64,
+    config: TrackerConfig,
     pose: PoseOutput,
     hands: HandsOutput,
     total: Duration,
 ) -> FrameResult {
     let mut timings = pose.timings;
     timings.merge(&hands.timings);
-    let angles = timings.time(Stage::Angles, || {
-        pose.pose
-            .as_ref()
-            .map(|p| joint_angles_from_world(&p.world_landmarks))
-            .unwrap_or_default()
+    let all_hands = hands.hands;
+    let people = timings.time(Stage::Angles, || {
+        let owners = hand_owners(&pose.people, &all_hands);
+        pose.people
+            .into_iter()
+            .enumerate()
+            .map(|(i, (id, pose))| Person {
+                id,
+                angles: joint_angles_from_world(&pose.world_landmarks),
+                hands: all_hands
+                    .iter()
+                    .zip(&owners)
+                    .filter(|(_, owner)| **owner == Some(i))
+                    .map(|(hand, _)| hand.clone())
+                    .collect(),
+                pose,
+            })
+            .collect::<Vec<_>>()
     });
     timings.add(Stage::Total, total);
+    let first = people.first();
+    let top_hands = match first {
+        Some(person) if !config.is_legacy() => person.hands.clone(),
+        _ => all_hands,
+    };
     FrameResult {
         timestamp_us,
         width,
         height,
-        pose: pose.pose,
-        hands: hands.hands,
-        angles,
+        pose: first.map(|p| p.pose.clone()),
+        hands: top_hands,
+        angles: first.map(|p| p.angles.clone()).unwrap_or_default(),
+        people,
         pose_detector_ran: pose.detector_ran,
         palm_detector_ran: hands.palm_detector_ran,
         timings,
     }
+}
+
+/// A hand's wrist within this many of a person's torso lengths of one of their pose wrists is theirs.
+pub const HAND_TO_WRIST_TORSOS: f32 = 0.5;
+
+/// For each hand, the index of the person it belongs to: pairs (hand, person wrist) by distance, nearest
+/// first, each hand and each wrist used once.
+fn hand_owners(people: &[(PersonId, Pose)], hands: &[Hand]) -> Vec<Option<usize>> {
+    use crate::vision::landmarks::pose_index::{LEFT_WRIST, RIGHT_WRIST};
+    let mut pairs = Vec::new();
+    for (pi, (_, pose)) in people.iter().enumerate() {
+        let Some(body) = BodyInImage::from_landmarks(&pose.landmarks) else {
+            continue;
+        };
+        let gate = HAND_TO_WRIST_TORSOS * body.torso_px();
+        for (wi, wrist) in [LEFT_WRIST, RIGHT_WRIST].into_iter().enumerate() {
+            let Some(w) = pose.landmarks.get(wrist) else {
+                continue;
+            };
+            for (hi, hand) in hands.iter().enumerate() {
+                let Some(hw) = hand.landmarks.first() else {
+                    continue;
+                };
+                let d = ((hw.pos_in_image[0] - w.pos_in_image[0]).powi(2)
+                    + (hw.pos_in_image[1] - w.pos_in_image[1]).powi(2))
+                .sqrt();
+                if d.is_finite() && d <= gate {
+                    pairs.push((d, hi, pi * 2 + wi));
+                }
+            }
+        }
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut owners = vec![None; hands.len()];
+    let mut wrist_taken = vec![false; people.len() * 2];
+    for (_, hi, wrist) in pairs {
+        if owners[hi].is_some() || wrist_taken[wrist] {
+            continue;
+        }
+        owners[hi] = Some(wrist / 2);
+        wrist_taken[wrist] = true;
+    }
+    owners
 }
 
 fn check_frame(image: &RgbImage) -> Result<(), VisionError> {
@@ -353,24 +529,24 @@ fn pose_from_raw(mut raw: RawPose) -> Pose {
     }
 }
 
-/// MediaPipe's `PoseLandmarkFiltering`: visibility low-pass, One Euro on image landmarks scaled by the
-/// body size from the raw auxiliary points, on world landmarks unscaled, and on the auxiliary points,
-/// whose smoothed positions give the next ROI.
+/// MediaPipe's `PoseLandmarkFiltering` with one person's filters: visibility low-pass, One Euro on image
+/// landmarks scaled by the body size from the raw auxiliary points, on world landmarks unscaled, and on
+/// the auxiliary points, whose smoothed positions give the region of the next frame (returned).
 fn smooth_pose(
     mut raw: RawPose,
     image_width: u32,
     timestamp_us: i64,
-    track: &mut PoseTrack,
-) -> Pose {
+    filters: &mut PersonFilters,
+) -> (Pose, Roi) {
     let width = image_width as f32;
     let [aux0, aux1] = raw.aux_in_image();
     // Object scale: the alignment rect from the raw auxiliary points (twice their distance).
     let scale = 2.0 * ((aux1[0] - aux0[0]).powi(2) + (aux1[1] - aux0[1]).powi(2)).sqrt();
 
-    if track.landmarks.method().is_one_euro() {
+    if filters.landmarks.method().is_one_euro() {
         let body = &mut raw.landmarks[..POSE_LANDMARK_COUNT];
         let mut smoothed = [0.0; POSE_LANDMARK_COUNT];
-        track
+        filters
             .visibility
             .apply(body.iter().map(|l| l.visibility), |i, v| smoothed[i] = v);
         for (l, v) in body.iter_mut().zip(&smoothed) {
@@ -381,7 +557,7 @@ fn smooth_pose(
         }
     }
     let mut body_points = points_from_image_landmarks(&raw.landmarks[..POSE_LANDMARK_COUNT], width);
-    track
+    filters
         .landmarks
         .apply(timestamp_us, Some(scale), &mut body_points);
     write_image_points(
@@ -394,16 +570,22 @@ fn smooth_pose(
         &raw.landmarks[POSE_LANDMARK_COUNT..POSE_LANDMARK_COUNT + 2],
         width,
     );
-    track.aux.apply(timestamp_us, Some(scale), &mut aux_points);
-    track.roi = Some(roi_from_alignment_points(
+    filters.aux.apply(timestamp_us, Some(scale), &mut aux_points);
+    let next = roi_from_alignment_points(
         [aux_points[0][0], aux_points[0][1]],
         [aux_points[1][0], aux_points[1][1]],
-    ));
+    );
 
     let mut world_points = points_from_world_landmarks(&raw.world_landmarks);
-    track.world.apply(timestamp_us, None, &mut world_points);
+    filters.world.apply(timestamp_us, None, &mut world_points);
     write_world_points(&mut raw.world_landmarks, &world_points);
-    pose_from_raw(raw)
+    (pose_from_raw(raw), next)
+}
+
+/// The region the raw auxiliary points give (no smoothing).
+fn next_roi_from_raw(raw: &RawPose) -> Roi {
+    let [aux0, aux1] = raw.aux_in_image();
+    roi_from_alignment_points(aux0, aux1)
 }
 
 /// MediaPipe's `AssociationNormRectCalculator` (threshold 0.5) over the palm detections, then the hands

@@ -11,6 +11,42 @@ pub const POSE_MODEL_LANDMARK_COUNT: usize = 39;
 /// The hand model's 21 landmarks.
 pub const HAND_LANDMARK_COUNT: usize = 21;
 
+/// BlazePose landmark indices by name (MediaPipe's `PoseLandmark`; "left" is the person's left). A
+/// right-side landmark is always its left counterpart + 1.
+pub mod pose_index {
+    pub const NOSE: usize = 0;
+    pub const LEFT_EAR: usize = 7;
+    pub const RIGHT_EAR: usize = 8;
+    pub const LEFT_SHOULDER: usize = 11;
+    pub const RIGHT_SHOULDER: usize = 12;
+    pub const LEFT_ELBOW: usize = 13;
+    pub const RIGHT_ELBOW: usize = 14;
+    pub const LEFT_WRIST: usize = 15;
+    pub const RIGHT_WRIST: usize = 16;
+    pub const LEFT_PINKY: usize = 17;
+    pub const LEFT_INDEX: usize = 19;
+    pub const LEFT_HIP: usize = 23;
+    pub const RIGHT_HIP: usize = 24;
+    pub const LEFT_KNEE: usize = 25;
+    pub const RIGHT_KNEE: usize = 26;
+    pub const LEFT_ANKLE: usize = 27;
+    pub const RIGHT_ANKLE: usize = 28;
+    pub const LEFT_HEEL: usize = 29;
+    pub const RIGHT_HEEL: usize = 30;
+    pub const LEFT_FOOT_INDEX: usize = 31;
+    pub const RIGHT_FOOT_INDEX: usize = 32;
+}
+
+/// Hand landmark indices by name (MediaPipe's `HandLandmark`).
+pub mod hand_index {
+    pub const WRIST: usize = 0;
+    pub const INDEX_FINGER_MCP: usize = 5;
+    pub const MIDDLE_FINGER_MCP: usize = 9;
+    pub const PINKY_MCP: usize = 17;
+    /// Each finger's first joint (the thumb's CMC, the others' MCP); the next three follow it.
+    pub const FINGER_BASES: [usize; 5] = [1, 5, 9, 13, 17];
+}
+
 /// BlazePose landmark names, in model order.
 pub const POSE_LANDMARK_NAMES: [&str; POSE_LANDMARK_COUNT] = [
     "nose",

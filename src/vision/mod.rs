@@ -2,8 +2,8 @@
 //! can be tested, benchmarked and run from the command line without a window.
 //!
 //! Module order (each uses only those above it): `error`, `image`, `roi`, `timings`, `landmarks` →
-//! `angles`, `smoothing`, `crop`, `detection`, `model` → `pose`, `hands` → `result`, `config`,
-//! `tracker` → `engine`.
+//! `angles`, `smoothing`, `crop`, `detection`, `model`, `people` → `pose`, `hands` → `result`,
+//! `config`, `tracker` → `engine`.
 
 pub mod angles;
 pub mod config;
@@ -15,6 +15,7 @@ pub mod hands;
 pub mod image;
 pub mod landmarks;
 pub mod model;
+pub mod people;
 pub mod pose;
 pub mod result;
 pub mod roi;
@@ -27,5 +28,6 @@ pub use engine::Engine;
 pub use error::{DecodeError, ModelError, VisionError};
 pub use image::RgbImage;
 pub use landmarks::{Hand, Handedness, ImageLandmark, Pose, WorldLandmark};
-pub use result::FrameResult;
+pub use people::PersonId;
+pub use result::{FrameResult, Person};
 pub use tracker::Tracker;

@@ -14,6 +14,7 @@ use crate::vision::landmarks::{
     ImageLandmark, POSE_LANDMARK_COUNT, POSE_MODEL_LANDMARK_COUNT, WorldLandmark,
 };
 use crate::vision::model::OnnxModel;
+use crate::vision::people::{BodyInImage, Candidate};
 use crate::vision::roi::{Roi, rotation_from_points};
 use crate::vision::timings::{Stage, StageTimings};
 
@@ -65,15 +66,42 @@ impl PoseDetector {
         }
     }
 
-    /// The ROI around the highest-scoring person, or `None` when nobody scores above `min_score`.
+    /// The ROI around the highest-scoring person, or `None` when nobody scores above `min_score`
+    /// (MediaPipe's legacy graph: only the first detection is used).
     pub fn detect(
         &mut self,
         image: &RgbImage,
         timings: &mut StageTimings,
     ) -> Result<Option<Roi>, ModelError> {
+        Ok(self
+            .detect_all(image, timings)?
+            .into_iter()
+            .next()
+            .map(|c| c.roi))
+    }
+
+    /// Every person scoring above `min_score`, after weighted non-max suppression, best first: each
+    /// with the region the landmark model would look at and the body keypoints (hip centre, shoulder
+    /// centre) the multi-person tracker associates by.
+    pub fn detect_all(
+        &mut self,
+        image: &RgbImage,
+        timings: &mut StageTimings,
+    ) -> Result<Vec<Candidate>, ModelError> {
+        self.detect_in(image, None, timings)
+    }
+
+    /// Like [`Self::detect_all`], in `region` of the image only (`None`: the whole image): the detector
+    /// sees the region scaled to its 224 px input, so a person small in the whole frame is larger there.
+    pub fn detect_in(
+        &mut self,
+        image: &RgbImage,
+        region: Option<Roi>,
+        timings: &mut StageTimings,
+    ) -> Result<Vec<Candidate>, ModelError> {
         let start = Instant::now();
         let full = Roi::full_image(image.width, image.height);
-        let geometry = crop_to_tensor(image, full, &DETECTOR_CROP, &mut self.tensor);
+        let geometry = crop_to_tensor(image, region.unwrap_or(full), &DETECTOR_CROP, &mut self.tensor);
         timings.add(Stage::PoseDetectionCrop, start.elapsed());
 
         let start = Instant::now();
@@ -99,22 +127,40 @@ impl PoseDetector {
         timings.add(Stage::PoseDetectionInfer, start.elapsed());
 
         let start = Instant::now();
-        let best = weighted_nms(std::mem::take(&mut self.detections), NMS_IOU_THRESHOLD)
+        let to_image = |kp: [f32; 2]| {
+            let [x, y] = geometry.letterbox.remove(kp);
+            match region {
+                // The whole image: MediaPipe's own arithmetic (exact to the references).
+                None => [x * image.width as f32, y * image.height as f32],
+                Some(region) => region.image_from_roi([x, y]),
+            }
+        };
+        let candidates = weighted_nms(std::mem::take(&mut self.detections), NMS_IOU_THRESHOLD)
             .into_iter()
-            .next();
-        let roi = best.and_then(|d| {
-            let to_image = |kp: [f32; 2]| {
-                let [x, y] = geometry.letterbox.remove(kp);
-                [x * image.width as f32, y * image.height as f32]
-            };
-            let hip = to_image(*d.keypoints.first()?);
-            let scale_point = to_image(*d.keypoints.get(1)?);
-            Some(roi_from_alignment_points(hip, scale_point))
-        });
+            .filter_map(|d| {
+                let hips = to_image(*d.keypoints.first()?);
+                let scale_point = to_image(*d.keypoints.get(DETECTION_SCALE_POINT)?);
+                let shoulders = to_image(*d.keypoints.get(DETECTION_SHOULDER_CENTRE)?);
+                let body = BodyInImage {
+                    hips_in_image: hips,
+                    shoulders_in_image: shoulders,
+                };
+                Some(Candidate {
+                    roi: roi_from_alignment_points(hips, scale_point),
+                    body,
+                    score: d.score,
+                })
+            })
+            .collect();
         timings.add(Stage::PoseDetectionDecode, start.elapsed());
-        Ok(roi)
+        Ok(candidates)
     }
 }
+
+/// The detector's keypoints: 0 the hip centre, 1 the full body's size and rotation point, 2 the
+/// shoulder centre, 3 the upper body's size and rotation point.
+const DETECTION_SCALE_POINT: usize = 1;
+const DETECTION_SHOULDER_CENTRE: usize = 2;
 
 /// MediaPipe's `AlignmentPointsRectsCalculator` + `RectTransformationCalculator` for pose: centred on
 /// `center`, twice the distance to `scale_point` wide, rotated so `center → scale_point` points up, then

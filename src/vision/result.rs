@@ -5,7 +5,18 @@ use serde::Serialize;
 
 use crate::vision::angles::JointAngles;
 use crate::vision::landmarks::{Hand, Pose};
+use crate::vision::people::PersonId;
 use crate::vision::timings::StageTimings;
+
+/// One person in one frame: their id (per stream, never reused), body, hands and joint angles.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Person {
+    pub id: PersonId,
+    pub pose: Pose,
+    /// The hands whose wrist is at this person's wrists (at most one per wrist).
+    pub hands: Vec<Hand>,
+    pub angles: JointAngles,
+}
 
 /// Everything computed for one frame.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -14,12 +25,34 @@ pub struct FrameResult {
     pub timestamp_us: i64,
     pub width: u32,
     pub height: u32,
+    /// The person with the lowest id in view (`people[0]`), as every single-person consumer reads it.
     pub pose: Option<Pose>,
+    /// That person's hands; with nobody in view, every hand found. (The legacy single-person mode keeps
+    /// MediaPipe's: every hand found.)
     pub hands: Vec<Hand>,
+    /// That person's angles.
     pub angles: JointAngles,
+    /// Everyone in view, by id.
+    pub people: Vec<Person>,
     /// Whether the pose detector ran this frame (false while tracking).
     pub pose_detector_ran: bool,
     /// Whether the palm detector ran this frame.
     pub palm_detector_ran: bool,
     pub timings: StageTimings,
+}
+
+impl FrameResult {
+    /// This frame as if person `id` were the only one: the top-level pose, hands and angles are theirs
+    /// (none when they are not in view), so a single-person consumer (the solver, an exporter) follows
+    /// exactly that person.
+    pub fn of_person(&self, id: PersonId) -> FrameResult {
+        let person = self.people.iter().find(|p| p.id == id);
+        FrameResult {
+            pose: person.map(|p| p.pose.clone()),
+            hands: person.map(|p| p.hands.clone()).unwrap_or_default(),
+            angles: person.map(|p| p.angles.clone()).unwrap_or_default(),
+            people: person.into_iter().cloned().collect(),
+            ..self.clone()
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! filter starts from the next value); switching tracking off forgets them.
 
 use crate::vision::config::TrackerConfig;
+use crate::vision::people::{PeopleTracker, PersonId};
 use crate::vision::roi::Roi;
 use crate::vision::smoothing::{
     OneEuroTuning, POSE_AUX_FILTER, POSE_LANDMARK_FILTER, POSE_WORLD_FILTER, PointsFilter,
@@ -56,29 +57,69 @@ impl Tracker {
     }
 }
 
-/// The pose branch's state.
+/// One person's smoothing filters (MediaPipe's `PoseLandmarkFiltering`): image landmarks, auxiliary
+/// points (the next region), world landmarks, visibility.
 #[derive(Debug)]
-pub struct PoseTrack {
-    pub(crate) config: TrackerConfig,
-    pub(crate) last_timestamp_us: Option<i64>,
-    pub(crate) roi: Option<Roi>,
+pub struct PersonFilters {
     pub(crate) landmarks: PointsFilter,
     pub(crate) aux: PointsFilter,
     pub(crate) world: PointsFilter,
     pub(crate) visibility: VisibilityFilter,
 }
 
-impl PoseTrack {
+impl PersonFilters {
     pub fn new(config: TrackerConfig) -> Self {
         let method = config.body_smoothing();
         Self {
-            config,
-            last_timestamp_us: None,
-            roi: None,
             landmarks: PointsFilter::new(method, POSE_LANDMARK_FILTER),
             aux: PointsFilter::new(AUX_SMOOTHING, POSE_AUX_FILTER),
             world: PointsFilter::new(method, POSE_WORLD_FILTER),
             visibility: VisibilityFilter::default(),
+        }
+    }
+
+    fn set_method(&mut self, method: SmoothingMethod, was_one_euro: bool) {
+        if method.is_one_euro() != was_one_euro {
+            self.visibility.reset();
+        }
+        self.landmarks.set_method(method);
+        self.world.set_method(method);
+    }
+
+    /// Every filter starts afresh.
+    pub(crate) fn reset(&mut self) {
+        self.landmarks.reset();
+        self.aux.reset();
+        self.world.reset();
+        self.visibility.reset();
+    }
+}
+
+/// The pose branch's state: the legacy single person (MediaPipe's video mode), or the people of the
+/// multi-person tracker ([`crate::vision::people`]), whichever the configuration runs.
+#[derive(Debug)]
+pub struct PoseTrack {
+    pub(crate) config: TrackerConfig,
+    pub(crate) last_timestamp_us: Option<i64>,
+    /// Legacy: the region for the next frame, if the person is tracked.
+    pub(crate) roi: Option<Roi>,
+    /// Legacy: the person's filters.
+    pub(crate) filters: PersonFilters,
+    /// Legacy: the id of the person now tracked (a new one each time the detector finds someone).
+    pub(crate) legacy_id: PersonId,
+    /// The multi-person tracker's people.
+    pub(crate) people: PeopleTracker<PersonFilters>,
+}
+
+impl PoseTrack {
+    pub fn new(config: TrackerConfig) -> Self {
+        Self {
+            config,
+            last_timestamp_us: None,
+            roi: None,
+            filters: PersonFilters::new(config),
+            legacy_id: 0,
+            people: PeopleTracker::default(),
         }
     }
 
@@ -87,15 +128,22 @@ impl PoseTrack {
         if config == self.config {
             return;
         }
-        if config.tracking != self.config.tracking {
+        if config.tracking != self.config.tracking || config.legacy != self.config.legacy {
             self.forget();
         }
         let method = config.body_smoothing();
-        if method.is_one_euro() != self.config.body_smoothing().is_one_euro() {
-            self.visibility.reset();
+        let was_one_euro = self.config.body_smoothing().is_one_euro();
+        self.filters.set_method(method, was_one_euro);
+        for person in &mut self.people.people {
+            person.state.set_method(method, was_one_euro);
         }
-        self.landmarks.set_method(method);
-        self.world.set_method(method);
+        if config.max_people < self.config.max_people {
+            // Keep the people with the lowest ids.
+            let mut ids: Vec<PersonId> = self.people.people.iter().map(|p| p.id).collect();
+            ids.sort_unstable();
+            ids.truncate(config.max_people.max(1));
+            self.people.people.retain(|p| ids.contains(&p.id));
+        }
         self.config = config;
     }
 
@@ -106,20 +154,26 @@ impl PoseTrack {
     /// on a frame without a pose, and carry on from the last pose when one is found again).
     pub(crate) fn lose(&mut self) {
         self.roi = None;
-        self.landmarks.reset();
-        self.aux.reset();
+        self.filters.landmarks.reset();
+        self.filters.aux.reset();
     }
 
-    /// Forgets everything, every filter included.
+    /// Forgets everything, every filter and every person included (ids go on increasing).
     pub(crate) fn forget(&mut self) {
         self.lose();
-        self.world.reset();
-        self.visibility.reset();
+        self.filters.world.reset();
+        self.filters.visibility.reset();
+        self.people.clear();
     }
 
-    /// The ROI the next frame will use, if the person is tracked.
+    /// The region the next frame will use, if the (legacy) person is tracked.
     pub fn roi(&self) -> Option<Roi> {
         self.roi
+    }
+
+    /// The people tracked into the next frame (multi-person tracker).
+    pub fn tracked_people(&self) -> usize {
+        self.people.tracked()
     }
 }
 
@@ -196,7 +250,7 @@ mod tests {
         let roi = Roi::full_image(64, 48);
         track.roi = Some(roi);
         let mut points = [[1.0_f32, 2.0, 3.0]];
-        track.landmarks.apply(1, Some(10.0), &mut points);
+        track.filters.landmarks.apply(1, Some(10.0), &mut points);
         track.adopt(TrackerConfig {
             smoothing: SmoothingMethod::OneEuro(OneEuroTuning {
                 min_cutoff_scale: 0.5,
@@ -206,7 +260,7 @@ mod tests {
         });
         assert_eq!(track.roi, Some(roi));
         assert!(
-            track.landmarks.is_primed(),
+            track.filters.landmarks.is_primed(),
             "same filter, new parameters: state kept"
         );
         track.adopt(TrackerConfig {
@@ -218,7 +272,7 @@ mod tests {
             Some(roi),
             "another filter: the ROI is still kept"
         );
-        assert!(!track.landmarks.is_primed());
+        assert!(!track.filters.landmarks.is_primed());
         track.adopt(TrackerConfig::STATIC);
         assert_eq!(track.roi, None);
     }
@@ -228,19 +282,19 @@ mod tests {
         let mut track = PoseTrack::new(TrackerConfig::VIDEO);
         track.roi = Some(Roi::full_image(64, 48));
         let mut points = [[1.0_f32, 2.0, 3.0]];
-        track.landmarks.apply(1, Some(10.0), &mut points);
-        track.aux.apply(1, Some(10.0), &mut points);
-        track.world.apply(1, None, &mut points);
-        track.visibility.apply([0.9_f32].into_iter(), |_, _| {});
+        track.filters.landmarks.apply(1, Some(10.0), &mut points);
+        track.filters.aux.apply(1, Some(10.0), &mut points);
+        track.filters.world.apply(1, None, &mut points);
+        track.filters.visibility.apply([0.9_f32].into_iter(), |_, _| {});
         track.lose();
         assert_eq!(track.roi, None);
-        assert!(!track.landmarks.is_primed());
-        assert!(!track.aux.is_primed());
-        assert!(track.world.is_primed());
-        assert!(track.visibility.is_primed());
+        assert!(!track.filters.landmarks.is_primed());
+        assert!(!track.filters.aux.is_primed());
+        assert!(track.filters.world.is_primed());
+        assert!(track.filters.visibility.is_primed());
         track.forget();
-        assert!(!track.world.is_primed());
-        assert!(!track.visibility.is_primed());
+        assert!(!track.filters.world.is_primed());
+        assert!(!track.filters.visibility.is_primed());
     }
 
     #[test]
@@ -249,11 +303,11 @@ mod tests {
             smoothing: SmoothingMethod::Off,
             ..TrackerConfig::VIDEO
         });
-        assert_eq!(track.aux.method(), AUX_SMOOTHING);
+        assert_eq!(track.filters.aux.method(), AUX_SMOOTHING);
         track.adopt(TrackerConfig {
             smoothing: SmoothingMethod::Ema { alpha: 0.7 },
             ..TrackerConfig::VIDEO
         });
-        assert_eq!(track.aux.method(), AUX_SMOOTHING);
+        assert_eq!(track.filters.aux.method(), AUX_SMOOTHING);
     }
 }

@@ -1,0 +1,201 @@
+//! Live VMC output, received by an independent OSC implementation: `python-osc` 1.10.2 from PyPI
+//! (`tests/vmc/receive.py`, in the venv `scripts/setup.sh` makes). The sender follows a stream of the
+//! inference service like any subscriber; the stream plays 30 frames of `kenburns_messi` (a person) and
+//! then 10 empty frames (no one in view).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::mjpeg_frames;
+use livepose::frame::{EncodedFormat, FrameInput, FrameMeta, Payload};
+use livepose::outputs::vmc::{Follow, VmcSender};
+use livepose::service::{Delivery, Service, ServiceConfig, StreamKind, StreamSpec};
+use livepose::vision::{EngineConfig, TrackerConfig};
+use serde_json::Value;
+
+const PERSON_FRAMES: usize = 30;
+const EMPTY_FRAMES: usize = 10;
+
+#[test]
+fn python_osc_receives_one_valid_vmc_bundle_per_result() {
+    let mut receiver = Command::new(crate::common::test_python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vmc/receive.py"))
+        .args(["--idle", "3", "--max", "300"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(receiver.stdout.take().unwrap()).lines();
+    let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+
+    let service = Arc::new(
+        Service::start(ServiceConfig::new(EngineConfig::default(), 2, 1))
+            .expect("the service starts (models present: run `make setup`)"),
+    );
+    let stream = service.open_stream(StreamSpec {
+        name: "vmc test".into(),
+        kind: StreamKind::Analysis,
+        tracker: TrackerConfig::VIDEO,
+        delivery: Delivery::Lossless,
+    });
+    let ours = stream.subscribe(64);
+    let sender = VmcSender::start(
+        Arc::clone(&service),
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        Follow::Chosen,
+    )
+    .unwrap();
+    sender.follow(Some(stream.id()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stream.stats().subscribers < 2 {
+        assert!(Instant::now() < deadline, "the VMC sender never subscribed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let mut frames: Vec<Payload> = mjpeg_frames("kenburns_messi.mjpeg")
+        .into_iter()
+        .take(PERSON_FRAMES)
+        .map(|jpeg| Payload::Encoded {
+            format: EncodedFormat::Jpeg,
+            bytes: jpeg.into(),
+        })
+        .collect();
+    let empty = Arc::new(
+        livepose::vision::image::RgbImage::from_raw(640, 480, vec![90; 640 * 480 * 3]).unwrap(),
+    );
+    frames.extend((0..EMPTY_FRAMES).map(|_| Payload::Decoded(Arc::clone(&empty))));
+    let mut tracked = Vec::new();
+    for (i, payload) in frames.into_iter().enumerate() {
+        stream
+            .publish(FrameInput {
+                meta: FrameMeta {
+                    seq: i as u64,
+                    timestamp_us: (i as i64 + 1) * 33_333,
+                    ..FrameMeta::captured_now(i as u64)
+                },
+                payload,
+            })
+            .unwrap();
+        // One frame at a time, as a 30 frames/s source would be served: each result reaches the
+        // sender before the next exists.
+        let done = ours.recv_timeout(Duration::from_secs(120)).unwrap();
+        tracked.push(done.outcome.unwrap().pose.is_some());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sender.stats().results < i as u64 + 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the sender did not take result {i}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let stats = sender.stats();
+    drop(sender);
+    let summary: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    receiver.wait().unwrap();
+    println!(
+        "VMC: {} results, {} sent, {:.0} µs per result (solve + encode + send; max {:.0}), {} bytes per bundle",
+        stats.results, stats.sent, stats.mean_cost_us, stats.max_cost_us, stats.bundle_bytes
+    );
+
+    let problems = summary["problems"].as_array().unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    let bundles = summary["bundles"].as_array().unwrap();
+    assert_eq!(stats.results, tracked.len() as u64);
+    assert_eq!(stats.skipped, 0);
+    assert_eq!(bundles.len(), tracked.len(), "one bundle per result");
+    assert!(
+        tracked[..5].iter().all(|t| *t),
+        "the person is found at once"
+    );
+    assert!(
+        tracked[PERSON_FRAMES..].iter().all(|t| !t),
+        "no one in an empty frame"
+    );
+    let names: Vec<&str> = bundles[0]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), livepose::motion::BONE_COUNT);
+    for name in ["Hips", "Head", "LeftHand", "RightToes", "LeftLittleDistal"] {
+        assert!(names.contains(&name), "{name}");
+    }
+    let mut previous_t = f64::NEG_INFINITY;
+    for (i, (bundle, tracked)) in bundles.iter().zip(&tracked).enumerate() {
+        assert_eq!(bundle["bones"], livepose::motion::BONE_COUNT, "bundle {i}");
+        let ok = bundle["ok"].as_array().unwrap();
+        let expected = i64::from(*tracked);
+        assert_eq!(ok[0].as_i64(), Some(expected), "bundle {i}: OK {ok:?}");
+        assert_eq!(
+            ok[3].as_i64(),
+            Some(expected),
+            "bundle {i}: tracking status {ok:?}"
+        );
+        let t = bundle["t"].as_f64().unwrap();
+        assert!(t >= previous_t, "bundle {i}: time went back");
+        previous_t = t;
+    }
+}
+
+/// `serve --vmc` follows the oldest connected client, and the next one when it leaves.
+#[test]
+fn serve_follows_the_oldest_client_stream() {
+    let service = Arc::new(
+        Service::start(ServiceConfig::new(EngineConfig::default(), 1, 1))
+            .expect("the service starts (models present: run `make setup`)"),
+    );
+    let client = |id: u64| StreamSpec {
+        name: format!("#{id}"),
+        kind: StreamKind::Remote {
+            peer: format!("127.0.0.1:{}", 1000 + id).parse().unwrap(),
+        },
+        tracker: TrackerConfig::VIDEO,
+        delivery: Delivery::LatestWins,
+    };
+    let local = service.open_stream(StreamSpec {
+        name: "camera".into(),
+        kind: StreamKind::Camera,
+        tracker: TrackerConfig::VIDEO,
+        delivery: Delivery::LatestWins,
+    });
+    let first = service.open_stream(client(1));
+    let second = service.open_stream(client(2));
+    // Nobody listens on the discard port: sending fails or vanishes, and costs nothing here.
+    let sender = VmcSender::start(
+        Arc::clone(&service),
+        "127.0.0.1:9".parse().unwrap(),
+        Follow::OldestClient,
+    )
+    .unwrap();
+    let wait_for = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("follows the first client", &|| {
+        first.stats().subscribers == 1
+    });
+    assert_eq!(second.stats().subscribers, 0);
+    assert_eq!(local.stats().subscribers, 0, "not a client's stream");
+    drop(first);
+    wait_for("moves to the second client", &|| {
+        second.stats().subscribers == 1
+    });
+    drop(sender);
+    assert_eq!(
+        second.stats().subscribers,
+        0,
+        "dropping the sender unsubscribes"
+    );
+}
