@@ -474,6 +474,7 @@ mod tests {
             pose: None,
             hands: Vec::new(),
             angles: Default::default(),
+            people: Vec::new(),
             pose_detector_ran: true,
             palm_detector_ran: false,
             timings,

@@ -23,8 +23,8 @@ use std::time::Instant;
 use bevy::camera::visibility::RenderLayers;
 use bevy::prelude::*;
 
-use crate::app::results::Results;
 use crate::app::overlay::{BODY_COLOR, HAND_COLOR, blend_now};
+use crate::app::results::Results;
 use crate::app::scene3d::{AvatarRoot, VIEW3D_LAYER, set_material};
 use crate::app::{AppSettings, PresentSystems};
 use crate::motion::skeleton::{Bone, HumanoidPose, RestPose, Side, forward};
@@ -45,7 +45,6 @@ const NOSE_CENTRE_M: Vec3 = Vec3::new(0.0, 0.0, 0.11);
 const UNSEEN_COLOR: Color = Color::srgb(0.62, 0.58, 0.5);
 const JOINT_COLOR: Color = Color::srgb(0.95, 0.93, 0.85);
 const NOSE_COLOR: Color = Color::srgb(1.0, 0.8, 0.2);
-
 
 /// The pose drawn this update and the rest pose it was drawn on (for the headless state dump; kept as
 /// the solver's own types, so the per-frame update allocates nothing).

@@ -12,9 +12,9 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 
 use crate::app::avatar::{AvatarDrawn, AvatarDump};
 use crate::app::browser::BrowserServer;
-use crate::app::source::ActiveSource;
-use crate::app::results::{Inference, Results};
 use crate::app::overlay::{Layout, OverlayDrawn, Video};
+use crate::app::results::{Inference, Results};
+use crate::app::source::ActiveSource;
 use crate::app::stats::{Stats, percentiles};
 use crate::app::ui::PanelText;
 use crate::app::view3d::View3dCamera;

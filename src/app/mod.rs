@@ -125,15 +125,38 @@ pub fn default_app_threads() -> usize {
 
 pub use headless::ScreenshotRequest;
 
-/// The stages of a frame, run in this order every update.
+/// The stages of a frame, run in this order every update; every system set of the app is declared
+/// here, once, and ordered in [`configure_sets`].
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AppSystems {
-    /// Start/stop sources (each a stream of the inference service).
-    ActiveSource,
-    /// Take the newest result of the stream shown.
-    Infer,
+    /// Start/stop sources (each a stream of the inference service) and the built-in server.
+    Source,
+    /// Take the newest results of the stream shown (inference runs in the service, not here).
+    Receive,
     /// Update the video texture, overlay, avatar and 3D view.
     Present,
+}
+
+/// Inside [`AppSystems::Present`]: the avatar is solved and drawn first, then the 3D view's landmarks
+/// and camera, which follow the avatar's drawn root (`scene3d::AvatarRoot`).
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PresentSystems {
+    Avatar,
+    View3d,
+}
+
+/// Orders every system set of the app (also used by the plugin tests, so they run the same order).
+pub fn configure_sets(app: &mut App) {
+    app.configure_sets(
+        Update,
+        (AppSystems::Source, AppSystems::Receive, AppSystems::Present).chain(),
+    )
+    .configure_sets(
+        Update,
+        (PresentSystems::Avatar, PresentSystems::View3d)
+            .chain()
+            .in_set(AppSystems::Present),
+    );
 }
 
 /// Whether a window can be opened: an X11 or Wayland display is set.

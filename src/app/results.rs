@@ -264,7 +264,10 @@ mod tests {
         let mut app = App::new();
         app.add_plugins(MinimalPlugins)
             .insert_resource(AppSettings {
-                hands: false,
+                engine: EngineConfig {
+                    hands: false,
+                    ..EngineConfig::default()
+                },
                 threads: 1,
                 ..AppSettings::default()
             })

@@ -5,10 +5,10 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 
 use crate::app::browser::BrowserServer;
-use crate::app::source::{ActiveSource, SwitchSource};
-use crate::app::results::{Inference, Results};
 use crate::app::overlay::PANEL_WIDTH;
 use crate::app::record::Recording;
+use crate::app::results::{Inference, Results};
+use crate::app::source::{ActiveSource, SwitchSource};
 use crate::app::stats::{ANGLE_HISTORY, Stats, percentiles};
 use crate::app::{AppSettings, SourceChoice};
 use crate::source::camera::CameraRequest;

@@ -11,8 +11,8 @@ use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
 
-use crate::app::results::Results;
 use crate::app::overlay::{BODY_COLOR, HAND_COLOR, Layout, result_to_draw};
+use crate::app::results::Results;
 use crate::app::scene3d::{AvatarRoot, VIEW3D_LAYER, set_material};
 use crate::app::{AppSettings, PresentSystems};
 use crate::vision::landmarks::{

@@ -106,7 +106,11 @@ fn export_clip(
         println!("wrote {} and {}", landmarks.display(), angles.display());
     }
     if all || args.trc {
-        let name = if prefix.is_empty() { "markers." } else { prefix };
+        let name = if prefix.is_empty() {
+            "markers."
+        } else {
+            prefix
+        };
         let path = args.out.join(format!("{name}trc"));
         crate::export::trc::write(&path, results, fps)?;
         println!("wrote {}", path.display());

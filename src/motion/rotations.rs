@@ -254,7 +254,11 @@ fn arm(f: &Frame, side: Side, g: &mut Globals) -> HandRotation {
         Vec3::X * s,
         Vec3::Z,
     );
-    g.set(Bone::arm(side, 1), upper_q, f.vis(&[shoulder, elbow, wrist]));
+    g.set(
+        Bone::arm(side, 1),
+        upper_q,
+        f.vis(&[shoulder, elbow, wrist]),
+    );
     let tracked = f.hand(side);
     let hand = match tracked.and_then(|h| hand_frame_from_hand(h, side)) {
         Some(q) => HandRotation {
@@ -307,7 +311,11 @@ fn fingers(hand: &Hand, side: Side, hand_q: Quat, confidence: f32, g: &mut Globa
 
 /// Thigh, shin and foot (and toes) of one side.
 fn leg(f: &Frame, side: Side, hips: Option<Quat>, g: &mut Globals) {
-    let (hip, knee, ankle) = (lm(side, LEFT_HIP), lm(side, LEFT_KNEE), lm(side, LEFT_ANKLE));
+    let (hip, knee, ankle) = (
+        lm(side, LEFT_HIP),
+        lm(side, LEFT_KNEE),
+        lm(side, LEFT_ANKLE),
+    );
     let thigh = f.p(knee) - f.p(hip);
     let shin = f.p(ankle) - f.p(knee);
     let hips_forward = hips.map_or(Vec3::Z, |h| h * Vec3::Z);

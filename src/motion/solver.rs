@@ -34,16 +34,16 @@
 
 use glam::{Quat, Vec3};
 
-pub use crate::motion::rotations::{align, look, skeleton_from_mediapipe};
 use crate::motion::rotations::{
     Frame, foot_frame, hand_frame_from_hand, hand_world, lm, local_rotations, thumb_rest_direction,
 };
+pub use crate::motion::rotations::{align, look, skeleton_from_mediapipe};
 use crate::motion::skeleton::{BONE_COUNT, Bone, HumanoidPose, RestPose, Side};
 use crate::vision::FrameResult;
 use crate::vision::landmarks::hand_index::{FINGER_BASES, MIDDLE_FINGER_MCP, WRIST};
 use crate::vision::landmarks::pose_index::{
-    LEFT_ANKLE, LEFT_EAR, LEFT_ELBOW, LEFT_FOOT_INDEX, LEFT_HEEL, LEFT_HIP, LEFT_KNEE, LEFT_SHOULDER,
-    LEFT_WRIST, RIGHT_EAR, RIGHT_FOOT_INDEX, RIGHT_HEEL, RIGHT_HIP, RIGHT_SHOULDER,
+    LEFT_ANKLE, LEFT_EAR, LEFT_ELBOW, LEFT_FOOT_INDEX, LEFT_HEEL, LEFT_HIP, LEFT_KNEE,
+    LEFT_SHOULDER, LEFT_WRIST, RIGHT_EAR, RIGHT_FOOT_INDEX, RIGHT_HEEL, RIGHT_HIP, RIGHT_SHOULDER,
 };
 
 /// Bones below this confidence ease towards neutral.
@@ -302,7 +302,11 @@ impl Solver {
         let (ls, rs, lh, rh) = (LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_HIP, RIGHT_HIP);
         let torso = (f.shoulder_centre() - f.hip_centre()).length();
         add(&mut b.torso, &[ls, rs, lh, rh], torso);
-        add(&mut b.shoulder_width, &[ls, rs], (f.p(ls) - f.p(rs)).length());
+        add(
+            &mut b.shoulder_width,
+            &[ls, rs],
+            (f.p(ls) - f.p(rs)).length(),
+        );
         add(&mut b.hip_width, &[lh, rh], (f.p(lh) - f.p(rh)).length());
         let ears = f.mid(LEFT_EAR, RIGHT_EAR);
         add(
@@ -335,7 +339,8 @@ impl Solver {
         let mut feet = 0;
         for side in [Side::Left, Side::Right] {
             if let Some(r) = foot_frame(f, side) {
-                let toe = r.inverse() * (f.p(lm(side, LEFT_FOOT_INDEX)) - f.p(lm(side, LEFT_ANKLE)));
+                let toe =
+                    r.inverse() * (f.p(lm(side, LEFT_FOOT_INDEX)) - f.p(lm(side, LEFT_ANKLE)));
                 up += toe.y;
                 forward += toe.z;
                 feet += 1;
@@ -403,6 +408,7 @@ impl Solver {
         let root = Vec3::Y * rest.hip_height_m + moved;
         root.is_finite().then_some(root)
     }
+}
 
 impl Measure {
     /// A value that may be negative or zero (a coordinate): stored shifted by one metre.

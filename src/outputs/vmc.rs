@@ -239,7 +239,12 @@ impl Slots {
     }
 
     /// The people to send for `result` and their port offsets (and solvers).
-    fn assign(&mut self, result: &FrameResult, followed: Option<PersonId>, now: Instant) -> &mut [Slot] {
+    fn assign(
+        &mut self,
+        result: &FrameResult,
+        followed: Option<PersonId>,
+        now: Instant,
+    ) -> &mut [Slot] {
         match self.whom {
             Whom::Followed => {
                 let person = followed
@@ -351,7 +356,9 @@ fn run(
                             counters.send_failures.fetch_add(1, Ordering::Relaxed);
                             if !warned {
                                 warned = true;
-                                tracing::warn!("VMC: cannot send to {to}: {e} (counted from now on)");
+                                tracing::warn!(
+                                    "VMC: cannot send to {to}: {e} (counted from now on)"
+                                );
                             }
                         }
                     }

@@ -12,9 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::signal::Signal;
-use super::wire::{
-    self, ErrorCode, FrameMessage, HelloMessage, ResultCounters, ServerTimes,
-};
+use super::wire::{self, ErrorCode, FrameMessage, HelloMessage, ResultCounters, ServerTimes};
 use super::{RosterEntry, ServerShared};
 use crate::frame::{ClockMapper, FrameInput, FrameMeta, Payload};
 use crate::mailbox::Ring;

@@ -19,10 +19,10 @@
 
 mod accept;
 mod client;
-mod router;
 pub mod http;
 pub mod metrics;
 pub mod pairing;
+mod router;
 mod signal;
 pub mod socketio;
 pub mod tls;
@@ -464,10 +464,19 @@ pub fn answer_starting(listener: TcpListener, ready: &AtomicBool) -> std::io::Re
             Ok((mut stream, _)) => {
                 // Read what the client sent (so closing does not reset the connection), then answer.
                 best_effort(stream.set_nonblocking(false), "starting: blocking mode");
-                best_effort(stream.set_read_timeout(Some(STARTING_READ)), "starting: read timeout");
+                best_effort(
+                    stream.set_read_timeout(Some(STARTING_READ)),
+                    "starting: read timeout",
+                );
                 let mut head = [0_u8; 4096];
-                best_effort(std::io::Read::read(&mut stream, &mut head), "starting: read the request");
-                best_effort(stream.set_write_timeout(Some(STARTING_READ)), "starting: write timeout");
+                best_effort(
+                    std::io::Read::read(&mut stream, &mut head),
+                    "starting: read the request",
+                );
+                best_effort(
+                    stream.set_write_timeout(Some(STARTING_READ)),
+                    "starting: write timeout",
+                );
                 best_effort(
                     http::respond(
                         &mut stream,
@@ -477,11 +486,17 @@ pub fn answer_starting(listener: TcpListener, ready: &AtomicBool) -> std::io::Re
                     ),
                     "starting: answer 503",
                 );
-                best_effort(stream.shutdown(std::net::Shutdown::Write), "starting: shutdown");
+                best_effort(
+                    stream.shutdown(std::net::Shutdown::Write),
+                    "starting: shutdown",
+                );
                 // Read away what is still coming (a request that arrived late) until the client
                 // closes, so closing here never resets the connection before the answer is read.
                 let deadline = std::time::Instant::now() + STARTING_LINGER;
-                best_effort(stream.set_read_timeout(Some(STARTING_READ)), "starting: read timeout");
+                best_effort(
+                    stream.set_read_timeout(Some(STARTING_READ)),
+                    "starting: read timeout",
+                );
                 while std::time::Instant::now() < deadline {
                     match std::io::Read::read(&mut stream, &mut head) {
                         Ok(0) | Err(_) => break,

@@ -10,12 +10,12 @@ use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
+use super::ServerShared;
 use super::client::{Client, Protocol};
 use super::http::{self, Request};
 use super::signal::Signal;
 use super::tls::Conn;
 use super::websocket::{ConnError, NativeEndpoint, pump, upgrade};
-use super::ServerShared;
 
 /// One connection whose request head has arrived (`rest`: the bytes that came after it).
 /// `set_cookie`: a `Set-Cookie` header line for a page answer (a browser pairing with the token).
@@ -131,4 +131,3 @@ fn serve_websocket(
     };
     pump(&mut ws, &signal, shared, &mut NativeEndpoint { core })
 }
-

@@ -287,4 +287,3 @@ pub(crate) fn pump(
 fn wire_error(e: WireError) -> (ErrorCode, String) {
     (e.code(), e.to_string())
 }
-

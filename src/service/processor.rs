@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use crate::vision::engine::{HandsOutput, PoseOutput};
 use crate::vision::tracker::{HandsTrack, PoseTrack};
-use crate::vision::{Engine, EngineConfig, ModelError, PoseModel, RgbImage, TrackerConfig, VisionError};
+use crate::vision::{
+    Engine, EngineConfig, ModelError, PoseModel, RgbImage, TrackerConfig, VisionError,
+};
 
 /// What a worker needs of an engine: the two branches of a frame, on one stream's tracker halves.
 pub trait Processor: Send {

@@ -15,9 +15,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Branch, Job, ServiceShared};
-use crate::sync::lock;
 use crate::frame::{FrameInput, FrameMeta, Payload};
-use crate::mailbox::{Mailbox, Notify};
+use crate::mailbox::Mailbox;
+use crate::sync::lock;
 use crate::vision::engine::{HandsOutput, PoseOutput, assemble};
 use crate::vision::tracker::{HandsTrack, PoseTrack};
 use crate::vision::{FrameResult, PoseModel, RgbImage, TrackerConfig};
@@ -48,7 +48,9 @@ pub enum StreamKind {
     File,
     /// Frames sent by another program or device (a browser tab, a phone) from this address; how they
     /// travel (WebSocket, Socket.IO) is the server's business.
-    Remote { peer: SocketAddr },
+    Remote {
+        peer: SocketAddr,
+    },
     /// A file analysed from the command line.
     Analysis,
 }
@@ -141,7 +143,7 @@ pub struct StreamInfo {
 }
 
 /// A frame taken by inference.
-struct InFlight {
+pub(super) struct InFlight {
     serial: u64,
     meta: FrameMeta,
     received_at: Instant,

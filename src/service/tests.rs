@@ -157,7 +157,10 @@ fn a_lossless_stream_gets_every_frame_once_in_order() {
     let stream = open(&service, "clip", Delivery::Lossless);
     let results = stream.subscribe(64);
     for k in 0..20 {
-        assert!(!stream.publish(frame(0, k)).unwrap(), "lossless never drops");
+        assert!(
+            !stream.publish(frame(0, k)).unwrap(),
+            "lossless never drops"
+        );
     }
     assert!(stream.wait_idle(Duration::from_secs(10)));
     let got = results.drain();
@@ -183,7 +186,10 @@ fn latest_wins_drops_waiting_frames_counts_them_and_always_runs_the_newest() {
     assert_eq!(stats.received, 30);
     assert_eq!(stats.dropped, replaced, "every replaced frame is counted");
     assert_eq!(stats.results + stats.dropped, 30, "{stats:?}");
-    assert!(stats.dropped >= 20, "a 20 ms model cannot keep up: {stats:?}");
+    assert!(
+        stats.dropped >= 20,
+        "a 20 ms model cannot keep up: {stats:?}"
+    );
     assert!(got.windows(2).all(|w| w[0] < w[1]), "in order: {got:?}");
     assert_eq!(got.last(), Some(&29), "the newest frame is never dropped");
 }
@@ -242,7 +248,11 @@ fn the_hand_branch_of_a_frame_runs_beside_the_pose_branch_of_the_next() {
     }
     assert!(stream.wait_idle(Duration::from_secs(10)));
     assert_eq!(seqs(&results.drain()), (0..12).collect::<Vec<_>>());
-    assert_eq!(log.max_running.load(Ordering::Acquire), 2, "two workers busy at once");
+    assert_eq!(
+        log.max_running.load(Ordering::Acquire),
+        2,
+        "two workers busy at once"
+    );
     // Each branch sees the stream's frames in order.
     let runs = log.runs.lock().unwrap().clone();
     for branch in [Branch::Pose, Branch::Hands] {
@@ -265,9 +275,17 @@ fn a_one_result_subscription_keeps_the_newest_and_counts_what_it_skipped() {
     assert!(stream.wait_idle(Duration::from_secs(10)));
     assert_eq!(newest.take_newest().map(|r| r.meta.seq), Some(4));
     assert_eq!((newest.delivered(), newest.superseded()), (5, 4));
-    assert_eq!(every.drain().len(), 5, "a slow subscriber does not cost another one results");
+    assert_eq!(
+        every.drain().len(),
+        5,
+        "a slow subscriber does not cost another one results"
+    );
     drop(newest);
-    assert_eq!(stream.stats().subscribers, 1, "dropping a subscription unsubscribes");
+    assert_eq!(
+        stream.stats().subscribers,
+        1,
+        "dropping a subscription unsubscribes"
+    );
     assert!(service.subscribe(StreamId(999), 1).is_none());
 }
 
@@ -287,7 +305,10 @@ fn a_closed_stream_delivers_what_is_in_flight_then_closes_its_subscriptions() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(results.is_closed());
-    assert!(service.streams().iter().all(|s| s.id != id), "no longer listed");
+    assert!(
+        service.streams().iter().all(|s| s.id != id),
+        "no longer listed"
+    );
     assert!(service.subscribe(id, 1).is_none());
 }
 
@@ -339,7 +360,10 @@ fn reconfiguring_reloads_every_worker_and_keeps_the_old_processor_when_loading_f
         pose_model: PoseModel::Heavy,
         ..EngineConfig::default()
     });
-    assert!(wait_for(&|| log.loads.load(Ordering::Acquire) == 4), "both workers reload");
+    assert!(
+        wait_for(&|| log.loads.load(Ordering::Acquire) == 4),
+        "both workers reload"
+    );
     stream.publish(frame(0, 0)).unwrap();
     assert!(stream.wait_idle(Duration::from_secs(5)));
     assert_eq!(results.drain()[0].model, PoseModel::Heavy);
@@ -351,7 +375,11 @@ fn reconfiguring_reloads_every_worker_and_keeps_the_old_processor_when_loading_f
     stream.publish(frame(0, 1)).unwrap();
     assert!(stream.wait_idle(Duration::from_secs(5)));
     let after = results.drain();
-    assert_eq!(after[0].model, PoseModel::Heavy, "the old processor goes on");
+    assert_eq!(
+        after[0].model,
+        PoseModel::Heavy,
+        "the old processor goes on"
+    );
     assert_eq!(service.stats().engines_loaded, 2);
 }
 
@@ -363,7 +391,11 @@ fn stopping_the_service_joins_its_workers_closes_subscriptions_and_refuses_frame
     stream.publish(frame(0, 0)).unwrap();
     std::thread::sleep(Duration::from_millis(5));
     drop(service);
-    assert_eq!(log.running.load(Ordering::Acquire), 0, "no job runs after the drop");
+    assert_eq!(
+        log.running.load(Ordering::Acquire),
+        0,
+        "no job runs after the drop"
+    );
     assert!(results.is_closed());
     assert_eq!(
         stream.publish(frame(0, 1)),

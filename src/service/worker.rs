@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use super::processor::Processor;
 use super::stream::{AfterDecode, FrameError, HandsWork, StreamShared};
 use super::{Branch, ServiceShared};
-use crate::sync::lock;
 use crate::frame::Payload;
-use super::processor::Processor;
+use crate::sync::lock;
 use crate::vision::ModelError;
 use crate::vision::image::FrameDecoder;
 

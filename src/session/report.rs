@@ -143,7 +143,8 @@ pub fn summarize(results: &[RecordedResult]) -> Result<ReportSummary, ReportErro
 /// Each person's own summary, when the session saw more than one (their results as a one-person
 /// session: the top level is theirs, empty where they are out of view).
 fn people(results: &[RecordedResult]) -> Result<Vec<PersonSummary>, ReportError> {
-    let frames: Vec<crate::vision::FrameResult> = results.iter().map(|r| r.result.clone()).collect();
+    let frames: Vec<crate::vision::FrameResult> =
+        results.iter().map(|r| r.result.clone()).collect();
     let clips = crate::export::per_person(&frames);
     if clips.len() < 2 {
         return Ok(Vec::new());
@@ -442,7 +443,8 @@ pub fn render(session: &RecordedSession) -> Result<(String, ReportSummary), Repo
             if info.settings.hands { "on" } else { "off" },
             smoothing_text(&info.settings.tracker),
             if info.settings.mirrored { "yes" } else { "no" },
-            html_escape(&info.livepose_version))); html.push('\n');
+            html_escape(&info.livepose_version)));
+        html.push('\n');
     }
     html.push_str(&format!(
         "<h2>Presence</h2>\n<table id=\"presence\"><tr><th></th><th>frames</th><th>share</th></tr>\
@@ -457,7 +459,8 @@ pub fn render(session: &RecordedSession) -> Result<(String, ReportSummary), Repo
         (summary.with_left_hand * summary.results as f64).round(),
         pct(summary.with_left_hand),
         (summary.with_right_hand * summary.results as f64).round(),
-        pct(summary.with_right_hand)));
+        pct(summary.with_right_hand)
+    ));
     html.push_str(&format!(
         "<h2>Range of motion</h2>\n<p>Angles with confidence ≥ {MIN_ANGLE_CONFIDENCE}, in degrees; times in seconds from the start.</p>\n\
          <table id=\"rom\"><tr><th>joint</th><th>min</th><th>at</th><th>max</th><th>at</th><th>range</th><th>mean</th><th>frames</th></tr>\n"));
@@ -471,7 +474,8 @@ pub fn render(session: &RecordedSession) -> Result<(String, ReportSummary), Repo
             rom.max_at_s,
             (rom.max_rad - rom.min_rad).to_degrees(),
             rom.mean_rad.to_degrees(),
-            rom.frames)); html.push('\n');
+            rom.frames));
+        html.push('\n');
     }
     html.push_str("</table>\n");
     if !summary.people.is_empty() {
@@ -510,13 +514,17 @@ pub fn render(session: &RecordedSession) -> Result<(String, ReportSummary), Repo
     if summary.range_of_motion.is_empty() {
         html.push_str(&format!(
             "<p>No joint angle was sure enough (confidence ≥ {MIN_ANGLE_CONFIDENCE}) to plot: the limbs were \
-             out of view or hidden.</p>")); html.push('\n');
+             out of view or hidden.</p>"));
+        html.push('\n');
     }
     for (id, svg) in &plots {
         if id == "timings" {
             html.push_str("<h2>Timings and dropped frames</h2>\n");
         }
-        html.push_str(&format!("<figure class=\"plot\" id=\"{id}\">{svg}</figure>")); html.push('\n');
+        html.push_str(&format!(
+            "<figure class=\"plot\" id=\"{id}\">{svg}</figure>"
+        ));
+        html.push('\n');
     }
     if !session.warnings.is_empty() {
         html.push_str("<h2>Notes</h2><ul>");

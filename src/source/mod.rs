@@ -35,8 +35,7 @@ pub struct SourceShared {
 
 impl SourceShared {
     pub fn status(&self) -> SourceStatus {
-        crate::sync::lock(&self.status)
-            .clone()
+        crate::sync::lock(&self.status).clone()
     }
 
     pub fn update(&self, f: impl FnOnce(&mut SourceStatus)) {

@@ -85,8 +85,7 @@ impl ReplayControl {
 
     /// Jump to frame `index` (clamped to the session).
     pub fn seek(&self, index: usize) {
-        *crate::sync::lock(&self.seek_to) =
-            Some(index.min(self.frames.saturating_sub(1)));
+        *crate::sync::lock(&self.seek_to) = Some(index.min(self.frames.saturating_sub(1)));
     }
 
     /// The frame published last.
@@ -95,8 +94,7 @@ impl ReplayControl {
     }
 
     fn take_seek(&self) -> Option<usize> {
-        crate::sync::lock(&self.seek_to)
-            .take()
+        crate::sync::lock(&self.seek_to).take()
     }
 }
 

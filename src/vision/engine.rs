@@ -273,9 +273,12 @@ impl Engine {
             }
         }
         let tiles = detection_tiles(image.width, image.height);
-        if let Some(region) =
-            people.detection_region(max_people, config.detect_every, config.tracking, tiles.len())
-        {
+        if let Some(region) = people.detection_region(
+            max_people,
+            config.detect_every,
+            config.tracking,
+            tiles.len(),
+        ) {
             out.detector_ran = true;
             let region = region.and_then(|i| tiles.get(i).copied());
             let candidates = branch.detector.detect_in(image, region, &mut out.timings)?;
@@ -354,10 +357,7 @@ impl Engine {
             out.palm_detector_ran = true;
             track.frames_since_palm_detection = 0;
             let method = config.hand_smoothing();
-            for roi in branch
-                .detector
-                .detect(image, max_hands, &mut out.timings)?
-            {
+            for roi in branch.detector.detect(image, max_hands, &mut out.timings)? {
                 associate(&mut candidates, HandTrack::new(roi, method));
             }
         } else {
@@ -570,7 +570,9 @@ fn smooth_pose(
         &raw.landmarks[POSE_LANDMARK_COUNT..POSE_LANDMARK_COUNT + 2],
         width,
     );
-    filters.aux.apply(timestamp_us, Some(scale), &mut aux_points);
+    filters
+        .aux
+        .apply(timestamp_us, Some(scale), &mut aux_points);
     let next = roi_from_alignment_points(
         [aux_points[0][0], aux_points[0][1]],
         [aux_points[1][0], aux_points[1][1]],

@@ -23,8 +23,8 @@
 //!
 //! Ids are per stream, increasing from 1 and never reused.
 
-use crate::vision::landmarks::pose_index::{LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER};
 use crate::vision::landmarks::ImageLandmark;
+use crate::vision::landmarks::pose_index::{LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER};
 use crate::vision::roi::Roi;
 
 /// A person lost for longer than this is forgotten (their id is retired).
@@ -61,7 +61,10 @@ impl BodyInImage {
     /// From 33 pose landmarks.
     pub fn from_landmarks(landmarks: &[ImageLandmark]) -> Option<Self> {
         let mid = |a: usize, b: usize| -> Option<[f32; 2]> {
-            let (pa, pb) = (landmarks.get(a)?.pos_in_image, landmarks.get(b)?.pos_in_image);
+            let (pa, pb) = (
+                landmarks.get(a)?.pos_in_image,
+                landmarks.get(b)?.pos_in_image,
+            );
             Some([(pa[0] + pb[0]) * 0.5, (pa[1] + pb[1]) * 0.5])
         };
         let body = Self {
@@ -366,8 +369,7 @@ impl<F> PeopleTracker<F> {
         let due = !tracking
             || tracked == 0
             || after_loss
-            || (tracked < max_people
-                && self.frames_since_detection + 1 >= detect_every.max(1));
+            || (tracked < max_people && self.frames_since_detection + 1 >= detect_every.max(1));
         if !due {
             self.frames_since_detection = self.frames_since_detection.saturating_add(1);
             return None;
@@ -444,7 +446,8 @@ impl<F> PeopleTracker<F> {
                 // A detection on a body someone already holds (outside the keypoint gate, e.g. a
                 // partial view) is not a new person.
                 let held = self.people.iter().any(|p| {
-                    p.is_tracked() && p.body_at(timestamp_us).distance_in_torsos(&c.body) < MATCH_TORSOS
+                    p.is_tracked()
+                        && p.body_at(timestamp_us).distance_in_torsos(&c.body) < MATCH_TORSOS
                 });
                 if held || tracked >= max_people {
                     return Assignment::Ignored;
@@ -600,7 +603,10 @@ mod tests {
     fn ids_increase_and_a_detection_of_a_tracked_person_changes_nothing() {
         let mut t = PeopleTracker::<()>::default();
         let a = t.associate(
-            &[candidate(100.0, 200.0, 100.0), candidate(500.0, 200.0, 100.0)],
+            &[
+                candidate(100.0, 200.0, 100.0),
+                candidate(500.0, 200.0, 100.0),
+            ],
             0,
             3,
             || (),
@@ -627,7 +633,10 @@ mod tests {
                 Assignment::New(3)
             ]
         );
-        assert_eq!(t.people[0].roi, region_before, "a tracked person keeps their region");
+        assert_eq!(
+            t.people[0].roi, region_before,
+            "a tracked person keeps their region"
+        );
     }
 
     #[test]
@@ -638,7 +647,10 @@ mod tests {
         t.associate(&[candidate(300.0, 300.0, 120.0)], 0, 2, || ());
         see_all(&mut t, 0, &[(1, 300.0, 300.0)]);
         let a = t.associate(
-            &[candidate(300.0, 300.0, 120.0), candidate(420.0, 300.0, 120.0)],
+            &[
+                candidate(300.0, 300.0, 120.0),
+                candidate(380.0, 300.0, 120.0),
+            ],
             FRAME_US,
             2,
             || (),
@@ -651,7 +663,9 @@ mod tests {
     #[test]
     fn no_more_than_max_people_and_none_over_the_limit() {
         let mut t = PeopleTracker::<()>::default();
-        let c: Vec<_> = (0..4).map(|i| candidate(100.0 + 300.0 * i as f32, 200.0, 80.0)).collect();
+        let c: Vec<_> = (0..4)
+            .map(|i| candidate(100.0 + 300.0 * i as f32, 200.0, 80.0))
+            .collect();
         let a = t.associate(&c, 0, 2, || ());
         assert_eq!(
             a,
@@ -666,7 +680,8 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_person_gets_their_id_back_where_their_motion_predicts_and_a_stranger_gets_a_new_one() {
+    fn a_lost_person_gets_their_id_back_where_their_motion_predicts_and_a_stranger_gets_a_new_one()
+    {
         let mut t = PeopleTracker::<()>::default();
         t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 2, || ());
         // Walking right at 30 px per frame (900 px/s).
@@ -686,13 +701,19 @@ mod tests {
         assert!(t.detection_due(2, 5, true));
         // Back 10 frames later: predicted ~0.3 s of motion on (270 px), found at 480; a stranger at 1200.
         let a = t.associate(
-            &[candidate(480.0, 300.0, 100.0), candidate(1200.0, 300.0, 100.0)],
+            &[
+                candidate(480.0, 300.0, 100.0),
+                candidate(1200.0, 300.0, 100.0),
+            ],
             at,
             2,
             || (),
         );
         assert_eq!(a, vec![Assignment::Reacquired(1), Assignment::New(2)]);
-        assert!(t.people[0].restart_filters, "filters restart on re-acquisition");
+        assert!(
+            t.people[0].restart_filters,
+            "filters restart on re-acquisition"
+        );
         assert_eq!(t.people[0].acquired_us, at);
     }
 
@@ -713,7 +734,10 @@ mod tests {
     fn two_people_on_one_body_become_the_one_that_followed_it() {
         let mut t = PeopleTracker::<()>::default();
         t.associate(
-            &[candidate(100.0, 300.0, 100.0), candidate(400.0, 300.0, 100.0)],
+            &[
+                candidate(100.0, 300.0, 100.0),
+                candidate(400.0, 300.0, 100.0),
+            ],
             0,
             2,
             || (),
@@ -729,7 +753,11 @@ mod tests {
         let given_up = t.settle(at);
         assert_eq!(given_up, vec![2], "the older keeps the body");
         assert_eq!(t.tracked(), 1);
-        assert!(t.people.iter().any(|p| p.id == 2 && p.lost_since_us == Some(at)));
+        assert!(
+            t.people
+                .iter()
+                .any(|p| p.id == 2 && p.lost_since_us == Some(at))
+        );
     }
 
     #[test]
@@ -765,7 +793,11 @@ mod tests {
                 );
             }
         }
-        assert!(detection_tiles(500, 500).iter().all(|t| t.size_in_image[0] < 500.0));
+        assert!(
+            detection_tiles(500, 500)
+                .iter()
+                .all(|t| t.size_in_image[0] < 500.0)
+        );
     }
 
     #[test]
@@ -783,7 +815,11 @@ mod tests {
                 Some(Some(2))
             ]
         );
-        assert_eq!(t.detection_region(2, 1, false, 3), Some(None), "static: whole frame");
+        assert_eq!(
+            t.detection_region(2, 1, false, 3),
+            Some(None),
+            "static: whole frame"
+        );
     }
 
     #[test]

@@ -101,7 +101,12 @@ impl PoseDetector {
     ) -> Result<Vec<Candidate>, ModelError> {
         let start = Instant::now();
         let full = Roi::full_image(image.width, image.height);
-        let geometry = crop_to_tensor(image, region.unwrap_or(full), &DETECTOR_CROP, &mut self.tensor);
+        let geometry = crop_to_tensor(
+            image,
+            region.unwrap_or(full),
+            &DETECTOR_CROP,
+            &mut self.tensor,
+        );
         timings.add(Stage::PoseDetectionCrop, start.elapsed());
 
         let start = Instant::now();

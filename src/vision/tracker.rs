@@ -285,7 +285,10 @@ mod tests {
         track.filters.landmarks.apply(1, Some(10.0), &mut points);
         track.filters.aux.apply(1, Some(10.0), &mut points);
         track.filters.world.apply(1, None, &mut points);
-        track.filters.visibility.apply([0.9_f32].into_iter(), |_, _| {});
+        track
+            .filters
+            .visibility
+            .apply([0.9_f32].into_iter(), |_, _| {});
         track.lose();
         assert_eq!(track.roi, None);
         assert!(!track.filters.landmarks.is_primed());

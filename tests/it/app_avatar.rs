@@ -16,7 +16,7 @@ fn is_avatar_colour(p: &image::Rgb<u8>) -> bool {
     (max >= 60 && max - min >= 30) || max >= 130
 }
 
-fn f32s(v: &serde_json::Value) -> Vec<f32> {
+pub(crate) fn f32s(v: &serde_json::Value) -> Vec<f32> {
     v.as_array()
         .unwrap()
         .iter()
@@ -31,7 +31,10 @@ fn f32s(v: &serde_json::Value) -> Vec<f32> {
 /// projected bone: the bulkiest part, the torso box (31 × 17 cm), reaches 0.18 m from its bone line.
 /// Bevy's own projection of the joints agrees within 1 px. An avatar drawn mirrored, on another pose, or
 /// off its kinematics fails both.
-pub(crate) fn assert_avatar_drawn_where_its_kinematics_says(state: &serde_json::Value, png: &image::RgbImage) {
+pub(crate) fn assert_avatar_drawn_where_its_kinematics_says(
+    state: &serde_json::Value,
+    png: &image::RgbImage,
+) {
     use glam::{Quat, Vec2, Vec3};
     use livepose::motion::skeleton::{BONE_COUNT, Bone, HumanoidPose, RestPose, forward};
     let avatar = &state["avatar"];
@@ -121,7 +124,7 @@ pub(crate) fn assert_avatar_drawn_where_its_kinematics_says(state: &serde_json::
             && p.y < viewport[1] + viewport[3];
         if inside {
             assert!(
-                colour_near(png, p.to_array(), 4, is_avatar_colour),
+                crate::app_headless::colour_near(png, p.to_array(), 4, is_avatar_colour),
                 "no avatar colour at {name} ({p})"
             );
             checked += 1;
@@ -187,4 +190,3 @@ pub(crate) fn assert_avatar_drawn_where_its_kinematics_says(state: &serde_json::
         &far[..far.len().min(5)]
     );
 }
-

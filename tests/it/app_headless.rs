@@ -36,13 +36,12 @@ use std::time::{Duration, Instant};
 use livepose::server::wire::binary_from_frame;
 use tungstenite::Message;
 
-
 fn is_body_colour(p: &image::Rgb<u8>) -> bool {
     p[0] > 190 && p[1] < 150 && p[2] > 100 && p[0] > p[1] + 80
 }
 
 /// Whether a pixel within `radius` (a square) of `p` (window px) passes `colour`.
-fn colour_near(
+pub(crate) fn colour_near(
     png: &image::RgbImage,
     p: [f32; 2],
     radius: i64,
@@ -505,7 +504,7 @@ fn app_replays_a_session_and_records_what_it_shows() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(f32s)
+        .flat_map(crate::app_avatar::f32s)
         .collect();
     let best = recorded
         .results

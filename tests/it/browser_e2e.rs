@@ -30,13 +30,13 @@ use livepose::service::{Service, ServiceConfig, StreamKind, StreamResult};
 use livepose::vision::image::rgb_image_from_bytes;
 use livepose::vision::{EngineConfig, RgbImage, TrackerConfig};
 
-const STREAM_SECONDS: u32 = 8;
+pub(crate) const STREAM_SECONDS: u32 = 8;
 /// The livepose page keeps at most 2 frames unanswered, so nearly every frame it sends is answered.
-const PAGE_ANSWERED: f64 = 0.8;
+pub(crate) const PAGE_ANSWERED: f64 = 0.8;
 
 /// Writes frames as YUV4MPEG2 4:2:0 (JPEG chroma siting), BT.601 limited range, as Chromium's fake
 /// capture expects.
-fn write_y4m(path: &Path, frames: &[RgbImage]) {
+pub(crate) fn write_y4m(path: &Path, frames: &[RgbImage]) {
     let (w, h) = (frames[0].width as usize, frames[0].height as usize);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     writeln!(out, "YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg").unwrap();
@@ -80,7 +80,7 @@ fn write_y4m(path: &Path, frames: &[RgbImage]) {
 }
 
 /// Mean absolute difference over a sparse grid (every 4th pixel of every 4th row).
-fn difference(a: &RgbImage, b: &RgbImage) -> f64 {
+pub(crate) fn difference(a: &RgbImage, b: &RgbImage) -> f64 {
     let mut sum = 0_u64;
     let mut n = 0_u64;
     for y in (0..a.height as usize).step_by(4) {
@@ -96,7 +96,7 @@ fn difference(a: &RgbImage, b: &RgbImage) -> f64 {
 }
 
 /// Pixels of the body's pink (the page's skeleton) in a screenshot.
-fn pink_pixels(screenshot: &Path) -> usize {
+pub(crate) fn pink_pixels(screenshot: &Path) -> usize {
     image::open(screenshot)
         .unwrap()
         .into_rgb8()
@@ -105,17 +105,17 @@ fn pink_pixels(screenshot: &Path) -> usize {
         .count()
 }
 
-fn browser_dir() -> PathBuf {
+pub(crate) fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("browser")
 }
 
 /// A frame the server processed, with its result.
-struct Tapped {
-    seq: u64,
-    image: Arc<RgbImage>,
-    result: Arc<livepose::vision::FrameResult>,
+pub(crate) struct Tapped {
+    pub(crate) seq: u64,
+    pub(crate) image: Arc<RgbImage>,
+    pub(crate) result: Arc<livepose::vision::FrameResult>,
 }
 
 impl Tapped {
@@ -130,15 +130,15 @@ impl Tapped {
 
 /// What one streaming session gave: the page's own summary, the frames the server processed (with
 /// their results), and the page's screenshot.
-struct Session {
-    summary: serde_json::Value,
-    tapped: Vec<Tapped>,
-    screenshot: PathBuf,
+pub(crate) struct Session {
+    pub(crate) summary: serde_json::Value,
+    pub(crate) tapped: Vec<Tapped>,
+    pub(crate) screenshot: PathBuf,
 }
 
 /// Starts a server (static mode, legacy kernel, like the reference), opens the page in Chromium with
 /// the fake camera playing `y4m` and `query` in the page's address, streams for [`STREAM_SECONDS`].
-fn stream(y4m: &Path, query: &str, name: &str) -> Session {
+pub(crate) fn stream(y4m: &Path, query: &str, name: &str) -> Session {
     stream_from(
         y4m,
         name,
@@ -150,13 +150,13 @@ fn stream(y4m: &Path, query: &str, name: &str) -> Session {
 
 /// Where and how Chromium runs.
 #[derive(Default)]
-struct Browser {
+pub(crate) struct Browser {
     /// A command the `node` command is run under (`ip netns exec NAME`).
-    prefix: Vec<String>,
+    pub(crate) prefix: Vec<String>,
     /// More Chromium flags.
-    chromium_args: String,
+    pub(crate) chromium_args: String,
     /// The script in `tests/browser/` that drives Chromium (default `e2e.mjs`, the livepose page).
-    script: Option<&'static str>,
+    pub(crate) script: Option<&'static str>,
 }
 
 impl Browser {
@@ -174,7 +174,7 @@ impl Browser {
     }
 
     /// Runs the script once with `env` set and the script's four arguments; the JSON it prints.
-    fn run_once(&self, env: (&str, &str), args: [&str; 4]) -> serde_json::Value {
+    pub(crate) fn run_once(&self, env: (&str, &str), args: [&str; 4]) -> serde_json::Value {
         let output = self
             .command()
             .env(env.0, env.1)
@@ -192,7 +192,7 @@ impl Browser {
 }
 
 /// [`stream`] with a server configured by `adjust`, the page at `url(server)`, Chromium as `browser`.
-fn stream_from(
+pub(crate) fn stream_from(
     y4m: &Path,
     name: &str,
     browser: &Browser,
@@ -230,7 +230,7 @@ fn stream_from(
                         let new = !subscriptions
                             .iter()
                             .any(|s: &livepose::service::Subscription| s.stream() == info.id);
-                        if new && matches!(info.kind, StreamKind::WebSocket { .. }) {
+                        if new && matches!(info.kind, StreamKind::Remote { .. }) {
                             subscriptions.extend(service.subscribe(info.id, 4096));
                         }
                     }
@@ -280,7 +280,7 @@ fn stream_from(
 /// Checks that results came back for at least `answered` of the frames sent and that each served result
 /// is the engine's answer on the pixels the page sent; returns each frame's mean 2D error against
 /// MediaPipe's static reference of the clip frame it shows, sorted.
-fn errors_against_mediapipe(
+pub(crate) fn errors_against_mediapipe(
     session: &Session,
     clip: &[RgbImage],
     refs: &[serde_json::Value],
@@ -449,6 +449,12 @@ fn chromium_streams_the_clip_and_gets_faithful_results_back() {
     );
 }
 
+/// The prototype's frontend: a page on another origin (its own server, as a dev server on localhost:3000)
+/// with socket.io-client's browser build, emitting `frame` events with JPEG data URLs from the fake camera
+/// and drawing `pose_result`s (`tests/browser/socketio_page.mjs`). With the page's origin allowed it opens
+/// on long-polling (cross-origin requests, CORS), upgrades to WebSocket, and every result is the engine's
+/// answer on the pixels it sent, within the JPEG tolerances of the livepose page; without it, the
+/// handshake is refused (403) and the page sees `connect_error`.
 #[test]
 fn the_prototypes_socket_io_page_streams_from_another_origin() {
     let _serial = crate::common::heavy();

@@ -8,7 +8,17 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use super::browser_e2e::*;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::browser_e2e::{
+    Browser, PAGE_ANSWERED, errors_against_mediapipe, stream_from, write_y4m,
+};
+use crate::common::{mjpeg_frames, read_jsonl};
+use livepose::server::{Server, ServerConfig};
+use livepose::service::{Service, ServiceConfig};
+use livepose::vision::image::rgb_image_from_bytes;
+use livepose::vision::{EngineConfig, RgbImage};
 
 /// Two network namespaces' worth of "another device": a namespace for Chromium and a veth pair from it
 /// to this one, with addresses of their own (10.231.N.1 here, 10.231.N.2 there). Removed when dropped.
@@ -182,10 +192,3 @@ fn chromium_on_another_device_streams_over_https_with_the_token() {
     );
     let _ = std::fs::remove_dir_all(&cert_dir);
 }
-
-/// The prototype's frontend: a page on another origin (its own server, as a dev server on localhost:3000)
-/// with socket.io-client's browser build, emitting `frame` events with JPEG data URLs from the fake camera
-/// and drawing `pose_result`s (`tests/browser/socketio_page.mjs`). With the page's origin allowed it opens
-/// on long-polling (cross-origin requests, CORS), upgrades to WebSocket, and every result is the engine's
-/// answer on the pixels it sent, within the JPEG tolerances of the livepose page; without it, the
-/// handshake is refused (403) and the page sees `connect_error`.

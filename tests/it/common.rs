@@ -431,5 +431,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// loop, a failover's rates), so they run one at a time across the whole test binary.
 pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
     static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    HEAVY.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    HEAVY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -70,7 +70,10 @@ fn analyze_and_check(clip: &std::path::Path, out: &std::path::Path) -> String {
 #[test]
 fn pandas_and_trc_data_reader_read_the_exports_as_the_jsonl_says() {
     let dir = crate::common::temp_dir("export");
-    let summary = analyze_and_check(&crate::common::fixture("kenburns_messi.mjpeg"), &dir.join("messi"));
+    let summary = analyze_and_check(
+        &crate::common::fixture("kenburns_messi.mjpeg"),
+        &dir.join("messi"),
+    );
     assert!(
         summary.contains("ok: 90 frames (90 with a pose"),
         "{summary}"

@@ -375,4 +375,3 @@ fn off_loopback_every_request_needs_the_pairing_token() {
         "{r:.200}"
     );
 }
-

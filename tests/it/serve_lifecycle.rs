@@ -71,7 +71,8 @@ fn stream_until_closed(
 #[test]
 fn sigterm_while_four_clients_stream_closes_them_with_1001_and_exits_0_within_2_s() {
     let record = crate::common::temp_dir("lifecycle").join("record");
-    let mut serve = crate::common::start_serve(&["--threads", "2", "--record", record.to_str().unwrap()]);
+    let mut serve =
+        crate::common::start_serve(&["--threads", "2", "--record", record.to_str().unwrap()]);
     let addr = serve.addr.clone();
     assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_owned()));
     let frames = Arc::new(mjpeg_frames("carphone_640.mjpeg"));

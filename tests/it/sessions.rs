@@ -30,7 +30,7 @@ use livepose::frame::EncodedFormat;
 use livepose::server::wire::binary_from_frame;
 use livepose::service::{Delivery, Service, ServiceConfig, StreamKind, StreamSpec};
 use livepose::session::{
-    Recorder, RecorderConfig, RecordedSession, SessionSettings, SessionSource, model_hashes,
+    RecordedSession, Recorder, RecorderConfig, SessionSettings, SessionSource, model_hashes,
 };
 use livepose::vision::{EngineConfig, TrackerConfig};
 use serde_json::Value;
@@ -75,7 +75,8 @@ fn pose_of(result: &livepose::vision::FrameResult) -> Vec<(f64, f64)> {
 #[test]
 fn a_killed_recording_reads_back_to_its_last_complete_frame() {
     let dir = crate::common::temp_dir("killed");
-    let mut serve = crate::common::start_serve(&["--threads", "2", "--record", dir.to_str().unwrap()]);
+    let mut serve =
+        crate::common::start_serve(&["--threads", "2", "--record", dir.to_str().unwrap()]);
     let addr = serve.addr.clone();
     let url = format!("ws://{addr}/ws");
     let stream = TcpStream::connect(&addr).unwrap();

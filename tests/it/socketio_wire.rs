@@ -11,16 +11,16 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
+use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::socketio::{
     READ_TIMEOUT, assert_engine_result, frames_dir, node_client, run_client, start,
     start_with_heartbeat,
 };
-use livepose::server::{Server, ServerConfig};
+use crate::common::mjpeg_frames;
 use serde_json::Value;
 
 // ---- the protocol on the wire ----

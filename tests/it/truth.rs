@@ -90,7 +90,10 @@ fn every_person_is_found_with_a_stable_id_and_as_close_as_mediapipe_tasks() {
     let mut report = Vec::new();
     for (stem, crossing) in PEOPLE_CLIPS {
         let truth = crate::common::fixture(&format!("multiperson/{stem}.truth.jsonl"));
-        let ours = score("score_truth.py", &[&truth, &out.join(format!("{stem}.jsonl"))]);
+        let ours = score(
+            "score_truth.py",
+            &[&truth, &out.join(format!("{stem}.jsonl"))],
+        );
         let tasks = score(
             "score_truth.py",
             &[
@@ -140,14 +143,25 @@ fn one_person_under_camera_motion_is_closer_to_the_truth_than_mediapipes_video_m
         let ours = score("score_truth.py", &[&truth, &ours_file]);
         let mp = score("score_truth.py", &[&truth, &mp_file]);
         report.push(format!("{clip}: livepose {ours} | MediaPipe video {mp}"));
-        assert!(f(&ours, "recall") >= f(&mp, "recall"), "{clip}: {ours} vs {mp}");
-        assert!(f(&ours, "mean_px") <= f(&mp, "mean_px"), "{clip}: {ours} vs {mp}");
-        assert!(f(&ours, "p95_px") <= f(&mp, "p95_px"), "{clip}: {ours} vs {mp}");
+        assert!(
+            f(&ours, "recall") >= f(&mp, "recall"),
+            "{clip}: {ours} vs {mp}"
+        );
+        assert!(
+            f(&ours, "mean_px") <= f(&mp, "mean_px"),
+            "{clip}: {ours} vs {mp}"
+        );
+        assert!(
+            f(&ours, "p95_px") <= f(&mp, "p95_px"),
+            "{clip}: {ours} vs {mp}"
+        );
         if angles {
             let reference = crate::common::fixture(&format!("{photo}.ref.json"));
             let ours_a = angles_score(&truth, &reference, &ours_file);
             let mp_a = angles_score(&truth, &reference, &mp_file);
-            report.push(format!("{clip} angles: livepose {ours_a} | MediaPipe video {mp_a}"));
+            report.push(format!(
+                "{clip} angles: livepose {ours_a} | MediaPipe video {mp_a}"
+            ));
             for key in ["mean_deg", "p95_deg"] {
                 assert!(
                     f(&ours_a, key) <= f(&mp_a, key),

@@ -290,7 +290,10 @@ fn analyze_writes_a_jsonl_for_a_video_as_for_a_clip() {
         // The container's presentation time, not a nominal rate.
         let expected = k as f64 * FRAME_US;
         assert!((line["timestamp_us"].as_f64().unwrap() - expected).abs() <= 1.0);
-        errors.extend(crate::common::pose_json_errors(&line["pose"], &reference["pose"]));
+        errors.extend(crate::common::pose_json_errors(
+            &line["pose"],
+            &reference["pose"],
+        ));
     }
     let pooled = mean(&errors);
     assert!(pooled <= 0.1, "analyze output: pose mean {pooled:.4} px");

@@ -35,10 +35,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use self::packet::Packet;
-use self::polling::{Polling, claim, poll, post};
+use self::polling::{poll, post};
 use self::session::{EngineIoSession, Transport};
-use self::websocket::{run_websocket, websocket_session};
+use self::websocket::{Phase, run_websocket, websocket_session};
 use super::http::{self, Request};
 use super::tls::Conn;
 use super::websocket::ConnError;
@@ -122,7 +121,8 @@ impl Registry {
     /// Closes and forgets every session. A connected session holds its client, which holds the server's
     /// shared state: the server calls this when it stops, so nothing is left in that cycle.
     pub(crate) fn close_all(&self) {
-        let sessions: Vec<Arc<EngineIoSession>> = lock(&self.sessions).drain().map(|(_, s)| s).collect();
+        let sessions: Vec<Arc<EngineIoSession>> =
+            lock(&self.sessions).drain().map(|(_, s)| s).collect();
         for session in sessions {
             lock(&session.state).close(SHUTTING_DOWN);
             session.signal.notify();
@@ -284,8 +284,7 @@ fn route(
     rest: Vec<u8>,
     shared: &Arc<ServerShared>,
 ) -> Result<Next, ConnError> {
-    let done =
-        |result: std::io::Result<()>| result.map(|()| Next::Done).map_err(ConnError::from);
+    let done = |result: std::io::Result<()>| result.map(|()| Next::Done).map_err(ConnError::from);
     // The Origin rule of `/ws` applies; an allowed cross-origin page (`--allow-origin`) may read the
     // answers of long-polling.
     let origin = request.origin.as_deref();

@@ -1,16 +1,17 @@
 //! Engine.IO's long-polling transport: a `GET` waits for packets (or a heartbeat), a `POST` brings
 //! packets; each kind at most once at a time per session.
 
-use std::io::Read as _;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::packet::Packet;
-use super::session::EngineIoSession;
-use super::{Answer, BODY_TIMEOUT, Next};
-use crate::server::ServerShared;
+use super::packet::{self, Packet};
+use super::session::{EngineIoSession, Transport};
+use super::{Answer, BODY_TIMEOUT, CLIENT_CLOSED};
 use crate::server::http::Request;
 use crate::server::tls::Conn;
 use crate::server::websocket::ConnError;
+use crate::server::websocket::HARD_LIMIT_FACTOR;
+use crate::server::{STOP_POLL, ServerShared};
 use crate::sync::lock;
 
 /// The two kinds of long-polling request, each allowed once at a time per session.
@@ -50,7 +51,7 @@ pub(super) fn poll(
     answer: &mut Answer<'_>,
     shared: &Arc<ServerShared>,
     session: &Arc<EngineIoSession>,
-) -> Result<(), client::ConnError> {
+) -> Result<(), ConnError> {
     if !claim(shared, session, Polling::Get) {
         return Ok(answer.error(3)?);
     }
@@ -93,7 +94,7 @@ pub(super) fn post(
     rest: Vec<u8>,
     shared: &Arc<ServerShared>,
     session: &Arc<EngineIoSession>,
-) -> Result<(), client::ConnError> {
+) -> Result<(), ConnError> {
     if request.transfer_encoded {
         return Ok(answer.status("411 Length Required", "send the body with a Content-Length")?);
     }
@@ -148,7 +149,11 @@ pub(super) fn post(
 }
 
 /// The body of a request: `rest` (read with the head) and the remaining bytes up to `length`.
-pub(super) fn read_body(stream: &mut Conn, mut rest: Vec<u8>, length: usize) -> std::io::Result<Vec<u8>> {
+pub(super) fn read_body(
+    stream: &mut Conn,
+    mut rest: Vec<u8>,
+    length: usize,
+) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
     stream.tcp().set_read_timeout(Some(BODY_TIMEOUT))?;
     rest.truncate(length);

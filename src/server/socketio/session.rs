@@ -1,13 +1,14 @@
 //! One Engine.IO session: its state machine (transport, heartbeat, the namespace's socket, packets
 //! waiting, attachments arriving), behind one mutex that each request of the session takes in turn.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::packet::{Packet, SocketIoPacket, SocketIoType};
+use super::packet::{self, Packet, SocketIoPacket, SocketIoType};
 use super::{CLIENT_CLOSED, CloseReason, MAX_QUEUED_PACKETS, SID_BYTES, SocketIoConfig};
 use crate::server::ServerShared;
 use crate::server::client::{Client, Protocol};
@@ -318,7 +319,12 @@ impl State {
         self.on_complete(partial.packet, partial.attachments, partial.bytes)
     }
 
-    pub(super) fn connect(&mut self, shared: &Arc<ServerShared>, peer: SocketAddr, signal: &Arc<Signal>) {
+    pub(super) fn connect(
+        &mut self,
+        shared: &Arc<ServerShared>,
+        peer: SocketAddr,
+        signal: &Arc<Signal>,
+    ) {
         match Client::open(shared, peer, Protocol::SocketIo, signal) {
             Ok(core) => {
                 let sid = new_sid().unwrap_or_else(|_| format!("client-{}", core.id()));
@@ -463,4 +469,3 @@ mod tests {
         assert!(s.queue.is_empty());
     }
 }
-

@@ -9,12 +9,13 @@ use std::time::Instant;
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use super::packet::Packet;
+use super::packet::{self, Packet};
 use super::session::{EngineIoSession, Transport};
-use super::{Answer, Next};
+use super::{Answer, Next, SHUTTING_DOWN, WsUpgrade, max_sessions};
 use crate::server::ServerShared;
 use crate::server::http::{self, Request};
-use crate::server::websocket::{self, Closing, ConnError, Endpoint};
+use crate::server::tls::Conn;
+use crate::server::websocket::{self, Closing, ConnError, Endpoint, pump};
 use crate::sync::lock;
 
 /// A WebSocket to `/socket.io/`: a new session over WebSocket only (no `sid`), or the upgrade of a
@@ -26,7 +27,7 @@ pub(super) fn websocket_session(
     rest: Vec<u8>,
     shared: &Arc<ServerShared>,
     existing: Option<Arc<EngineIoSession>>,
-) -> Result<Next, client::ConnError> {
+) -> Result<Next, ConnError> {
     let key = match http::check_upgrade(request, shared.draining(), |origin, host| {
         shared.origin_allowed(origin, host)
     }) {
@@ -89,14 +90,14 @@ pub(super) fn run_websocket(
     stream: Conn,
     upgrade: WsUpgrade,
     shared: &Arc<ServerShared>,
-) -> Result<(), client::ConnError> {
+) -> Result<(), ConnError> {
     let WsUpgrade {
         key,
         rest,
         session,
         phase,
     } = upgrade;
-    let mut ws = match client::upgrade(stream, &key, rest, shared.config.limits) {
+    let mut ws = match websocket::upgrade(stream, &key, rest, shared.config.limits) {
         Ok(ws) => ws,
         Err(e) => {
             release_websocket(shared, &session, phase);
@@ -108,7 +109,7 @@ pub(super) fn run_websocket(
         session: Arc::clone(&session),
         phase,
     };
-    let outcome = client::pump(&mut ws, &session.signal, shared, &mut transport);
+    let outcome = pump(&mut ws, &session.signal, shared, &mut transport);
     release_websocket(shared, &session, transport.phase);
     outcome
 }
@@ -177,7 +178,7 @@ impl WsTransport {
 }
 
 impl Endpoint for WsTransport {
-    pub(super) fn on_message(&mut self, message: Message, now: Instant) -> Result<(), Closing> {
+    fn on_message(&mut self, message: Message, now: Instant) -> Result<(), Closing> {
         let packet = match message {
             Message::Text(text) => packet::decode_text(text.as_str()),
             Message::Binary(bytes) => Ok(Packet::Binary(bytes)),
@@ -220,7 +221,7 @@ impl Endpoint for WsTransport {
         })
     }
 
-    pub(super) fn outgoing(&mut self, now: Instant) -> Vec<Message> {
+    fn outgoing(&mut self, now: Instant) -> Vec<Message> {
         match self.phase {
             Phase::Probing {
                 answered: true,
@@ -250,14 +251,14 @@ impl Endpoint for WsTransport {
         }
     }
 
-    pub(super) fn deadline(&self) -> Option<Instant> {
+    fn deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::Open => Some(lock(&self.session.state).deadline()),
             Phase::Probing { until, .. } => Some(until),
         }
     }
 
-    pub(super) fn finished(&mut self, now: Instant) -> Option<Closing> {
+    fn finished(&mut self, now: Instant) -> Option<Closing> {
         if let Phase::Probing { until, .. } = self.phase
             && now >= until
         {
