@@ -95,10 +95,9 @@ pub fn interpolate(previous: &FrameResult, newest: &FrameResult, t: f32) -> Fram
             );
         }
     }
-    // The top level is the lowest id of each: blended when it is the same person (or, in results
-    // without people, such as files written before there were people, when both have a pose).
-    let first_id = |r: &FrameResult| r.people.first().map(|p| p.id);
-    if first_id(previous) == first_id(newest)
+    // The top level (the lowest id, or the person followed): blended when it is the same person (or, in
+    // results without people, such as files written before there were people, when both have a pose).
+    if previous.top_level_id() == newest.top_level_id()
         && let (Some(a), Some(b)) = (&previous.pose, &mut out.pose)
     {
         let mut angles = std::mem::take(&mut out.angles);
@@ -207,5 +206,41 @@ mod tests {
         a.pose = None;
         let b = result(200.0);
         assert_eq!(interpolate(&a, &b, 0.3).pose, b.pose);
+    }
+
+    #[test]
+    fn each_person_blends_only_with_the_same_person() {
+        let person = |id, x| crate::vision::Person {
+            id,
+            pose: result(x).pose.unwrap(),
+            hands: Vec::new(),
+            angles: JointAngles::default(),
+        };
+        let with = |people: Vec<crate::vision::Person>| FrameResult {
+            pose: people.first().map(|p| p.pose.clone()),
+            people,
+            ..result(0.0)
+        };
+        // Person 1 moved from 10 to 20; person 2 appears; person 5 left.
+        let previous = with(vec![person(1, 10.0), person(5, 100.0)]);
+        let newest = with(vec![person(1, 20.0), person(2, 200.0)]);
+        let out = interpolate(&previous, &newest, 0.5);
+        let x = |p: &crate::vision::Person| p.pose.landmarks[0].pos_in_image[0];
+        assert_eq!(out.people.len(), 2);
+        assert!((x(&out.people[0]) - 15.0).abs() < 1e-4);
+        assert_eq!(
+            x(&out.people[1]),
+            200.0,
+            "a new person is drawn where they are"
+        );
+        assert!((out.pose.as_ref().unwrap().landmarks[0].pos_in_image[0] - 15.0).abs() < 1e-4);
+        // The top level changes person (1 left): no blending across people.
+        let later = with(vec![person(2, 210.0)]);
+        let out = interpolate(&newest, &later, 0.5);
+        assert_eq!(
+            out.pose.as_ref().unwrap().landmarks[0].pos_in_image[0],
+            210.0
+        );
+        assert!((x(&out.people[0]) - 205.0).abs() < 1e-4);
     }
 }

@@ -47,6 +47,11 @@ impl<T> Ring<T> {
         full
     }
 
+    /// Empties the ring (nothing is counted as dropped).
+    pub fn clear(&mut self) {
+        self.items.clear();
+    }
+
     pub fn pop_front(&mut self) -> Option<T> {
         self.items.pop_front()
     }

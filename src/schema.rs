@@ -491,4 +491,44 @@ mod tests {
         assert_eq!(back.timings.get(Stage::HandLandmarkInfer), None);
         assert_eq!(back.timestamp_us, 33_333);
     }
+
+    /// A reference line of MediaPipe's (no people) for `messi5.jpg`, cut to what the reader needs.
+    fn line_without_people() -> String {
+        let lm = r#"{"x_px": 100.0, "y_px": 50.0, "z": 0.0, "visibility": 0.9}"#;
+        let wl = r#"{"x_m": 0.1, "y_m": 0.2, "z_m": 0.0, "visibility": 0.9}"#;
+        format!(
+            r#"{{"width": 548, "height": 342, "pose": {{"landmarks": [{}], "world_landmarks": [{}]}}, "hands": []}}"#,
+            vec![lm; 33].join(","),
+            vec![wl; 33].join(",")
+        )
+    }
+
+    #[test]
+    fn people_are_written_and_read_back_and_a_file_from_before_reads_as_one_person() {
+        let old = parse_frame(&line_without_people()).unwrap();
+        assert_eq!(
+            old.people.len(),
+            1,
+            "the pose of a file from before is person 1"
+        );
+        assert_eq!(old.people[0].id, 1);
+        assert_eq!(Some(old.people[0].pose.clone()), old.pose);
+        // Two people, written and read back.
+        let mut two = old.clone();
+        let mut second = two.people[0].clone();
+        second.id = 4;
+        second.pose.landmarks[0].pos_in_image = [300.0, 60.0];
+        two.people.push(second);
+        let json = serde_json::to_value(frame_json("x", Some(0), &two, "full")).unwrap();
+        assert_eq!(json["people"].as_array().unwrap().len(), 2);
+        assert_eq!(json["people"][1]["id"], 4);
+        assert_eq!(json["people"][1]["pose"]["landmarks"][0]["x_px"], 300.0);
+        assert_eq!(
+            json["pose"], json["people"][0]["pose"],
+            "the top level is the lowest id"
+        );
+        let back = parse_frame(&json.to_string()).unwrap();
+        assert_eq!(back.people.iter().map(|p| p.id).collect::<Vec<_>>(), [1, 4]);
+        assert_eq!(back.people[1].pose.landmarks[0].pos_in_image, [300.0, 60.0]);
+    }
 }

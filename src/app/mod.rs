@@ -25,6 +25,10 @@ use bevy::window::WindowResolution;
 use crate::vision::EngineConfig;
 use crate::vision::smoothing::SmoothingMethod;
 
+/// The app's default `--max-people`: one inference thread beside rendering; two people (a coach and an
+/// athlete, a patient and a therapist) without halving the rate.
+pub const APP_MAX_PEOPLE: usize = 2;
+
 /// Where frames come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceChoice {
@@ -96,7 +100,7 @@ impl Default for AppSettings {
             source: SourceChoice::Auto(crate::source::camera::CameraRequest::default()),
             file_fps: 30.0,
             engine: EngineConfig::default(),
-            max_people: crate::cli::APP_MAX_PEOPLE,
+            max_people: APP_MAX_PEOPLE,
             smoothing: SmoothingMethod::ONE_EURO,
             interpolation: true,
             mirror: false,

@@ -1,6 +1,8 @@
-//! Present stage, 2D: the video frame as a texture and the skeleton drawn over the frame it came from
-//! (body pink, hands teal, joints as dots, low-visibility parts faded), with optional interpolation
-//! between the last two results and a mirror toggle.
+//! Present stage, 2D: the video frame as a texture and everyone's skeleton drawn over the frame it came
+//! from (each person in a colour of their own, the first in the prototype's pink, with their id; hands
+//! teal, outlined in their person's colour; joints as dots, low-visibility parts faded), with optional
+//! interpolation between the last two results (each person only with themselves) and a mirror toggle.
+//! A click on a person follows them.
 
 use std::time::Instant;
 
@@ -9,12 +11,12 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy::window::PrimaryWindow;
 
-use crate::app::results::{Results, TimedResult};
+use crate::app::results::{Followed, Results, TimedResult};
 use crate::app::stats::Stats;
 use crate::app::{AppSettings, AppSystems};
 use crate::interpolation::{blend_factor, interpolate};
-use crate::vision::FrameResult;
 use crate::vision::landmarks::{HAND_CONNECTIONS, POSE_CONNECTIONS};
+use crate::vision::{FrameResult, Hand, Pose};
 
 /// The prototype's colours.
 pub const BODY_COLOR: Color = Color::srgb(1.0, 0.25, 0.63);
@@ -68,6 +70,8 @@ pub struct OverlayDrawn {
     pub hand_points_in_window: Vec<[f32; 2]>,
     /// The blend factor used (1 = newest result as is).
     pub blend: f32,
+    /// Each person's id label and where it was drawn.
+    pub people: Vec<(crate::vision::PersonId, [f32; 2])>,
 }
 
 fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
@@ -236,15 +240,52 @@ pub fn result_to_draw(
     }
 }
 
+/// Each person's colour, by id: the prototype's pink for the first, then colours far from it, from each
+/// other and from the hands' teal.
+pub const PERSON_COLORS: [Color; 6] = [
+    BODY_COLOR,
+    Color::srgb(1.0, 0.62, 0.1),
+    Color::srgb(0.45, 0.5, 1.0),
+    Color::srgb(0.85, 0.95, 0.2),
+    Color::srgb(0.75, 0.35, 1.0),
+    Color::srgb(1.0, 0.3, 0.25),
+];
+
+/// The colour of person `id`.
+pub fn person_color(id: crate::vision::PersonId) -> Color {
+    PERSON_COLORS[(id.saturating_sub(1) % PERSON_COLORS.len() as u64) as usize]
+}
+
+/// Where each person's id label goes this update (window logical px), for the panel's painter.
+#[derive(Resource, Default, Debug, Clone)]
+pub struct PersonLabels {
+    pub labels: Vec<PersonLabel>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PersonLabel {
+    pub id: crate::vision::PersonId,
+    pub pos_in_window: [f32; 2],
+    pub color: Color,
+    pub followed: bool,
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a Bevy system: one parameter per resource it reads or writes"
+)]
 fn draw_skeleton(
     results: Res<Results>,
     layout: Res<Layout>,
     video: Res<Video>,
     settings: Res<AppSettings>,
+    followed: Res<Followed>,
+    mut labels: ResMut<PersonLabels>,
     // Only in test mode (`--state`): what was drawn where, for the state dump.
     drawn: Option<ResMut<OverlayDrawn>>,
     mut gizmos: Gizmos,
 ) {
+    labels.labels.clear();
     let Some((result, blend)) = result_to_draw(&results, settings.interpolation, Instant::now())
     else {
         return;
@@ -276,61 +317,191 @@ fn draw_skeleton(
     };
     let radius = (3.0 * scale).clamp(2.0, 5.0);
     let mut out = OverlayDrawn { blend, ..default() };
-    if let Some(pose) = &result.pose {
+    // Everyone, each in their own colour; results without people (files from before) as one person.
+    let people: Vec<(Option<crate::vision::PersonId>, &Pose, &[Hand])> = if result.people.is_empty()
+    {
+        result
+            .pose
+            .iter()
+            .map(|p| (None, p, result.hands.as_slice()))
+            .collect()
+    } else {
+        result
+            .people
+            .iter()
+            .map(|p| (Some(p.id), &p.pose, p.hands.as_slice()))
+            .collect()
+    };
+    for &(id, pose, hands) in &people {
+        let color = id.map_or(BODY_COLOR, person_color);
         for &(a, b) in &POSE_CONNECTIONS {
             let (la, lb) = (&pose.landmarks[a], &pose.landmarks[b]);
             let visible = la.visibility.min(lb.visibility) >= VISIBLE;
-            let color = if visible {
-                BODY_COLOR
+            let c = if visible {
+                color
             } else {
-                BODY_COLOR.with_alpha(FADED_ALPHA)
+                color.with_alpha(FADED_ALPHA)
             };
-            line(la.pos_in_image, lb.pos_in_image, color);
+            line(la.pos_in_image, lb.pos_in_image, c);
+        }
+        for hand in hands {
+            for &(a, b) in &HAND_CONNECTIONS {
+                line(
+                    hand.landmarks[a].pos_in_image,
+                    hand.landmarks[b].pos_in_image,
+                    HAND_COLOR,
+                );
+            }
+        }
+        if let Some(id) = id
+            && let Some(top) = pose
+                .landmarks
+                .iter()
+                .filter(|l| l.visibility >= VISIBLE)
+                .map(|l| to_window(l.pos_in_image))
+                .filter(|p| inside(*p))
+                .min_by(|a, b| a.y.total_cmp(&b.y))
+        {
+            labels.labels.push(PersonLabel {
+                id,
+                pos_in_window: [top.x, (top.y - 18.0).max(video_min.y)],
+                color,
+                followed: followed.current == Some(id),
+            });
         }
     }
-    for hand in &result.hands {
-        for &(a, b) in &HAND_CONNECTIONS {
-            line(
-                hand.landmarks[a].pos_in_image,
-                hand.landmarks[b].pos_in_image,
-                HAND_COLOR,
-            );
+    // The top-level hands of a result without people (and the hands of nobody) as before.
+    if result.people.is_empty() {
+        for hand in &result.hands {
+            for &(a, b) in &HAND_CONNECTIONS {
+                line(
+                    hand.landmarks[a].pos_in_image,
+                    hand.landmarks[b].pos_in_image,
+                    HAND_COLOR,
+                );
+            }
         }
     }
-    if let Some(pose) = &result.pose {
+    for &(id, pose, hands) in &people {
+        let color = id.map_or(BODY_COLOR, person_color);
+        let followed_now = id.is_some() && followed.current == id;
         for (i, l) in pose.landmarks.iter().enumerate() {
             let in_window = to_window(l.pos_in_image);
             if !inside(in_window) {
                 continue;
             }
             let visible = l.visibility >= VISIBLE;
-            let color = if visible {
-                BODY_COLOR
+            let c = if visible {
+                color
             } else {
-                BODY_COLOR.with_alpha(FADED_ALPHA)
+                color.with_alpha(FADED_ALPHA)
             };
-            gizmos.circle_2d(layout.world_from_window(in_window), radius, color);
-            if visible {
+            gizmos.circle_2d(layout.world_from_window(in_window), radius, c);
+            if visible && (followed_now || id.is_none() || people.len() == 1) {
                 out.body_points_in_window.push((i, in_window.to_array()));
             }
         }
-    }
-    for hand in &result.hands {
-        for l in &hand.landmarks {
-            let in_window = to_window(l.pos_in_image);
-            if inside(in_window) {
-                gizmos.circle_2d(
-                    layout.world_from_window(in_window),
-                    radius * 0.7,
-                    HAND_COLOR,
-                );
-                out.hand_points_in_window.push(in_window.to_array());
+        for hand in hands {
+            for l in &hand.landmarks {
+                let in_window = to_window(l.pos_in_image);
+                if inside(in_window) {
+                    let at = layout.world_from_window(in_window);
+                    gizmos.circle_2d(at, radius * 0.7, HAND_COLOR);
+                    // Outlined in the person's colour: whose hand it is.
+                    gizmos.circle_2d(at, radius * 1.3, color);
+                    out.hand_points_in_window.push(in_window.to_array());
+                }
             }
         }
     }
+    if result.people.is_empty() {
+        for hand in &result.hands {
+            for l in &hand.landmarks {
+                let in_window = to_window(l.pos_in_image);
+                if inside(in_window) {
+                    gizmos.circle_2d(
+                        layout.world_from_window(in_window),
+                        radius * 0.7,
+                        HAND_COLOR,
+                    );
+                    out.hand_points_in_window.push(in_window.to_array());
+                }
+            }
+        }
+    }
+    out.people = labels
+        .labels
+        .iter()
+        .map(|l| (l.id, l.pos_in_window))
+        .collect();
     if let Some(mut drawn) = drawn {
         *drawn = out;
     }
+}
+
+/// A click on the video follows the person clicked (the nearest whose landmarks' box, with a margin,
+/// holds the click).
+fn follow_clicked(
+    buttons: Res<ButtonInput<MouseButton>>,
+    window: Single<&Window, With<PrimaryWindow>>,
+    layout: Res<Layout>,
+    video: Res<Video>,
+    settings: Res<AppSettings>,
+    results: Res<Results>,
+    mut followed: ResMut<Followed>,
+) {
+    if !buttons.just_pressed(MouseButton::Left) || video.frame_size.x == 0 {
+        return;
+    }
+    let Some(cursor) = window.cursor_position() else {
+        return;
+    };
+    let Some(newest) = &results.newest else {
+        return;
+    };
+    let scale = layout.video_size.x / video.frame_size.x as f32;
+    let in_video = (cursor - layout.video_min) / scale;
+    if in_video.x < 0.0
+        || in_video.y < 0.0
+        || in_video.x > video.frame_size.x as f32
+        || in_video.y > video.frame_size.y as f32
+    {
+        return;
+    }
+    let x = if settings.mirror {
+        video.frame_size.x as f32 - in_video.x
+    } else {
+        in_video.x
+    };
+    if let Some(id) = person_at(&newest.result, [x, in_video.y]) {
+        followed.chosen = Some(id);
+        followed.left = None;
+    }
+}
+
+/// The person whose landmarks' box (grown by a tenth of its size) holds `pos_in_image`, the one whose
+/// centre is nearest when several do.
+pub fn person_at(result: &FrameResult, pos_in_image: [f32; 2]) -> Option<crate::vision::PersonId> {
+    result
+        .people
+        .iter()
+        .filter_map(|p| {
+            let (mut min, mut max) = ([f32::MAX; 2], [f32::MIN; 2]);
+            for l in p.pose.landmarks.iter().filter(|l| l.visibility >= VISIBLE) {
+                for k in 0..2 {
+                    min[k] = min[k].min(l.pos_in_image[k]);
+                    max[k] = max[k].max(l.pos_in_image[k]);
+                }
+            }
+            let margin = 0.1 * (max[0] - min[0]).max(max[1] - min[1]);
+            let inside = (0..2)
+                .all(|k| pos_in_image[k] >= min[k] - margin && pos_in_image[k] <= max[k] + margin);
+            let centre = [(min[0] + max[0]) * 0.5, (min[1] + max[1]) * 0.5];
+            let d = (centre[0] - pos_in_image[0]).powi(2) + (centre[1] - pos_in_image[1]).powi(2);
+            inside.then_some((p.id, d))
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(id, _)| id)
 }
 
 /// The part of the segment a–b inside the rectangle `min`–`max` (Liang–Barsky), if any.
@@ -370,7 +541,9 @@ fn configure_gizmos(mut store: ResMut<GizmoConfigStore>) {
 
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Layout>()
+        .init_resource::<PersonLabels>()
         .add_systems(Startup, (setup, configure_gizmos))
+        .add_systems(Update, follow_clicked.in_set(AppSystems::Receive))
         .add_systems(
             Update,
             (update_layout, upload_frame, place_sprite, draw_skeleton)

@@ -1,6 +1,7 @@
-//! Infer stage. Reads: the stream to show (from the capture stage, or the browser tab selected in the
+//! Receive stage. Reads: the stream to show (from the source stage, or the browser tab selected in the
 //! panel). Writes: [`Results`], the last two results of that stream, each with the frame it was computed
-//! on. Runs on the main thread and never waits: inference itself runs on the service's workers.
+//! on, with the person [`Followed`] at their top level. Runs on the main thread and never waits:
+//! inference itself runs on the service's workers.
 //!
 //! - The inference service is started off the main thread at start-up (loading the models takes a
 //!   second) and is the only one in the process: the built-in server uses it too.
@@ -22,7 +23,7 @@ use crate::app::{AppSettings, AppSystems};
 use crate::frame::FrameMeta;
 use crate::service::{Service, ServiceConfig, StreamId, StreamResult, Subscription};
 use crate::vision::timings::StageTimings;
-use crate::vision::{EngineConfig, FrameResult, RgbImage, TrackerConfig};
+use crate::vision::{EngineConfig, FrameResult, PersonId, RgbImage, TrackerConfig};
 
 /// A result with the frame it was computed on.
 #[derive(Clone, Debug)]
@@ -91,6 +92,34 @@ impl Inference {
     /// Counters of the stream shown: received, dropped, results.
     pub fn stream_stats(&self) -> Option<crate::service::StreamStats> {
         self.subscription.as_ref().map(Subscription::stream_stats)
+    }
+}
+
+/// Whom the app follows: the angle readouts and their history, the avatar's highlight, VMC and the BVH
+/// of a recording follow one person, the top level of every result the app keeps.
+#[derive(Resource, Default, Debug, Clone, PartialEq)]
+pub struct Followed {
+    /// The person chosen (clicked in the video or picked in the panel); `None`: the lowest id in view.
+    pub chosen: Option<PersonId>,
+    /// The person followed in the newest result.
+    pub current: Option<PersonId>,
+    /// The chosen person left the view (who, and when): the panel says so for a while, and the lowest
+    /// id in view is followed instead.
+    pub left: Option<(PersonId, Instant)>,
+}
+
+impl Followed {
+    /// Follows the person of `result` the app should, noting when the chosen one has left.
+    fn update(&mut self, result: &FrameResult, now: Instant) -> Option<PersonId> {
+        let in_view = |id: PersonId| result.people.iter().any(|p| p.id == id);
+        if let Some(chosen) = self.chosen
+            && !in_view(chosen)
+        {
+            self.left = Some((chosen, now));
+            self.chosen = None;
+        }
+        self.current = self.chosen.or_else(|| result.people.first().map(|p| p.id));
+        self.current
     }
 }
 
@@ -207,6 +236,7 @@ pub fn collect_results(
     mut inference: ResMut<Inference>,
     show: Res<ShowStream>,
     mut results: ResMut<Results>,
+    mut followed: ResMut<Followed>,
 ) {
     results.fresh.clear();
     if inference.showing() != show.0 {
@@ -217,6 +247,7 @@ pub fn collect_results(
     }
     if let Some(vmc) = &inference.vmc {
         vmc.follow(inference.showing());
+        vmc.follow_person(followed.current);
     }
     let fresh = inference
         .subscription
@@ -225,8 +256,14 @@ pub fn collect_results(
         .unwrap_or_default();
     for result in fresh {
         match timed(result) {
-            Ok(result) => {
+            Ok(mut result) => {
                 inference.error = None;
+                // The person followed is the top level of what the app keeps.
+                if let Some(id) = followed.update(&result.result, Instant::now())
+                    && result.result.top_level_id() != Some(id)
+                {
+                    result.result = Arc::new(result.result.focused_on(id));
+                }
                 results.push(result);
             }
             Err(e) => {
@@ -240,6 +277,7 @@ pub fn collect_results(
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Inference>()
         .init_resource::<Results>()
+        .init_resource::<Followed>()
         .init_resource::<ShowStream>()
         .add_systems(Startup, start_service)
         .add_systems(

@@ -3,13 +3,13 @@
 //! The inference rate counts every result of the stream shown (from the service), not only those the
 //! app took: at a slow render rate the app takes only the newest of several.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use bevy::prelude::*;
 
 use crate::app::AppSystems;
-use crate::app::results::{Inference, Results};
+use crate::app::results::{Followed, Inference, Results};
+use crate::mailbox::Ring;
 use crate::vision::angles::Joint;
 use crate::vision::timings::Stage;
 
@@ -18,15 +18,8 @@ const WINDOW: usize = 120;
 /// Angle history length (≈ 4 s at 30 results/s).
 pub const ANGLE_HISTORY: usize = 120;
 
-fn push<T>(queue: &mut VecDeque<T>, value: T, cap: usize) {
-    if queue.len() == cap {
-        queue.pop_front();
-    }
-    queue.push_back(value);
-}
-
 /// p50 and p95 of the values (NaN when empty).
-pub fn percentiles(values: &VecDeque<f32>) -> (f32, f32) {
+pub fn percentiles(values: &Ring<f32>) -> (f32, f32) {
     if values.is_empty() {
         return (f32::NAN, f32::NAN);
     }
@@ -38,29 +31,32 @@ pub fn percentiles(values: &VecDeque<f32>) -> (f32, f32) {
 
 #[derive(Resource)]
 pub struct Stats {
-    render_frames: VecDeque<Instant>,
+    render_frames: Ring<Instant>,
     /// (when, results the stream shown had delivered by then).
-    result_counts: VecDeque<(Instant, u64)>,
-    pub stage_ms: Vec<VecDeque<f32>>,
-    /// ActiveSource → on screen, ms, for each displayed result.
-    pub latency_ms: VecDeque<f32>,
-    /// Degrees, one queue per [`Joint::ALL`] entry (NaN where the joint was not measured).
-    pub angle_history: Vec<VecDeque<f32>>,
+    result_counts: Ring<(Instant, u64)>,
+    pub stage_ms: Vec<Ring<f32>>,
+    /// Capture → on screen, ms, for each displayed result.
+    pub latency_ms: Ring<f32>,
+    /// Degrees, one ring per [`Joint::ALL`] entry (NaN where the joint was not measured), of the person
+    /// followed (cleared when another person is followed).
+    pub angle_history: Vec<Ring<f32>>,
+    angles_of: Option<crate::vision::PersonId>,
 }
 
 impl Default for Stats {
     fn default() -> Self {
         Self {
-            render_frames: VecDeque::new(),
-            result_counts: VecDeque::new(),
-            stage_ms: vec![VecDeque::new(); Stage::COUNT],
-            latency_ms: VecDeque::new(),
-            angle_history: vec![VecDeque::new(); Joint::ALL.len()],
+            render_frames: Ring::new(WINDOW),
+            result_counts: Ring::new(WINDOW),
+            stage_ms: vec![Ring::new(WINDOW); Stage::COUNT],
+            latency_ms: Ring::new(WINDOW),
+            angle_history: vec![Ring::new(ANGLE_HISTORY); Joint::ALL.len()],
+            angles_of: None,
         }
     }
 }
 
-fn rate(times: &VecDeque<Instant>) -> f32 {
+fn rate(times: &Ring<Instant>) -> f32 {
     match (times.front(), times.back()) {
         (Some(first), Some(last)) if times.len() > 1 => {
             let span = last.saturating_duration_since(*first).as_secs_f32();
@@ -99,24 +95,28 @@ impl Stats {
 
     /// Records that the newest result's frame went on screen now.
     pub fn record_display(&mut self, captured_at: Instant) {
-        push(
-            &mut self.latency_ms,
-            captured_at.elapsed().as_secs_f32() * 1000.0,
-            WINDOW,
-        );
+        self.latency_ms
+            .push(captured_at.elapsed().as_secs_f32() * 1000.0);
     }
 }
 
-fn update_stats(results: Res<Results>, inference: Res<Inference>, mut stats: ResMut<Stats>) {
+fn update_stats(
+    results: Res<Results>,
+    inference: Res<Inference>,
+    followed: Res<Followed>,
+    mut stats: ResMut<Stats>,
+) {
     let now = Instant::now();
-    push(&mut stats.render_frames, now, WINDOW);
+    stats.render_frames.push(now);
     match inference.stream_stats() {
-        Some(stream) => push(&mut stats.result_counts, (now, stream.results), WINDOW),
+        Some(stream) => {
+            stats.result_counts.push((now, stream.results));
+        }
         None => stats.result_counts.clear(),
     }
     for (_, timings) in &results.fresh {
         for (stage, ms) in timings.iter() {
-            push(&mut stats.stage_ms[stage as usize], ms, WINDOW);
+            stats.stage_ms[stage as usize].push(ms);
         }
     }
     if !results.changed() {
@@ -125,13 +125,20 @@ fn update_stats(results: Res<Results>, inference: Res<Inference>, mut stats: Res
     let Some(newest) = &results.newest else {
         return;
     };
+    if stats.angles_of != followed.current {
+        // Another person's angles are another history.
+        stats.angles_of = followed.current;
+        for history in &mut stats.angle_history {
+            history.clear();
+        }
+    }
     for (i, joint) in Joint::ALL.iter().enumerate() {
         let degrees = newest
             .result
             .angles
             .get(*joint)
             .map_or(f32::NAN, |a| a.radians.to_degrees());
-        push(&mut stats.angle_history[i], degrees, ANGLE_HISTORY);
+        stats.angle_history[i].push(degrees);
     }
 }
 

@@ -6,8 +6,9 @@ use bevy_egui::{EguiContexts, EguiPrimaryContextPass, egui};
 
 use crate::app::browser::BrowserServer;
 use crate::app::overlay::PANEL_WIDTH;
+use crate::app::overlay::{PersonLabels, person_color};
 use crate::app::record::Recording;
-use crate::app::results::{Inference, Results};
+use crate::app::results::{Followed, Inference, Results};
 use crate::app::source::{ActiveSource, SwitchSource};
 use crate::app::stats::{ANGLE_HISTORY, Stats, percentiles};
 use crate::app::{AppSettings, SourceChoice};
@@ -40,7 +41,7 @@ fn fmt_ms((p50, p95): (f32, f32)) -> String {
     }
 }
 
-fn angle_plot(ui: &mut egui::Ui, history: &std::collections::VecDeque<f32>) {
+fn angle_plot(ui: &mut egui::Ui, history: &crate::mailbox::Ring<f32>) {
     let (response, painter) = ui.allocate_painter(egui::vec2(90.0, 18.0), egui::Sense::hover());
     let rect = response.rect;
     painter.rect_filled(rect, 2.0, egui::Color32::from_gray(30));
@@ -210,6 +211,78 @@ fn qr_ui(ui: &mut egui::Ui, side: usize, modules: &[bool]) {
     }
 }
 
+/// How long the panel says that the followed person left.
+const LEFT_NOTICE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn egui_color(color: Color) -> egui::Color32 {
+    let c = color.to_srgba();
+    egui::Color32::from_rgb(
+        (c.red * 255.0) as u8,
+        (c.green * 255.0) as u8,
+        (c.blue * 255.0) as u8,
+    )
+}
+
+/// Each person's id over the video, in their colour (the followed one marked).
+fn people_labels_ui(ctx: &egui::Context, labels: &PersonLabels) {
+    let painter = ctx.layer_painter(egui::LayerId::background());
+    for label in &labels.labels {
+        let text = if label.followed {
+            format!("#{} ◂", label.id)
+        } else {
+            format!("#{}", label.id)
+        };
+        painter.text(
+            egui::pos2(label.pos_in_window[0], label.pos_in_window[1]),
+            egui::Align2::CENTER_BOTTOM,
+            text,
+            egui::FontId::proportional(15.0),
+            egui_color(label.color),
+        );
+    }
+}
+
+/// The people in view, whom to follow, and who left.
+fn people_ui(ui: &mut egui::Ui, results: &Results, followed: &mut Followed) {
+    let people: Vec<crate::vision::PersonId> = results
+        .newest
+        .as_ref()
+        .map(|n| n.result.people.iter().map(|p| p.id).collect())
+        .unwrap_or_default();
+    ui.heading(format!("People in view: {}", people.len()));
+    ui.horizontal_wrapped(|ui| {
+        if ui
+            .radio(followed.chosen.is_none(), "lowest id")
+            .on_hover_text("follow the person with the lowest id in view")
+            .clicked()
+        {
+            followed.chosen = None;
+        }
+        for id in &people {
+            let text = egui::RichText::new(format!("#{id}")).color(egui_color(person_color(*id)));
+            if ui
+                .radio(followed.chosen == Some(*id), text)
+                .on_hover_text("follow this person (or click them in the video)")
+                .clicked()
+            {
+                followed.chosen = Some(*id);
+                followed.left = None;
+            }
+        }
+    });
+    if let Some((id, when)) = followed.left
+        && when.elapsed() < LEFT_NOTICE
+    {
+        let now = followed
+            .current
+            .map_or("nobody".to_owned(), |c| format!("#{c}"));
+        ui.colored_label(
+            egui::Color32::YELLOW,
+            format!("#{id} left the view; following {now}"),
+        );
+    }
+}
+
 #[allow(
     clippy::too_many_arguments,
     reason = "the panel shows and edits the whole app state"
@@ -225,8 +298,11 @@ fn panel_ui(
     mut panel: ResMut<PanelText>,
     mut browser: ResMut<BrowserServer>,
     mut recording: ResMut<Recording>,
+    mut followed: ResMut<Followed>,
+    labels: Res<PersonLabels>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?;
+    people_labels_ui(ctx, &labels);
     let mut edited = settings.clone();
     let mut rows = Vec::new();
     let height = ctx.content_rect().height();
@@ -377,7 +453,13 @@ fn panel_ui(
             });
 
             ui.separator();
-            ui.heading("Joint angles");
+            people_ui(ui, &results, &mut followed);
+
+            ui.separator();
+            ui.heading(match followed.current {
+                Some(id) => format!("Joint angles, person #{id}"),
+                None => "Joint angles".to_owned(),
+            });
             let newest = results.newest.as_ref().map(|n| &n.result.angles);
             egui::Grid::new("angles").num_columns(4).show(ui, |ui| {
                 for (i, joint) in Joint::ALL.iter().enumerate() {

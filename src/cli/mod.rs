@@ -155,9 +155,6 @@ pub const ANALYZE_MAX_PEOPLE: usize = 3;
 /// `serve`'s: every client's stream shares the server's cores, and a tab or phone usually films one or
 /// two people.
 pub const SERVE_MAX_PEOPLE: usize = 2;
-/// The app's: one inference thread beside rendering; two people (a coach and an athlete, a patient and a
-/// therapist) without halving the rate.
-pub const APP_MAX_PEOPLE: usize = 2;
 
 /// Engine settings of the commands that run the models without a window (`analyze`, `serve`).
 #[derive(Debug, Clone, Args)]
@@ -459,7 +456,7 @@ impl AppArgs {
             source,
             file_fps: self.fps as f32,
             engine: self.model.engine_config(),
-            max_people: self.model.max_people_or(APP_MAX_PEOPLE),
+            max_people: self.model.max_people_or(crate::app::APP_MAX_PEOPLE),
             smoothing,
             interpolation: !self.no_interpolation,
             mirror: self.mirror,

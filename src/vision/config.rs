@@ -54,7 +54,7 @@ pub const DEFAULT_MAX_HANDS: usize = 2;
 pub const DEFAULT_PALM_DETECTION_EVERY: u32 = 3;
 /// While fewer people are tracked than wanted, the person detector runs every this many frames (it
 /// always runs while nobody is tracked, and on the frame after someone was lost or jumped).
-pub const DEFAULT_DETECT_EVERY: u32 = 4;
+pub const DEFAULT_DETECT_EVERY: u32 = 2;
 
 /// What one engine loads and how it runs the models.
 #[derive(Clone, Debug, PartialEq)]

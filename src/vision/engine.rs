@@ -20,7 +20,7 @@ use crate::vision::hands::{HandLandmarker, PalmDetector, tracking_roi_from_landm
 use crate::vision::image::RgbImage;
 use crate::vision::landmarks::{Hand, POSE_LANDMARK_COUNT, Pose};
 use crate::vision::model::{ModelFile, OnnxModel, SessionOptions};
-use crate::vision::people::{BodyInImage, PersonId, detection_tiles};
+use crate::vision::people::{Appearance, BodyInImage, PersonId, detection_tiles};
 use crate::vision::pose::{PoseDetector, PoseLandmarker, RawPose, roi_from_alignment_points};
 use crate::vision::result::{FrameResult, Person};
 use crate::vision::roi::Roi;
@@ -281,7 +281,12 @@ impl Engine {
         ) {
             out.detector_ran = true;
             let region = region.and_then(|i| tiles.get(i).copied());
-            let candidates = branch.detector.detect_in(image, region, &mut out.timings)?;
+            let mut candidates = branch.detector.detect_in(image, region, &mut out.timings)?;
+            if !config.tracking {
+                // Every frame on its own: the best `max_people` detections, as MediaPipe's static mode
+                // takes the best one (association only carries the ids).
+                candidates.truncate(max_people);
+            }
             people.associate(&candidates, timestamp_us, max_people, || {
                 PersonFilters::new(config)
             });
@@ -306,17 +311,33 @@ impl Engine {
                     person.state.reset();
                 }
                 let (pose, next) = if config.tracking {
-                    smooth_pose(raw, image.width, timestamp_us, &mut person.state)
+                    // The next region from this frame's own auxiliary points (moved on by the
+                    // person's velocity at the next frame), not from their smoothed copy as
+                    // MediaPipe's: smoothing lags behind a moving camera, and the landmarks are
+                    // smoothed anyway (measured against the truth: docs/MEASUREMENTS.md).
+                    let next = next_roi_from_raw(&raw);
+                    let (pose, _) = smooth_pose(raw, image.width, timestamp_us, &mut person.state);
+                    (pose, next)
                 } else {
                     let next = next_roi_from_raw(&raw);
                     (pose_from_raw(raw), next)
                 };
                 let body = BodyInImage::from_landmarks(&pose.landmarks)?;
-                Some((pose, body, next))
+                let look = Appearance::of(image, &body);
+                // The region slid onto someone else (the person behind, in a crossing, replaced by
+                // the person in front): not this person.
+                if person.looks_like_someone_else(look.as_ref()) {
+                    tracing::trace!(
+                        "#{id} slid onto someone else (similarity {:?})",
+                        person.similarity(look.as_ref())
+                    );
+                    return None;
+                }
+                Some((pose, body, next, look))
             });
             match seen {
-                Some((pose, body, next)) => {
-                    people.seen(id, timestamp_us, body, next);
+                Some((pose, body, next, look)) => {
+                    people.seen(id, timestamp_us, body, next, look);
                     out.people.push((id, pose));
                 }
                 None => people.not_seen(id, timestamp_us),
@@ -603,4 +624,129 @@ fn associate(candidates: &mut Vec<HandTrack>, hand: HandTrack) {
 
 fn palm_detector_due(config: TrackerConfig, track: &HandsTrack) -> bool {
     !config.tracking || track.frames_since_palm_detection + 1 >= config.palm_detection_every.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::landmarks::pose_index::{LEFT_WRIST, RIGHT_WRIST};
+    use crate::vision::landmarks::{Handedness, ImageLandmark, WorldLandmark};
+
+    /// A standing person at `x`: shoulders at y 100, hips at y 300 (torso 200 px), wrists at y 300 on
+    /// either side.
+    fn pose_at(x: f32) -> Pose {
+        let mut landmarks = vec![
+            ImageLandmark {
+                pos_in_image: [x, 200.0],
+                visibility: 1.0,
+                presence: 1.0,
+                depth: 0.0,
+            };
+            POSE_LANDMARK_COUNT
+        ];
+        for (i, y) in [(11, 100.0), (12, 100.0), (23, 300.0), (24, 300.0)] {
+            landmarks[i].pos_in_image = [x, y];
+        }
+        landmarks[LEFT_WRIST].pos_in_image = [x + 60.0, 300.0];
+        landmarks[RIGHT_WRIST].pos_in_image = [x - 60.0, 300.0];
+        Pose {
+            landmarks,
+            world_landmarks: vec![WorldLandmark::default(); POSE_LANDMARK_COUNT],
+            presence: 1.0,
+            roi: Roi::full_image(640, 480),
+        }
+    }
+
+    fn hand_at(x: f32, y: f32) -> Hand {
+        Hand {
+            landmarks: vec![
+                ImageLandmark {
+                    pos_in_image: [x, y],
+                    ..ImageLandmark::default()
+                };
+                21
+            ],
+            world_landmarks: vec![WorldLandmark::default(); 21],
+            handedness_mediapipe: Handedness::Left,
+            handedness_score: 0.9,
+            handedness: Handedness::Right,
+            presence: 1.0,
+            roi: Roi::full_image(640, 480),
+        }
+    }
+
+    fn assembled(
+        config: TrackerConfig,
+        people: Vec<(PersonId, Pose)>,
+        hands: Vec<Hand>,
+    ) -> FrameResult {
+        assemble(
+            640,
+            480,
+            0,
+            config,
+            PoseOutput {
+                people,
+                ..PoseOutput::default()
+            },
+            HandsOutput {
+                hands,
+                ..HandsOutput::default()
+            },
+            Duration::ZERO,
+        )
+    }
+
+    #[test]
+    fn each_hand_goes_to_the_person_whose_wrist_it_is_at_and_the_lowest_id_is_the_top_level() {
+        let hands = vec![
+            hand_at(465.0, 305.0), // person 7's left wrist (400 + 60)
+            hand_at(145.0, 300.0), // person 3's right wrist (200 − 60) … 5 px off
+            hand_at(300.0, 50.0),  // nobody's
+        ];
+        let r = assembled(
+            TrackerConfig::VIDEO,
+            vec![(3, pose_at(200.0)), (7, pose_at(400.0))],
+            hands,
+        );
+        assert_eq!(r.people.iter().map(|p| p.id).collect::<Vec<_>>(), [3, 7]);
+        assert_eq!(r.people[0].hands.len(), 1);
+        assert_eq!(
+            r.people[0].hands[0].landmarks[0].pos_in_image,
+            [145.0, 300.0]
+        );
+        assert_eq!(
+            r.people[1].hands[0].landmarks[0].pos_in_image,
+            [465.0, 305.0]
+        );
+        // The top level is person 3: their pose and their hand only.
+        assert_eq!(r.pose, Some(r.people[0].pose.clone()));
+        assert_eq!(r.hands, r.people[0].hands);
+    }
+
+    #[test]
+    fn the_legacy_top_level_keeps_every_hand_and_nobody_in_view_keeps_them_too() {
+        let hands = vec![hand_at(145.0, 300.0), hand_at(300.0, 50.0)];
+        let legacy = assembled(
+            TrackerConfig::LEGACY_VIDEO,
+            vec![(1, pose_at(200.0))],
+            hands.clone(),
+        );
+        assert_eq!(legacy.hands.len(), 2, "MediaPipe's: every hand");
+        assert_eq!(legacy.people[0].hands.len(), 1);
+        let nobody = assembled(TrackerConfig::VIDEO, Vec::new(), hands);
+        assert_eq!(nobody.hands.len(), 2, "with nobody to own them, every hand");
+        assert!(nobody.pose.is_none() && nobody.people.is_empty());
+    }
+
+    #[test]
+    fn one_wrist_takes_one_hand() {
+        let hands = vec![hand_at(142.0, 300.0), hand_at(148.0, 300.0)];
+        let r = assembled(TrackerConfig::VIDEO, vec![(1, pose_at(200.0))], hands);
+        assert_eq!(r.people[0].hands.len(), 1);
+        assert_eq!(
+            r.people[0].hands[0].landmarks[0].pos_in_image,
+            [142.0, 300.0]
+        );
+    }
 }

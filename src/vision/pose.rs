@@ -14,7 +14,7 @@ use crate::vision::landmarks::{
     ImageLandmark, POSE_LANDMARK_COUNT, POSE_MODEL_LANDMARK_COUNT, WorldLandmark,
 };
 use crate::vision::model::OnnxModel;
-use crate::vision::people::{BodyInImage, Candidate};
+use crate::vision::people::{Appearance, BodyInImage, Candidate};
 use crate::vision::roi::{Roi, rotation_from_points};
 use crate::vision::timings::{Stage, StageTimings};
 
@@ -152,6 +152,7 @@ impl PoseDetector {
                 };
                 Some(Candidate {
                     roi: roi_from_alignment_points(hips, scale_point),
+                    appearance: Appearance::of(image, &body),
                     body,
                     score: d.score,
                 })

@@ -55,4 +55,25 @@ impl FrameResult {
             ..self.clone()
         }
     }
+
+    /// This frame with person `id` at the top level (their pose, hands and angles; none when they are not
+    /// in view), everyone still in `people`: what the app shows when a person is followed.
+    pub fn focused_on(&self, id: PersonId) -> FrameResult {
+        let person = self.people.iter().find(|p| p.id == id);
+        FrameResult {
+            pose: person.map(|p| p.pose.clone()),
+            hands: person.map(|p| p.hands.clone()).unwrap_or_default(),
+            angles: person.map(|p| p.angles.clone()).unwrap_or_default(),
+            ..self.clone()
+        }
+    }
+
+    /// The id of the person at the top level, if the top level is one of `people`.
+    pub fn top_level_id(&self) -> Option<PersonId> {
+        let pose = self.pose.as_ref()?;
+        self.people
+            .iter()
+            .find(|p| p.pose.landmarks == pose.landmarks)
+            .map(|p| p.id)
+    }
 }

@@ -23,12 +23,16 @@
 //!
 //! Ids are per stream, increasing from 1 and never reused.
 
+pub mod appearance;
+
+pub use appearance::Appearance;
+
 use crate::vision::landmarks::ImageLandmark;
 use crate::vision::landmarks::pose_index::{LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER};
 use crate::vision::roi::Roi;
 
 /// A person lost for longer than this is forgotten (their id is retired).
-pub const GRACE_US: i64 = 2_000_000;
+pub const GRACE_US: i64 = 4_000_000;
 /// A lost person's predicted position follows their velocity for at most this long, then stays.
 pub const MAX_EXTRAPOLATION_US: i64 = 300_000;
 /// A detection whose keypoints are within this many torso lengths of a tracked person's prediction is
@@ -46,6 +50,14 @@ pub const JUMP_TORSOS: f32 = 0.75;
 pub const MAX_SCALE_RATIO: f32 = 1.8;
 /// The velocity estimate follows a new measurement by this much (EMA).
 const VELOCITY_GAIN: f32 = 0.6;
+/// A lost person is given back their id only by a body at least this similar to how they looked.
+pub const REACQUIRE_MIN_SIMILARITY: f32 = 0.5;
+/// A tracked person whose region now shows a body this dissimilar to how they looked (after
+/// [`SETTLED_LOOK_FRAMES`] frames of looking at them) has slid onto someone else: they are lost.
+pub const SLID_MAX_SIMILARITY: f32 = 0.3;
+pub const SETTLED_LOOK_FRAMES: u32 = 5;
+/// How fast a person's appearance model follows what is seen (EMA).
+const APPEARANCE_GAIN: f32 = 0.1;
 
 /// A person's id within its stream (from 1, never reused).
 pub type PersonId = u64;
@@ -129,6 +141,8 @@ pub struct Candidate {
     pub roi: Roi,
     pub body: BodyInImage,
     pub score: f32,
+    /// How the torso looks (none when it is mostly out of the image).
+    pub appearance: Option<Appearance>,
 }
 
 /// How fast a person's region moves: per second, its centre (px), the log of its size, its rotation.
@@ -143,7 +157,7 @@ impl RoiMotion {
     /// The motion from `before` (at `before_us`) to `after` (at `after_us`).
     fn between(before: &Roi, before_us: i64, after: &Roi, after_us: i64) -> Option<Self> {
         let dt = (after_us - before_us) as f32 * 1e-6;
-        if !(dt > 0.0) {
+        if dt.is_nan() || dt <= 0.0 {
             return None;
         }
         let size = |r: &Roi| r.size_in_image[0].max(1e-3);
@@ -220,10 +234,28 @@ pub struct PersonTrack<F> {
     pub lost_since_us: Option<i64>,
     /// Restart the filters at the next landmarks (the person was re-acquired from a detection).
     pub restart_filters: bool,
+    /// How the person looks (a slowly updated model), from how many frames, and how they looked in the
+    /// frame they were last seen.
+    pub appearance: Option<Appearance>,
+    pub appearance_frames: u32,
+    pub last_look: Option<Appearance>,
     pub state: F,
 }
 
 impl<F> PersonTrack<F> {
+    /// How similar `look` is to how the person looks (`None` when either is unknown).
+    pub fn similarity(&self, look: Option<&Appearance>) -> Option<f32> {
+        Some(self.appearance.as_ref()?.similarity(look?))
+    }
+
+    /// Whether `look` shows someone else than the person, by a settled appearance model.
+    pub fn looks_like_someone_else(&self, look: Option<&Appearance>) -> bool {
+        self.appearance_frames >= SETTLED_LOOK_FRAMES
+            && self
+                .similarity(look)
+                .is_some_and(|s| s < SLID_MAX_SIMILARITY)
+    }
+
     pub fn is_tracked(&self) -> bool {
         self.lost_since_us.is_none() && self.roi.is_some()
     }
@@ -271,40 +303,32 @@ pub enum Assignment {
     Ignored,
 }
 
-/// Where the detector looks: the whole frame, or a tile of it (a person small in the whole frame is
-/// larger in a tile, and the detector, which sees its region at 224 px, finds them there).
-///
-/// Tiles: squares as high as a landscape frame (as wide as a portrait one) along its long side, then a
-/// finer grid of squares 2/3 of that, overlapping so a person on a seam is whole in one of them.
+/// Where the detector looks besides the whole frame: squares as high as a landscape frame (as wide as a
+/// portrait one), at both ends of its long side (and evenly between when it is more than twice as long):
+/// a person small in the whole frame is larger in a tile, where the detector, which sees its region at
+/// 224 px, finds them. A square frame has none. (A finer grid of smaller tiles found no more people on
+/// the shared clips and cost more detector runs per person found: docs/MEASUREMENTS.md.)
 pub fn detection_tiles(width: u32, height: u32) -> Vec<Roi> {
     let (w, h) = (width as f32, height as f32);
-    let short = w.min(h);
-    let mut tiles = Vec::new();
-    for (side, overlap) in [(short, 0.0), (short * 2.0 / 3.0, 0.25)] {
-        let step = side * (1.0 - overlap);
-        let count = |length: f32| ((length - side) / step).ceil().max(0.0) as usize + 1;
-        let (nx, ny) = (count(w), count(h));
-        if nx * ny <= 1 && side >= short {
-            continue;
-        }
-        for iy in 0..ny {
-            for ix in 0..nx {
-                let place = |i: usize, n: usize, length: f32| {
-                    if n <= 1 {
-                        length * 0.5
-                    } else {
-                        side * 0.5 + (length - side) * i as f32 / (n - 1) as f32
-                    }
-                };
-                tiles.push(Roi {
-                    center_in_image: [place(ix, nx, w), place(iy, ny, h)],
-                    size_in_image: [side, side],
-                    rotation: 0.0,
-                });
-            }
-        }
+    let (long, short) = (w.max(h), w.min(h));
+    let count = (long / short).ceil() as usize;
+    if count < 2 {
+        return Vec::new();
     }
-    tiles
+    (0..count)
+        .map(|i| {
+            let along = short * 0.5 + (long - short) * i as f32 / (count - 1) as f32;
+            Roi {
+                center_in_image: if w >= h {
+                    [along, h * 0.5]
+                } else {
+                    [w * 0.5, along]
+                },
+                size_in_image: [short, short],
+                rotation: 0.0,
+            }
+        })
+        .collect()
 }
 
 /// A stream's people.
@@ -381,7 +405,7 @@ impl<F> PeopleTracker<F> {
         }
         let k = self.detections;
         self.detections += 1;
-        Some(if k % 2 == 0 {
+        Some(if k.is_multiple_of(2) {
             None
         } else {
             Some((k / 2) as usize % tiles)
@@ -404,11 +428,21 @@ impl<F> PeopleTracker<F> {
             for (pi, p) in self.people.iter().enumerate() {
                 let predicted = p.body_at(timestamp_us);
                 let d = predicted.distance_in_torsos(&c.body);
+                let similarity = p.similarity(c.appearance.as_ref());
+                // A lost person comes back only as someone who looks like them.
+                let looks_right =
+                    p.is_tracked() || similarity.is_none_or(|s| s >= REACQUIRE_MIN_SIMILARITY);
                 if d <= p.gate_torsos(timestamp_us)
                     && predicted.scale_ratio(&c.body) <= MAX_SCALE_RATIO
+                    && looks_right
                 {
-                    // Tracked people are preferred over lost ones at the same distance.
-                    let rank = d + if p.is_tracked() { 0.0 } else { 0.5 };
+                    // Tracked people are preferred over lost ones at the same distance; between lost
+                    // ones, who looks more alike.
+                    let rank = d + if p.is_tracked() {
+                        0.0
+                    } else {
+                        0.5 + (1.0 - similarity.unwrap_or(0.5))
+                    };
                     pairs.push((rank, ci, pi));
                 }
             }
@@ -436,6 +470,32 @@ impl<F> PeopleTracker<F> {
             });
         }
         let mut tracked = self.tracked();
+        if tracing::enabled!(tracing::Level::TRACE) {
+            for (ci, c) in candidates.iter().enumerate() {
+                let near: Vec<String> = self
+                    .people
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "#{}{} d {:.2}/{:.2} sim {:?}",
+                            p.id,
+                            if p.is_tracked() { "" } else { " lost" },
+                            p.body_at(timestamp_us).distance_in_torsos(&c.body),
+                            p.gate_torsos(timestamp_us),
+                            p.similarity(c.appearance.as_ref())
+                        )
+                    })
+                    .collect();
+                tracing::trace!(
+                    "t {} candidate {ci} at {:?} score {:.2}: {} -> {:?}",
+                    timestamp_us / 33_333,
+                    c.body.centre_in_image(),
+                    c.score,
+                    near.join(", "),
+                    out[ci]
+                );
+            }
+        }
         candidates
             .iter()
             .zip(out)
@@ -467,6 +527,9 @@ impl<F> PeopleTracker<F> {
                     seen_us: timestamp_us,
                     lost_since_us: None,
                     restart_filters: true,
+                    appearance: c.appearance.clone(),
+                    appearance_frames: u32::from(c.appearance.is_some()),
+                    last_look: c.appearance.clone(),
                     state: make_state(),
                 });
                 Assignment::New(id)
@@ -474,14 +537,29 @@ impl<F> PeopleTracker<F> {
             .collect()
     }
 
-    /// Person `id` was seen at `timestamp_us` with `body`; `next` is the region their auxiliary points
-    /// give (where they are now, the base of the next frame's region). The motion is measured from one
-    /// such region to the next. Returns whether the body jumped from where it was predicted (then the
-    /// detector runs on the next frame).
-    pub fn seen(&mut self, id: PersonId, timestamp_us: i64, body: BodyInImage, next: Roi) -> bool {
+    /// Person `id` was seen at `timestamp_us` with `body` looking like `look`; `next` is the region
+    /// their auxiliary points give (where they are now, the base of the next frame's region). The motion
+    /// is measured from one such region to the next. Returns whether the body jumped from where it was
+    /// predicted (then the detector runs on the next frame).
+    pub fn seen(
+        &mut self,
+        id: PersonId,
+        timestamp_us: i64,
+        body: BodyInImage,
+        next: Roi,
+        look: Option<Appearance>,
+    ) -> bool {
         let Some(p) = self.people.iter_mut().find(|p| p.id == id) else {
             return false;
         };
+        if let Some(look) = &look {
+            match &mut p.appearance {
+                Some(model) => model.blend(look, APPEARANCE_GAIN),
+                None => p.appearance = Some(look.clone()),
+            }
+            p.appearance_frames = p.appearance_frames.saturating_add(1);
+        }
+        p.last_look = look;
         let jumped = p.lost_since_us.is_none()
             && p.seen_us < timestamp_us
             && p.body_at(timestamp_us).distance_in_torsos(&body) > JUMP_TORSOS;
@@ -509,6 +587,7 @@ impl<F> PeopleTracker<F> {
     /// Person `id` was not found in their region at `timestamp_us`: lost, kept for the grace period;
     /// the detector runs on the next frame.
     pub fn not_seen(&mut self, id: PersonId, timestamp_us: i64) {
+        tracing::trace!("t {} #{id} not seen", timestamp_us / 33_333);
         if let Some(p) = self.people.iter_mut().find(|p| p.id == id) {
             lose(p, timestamp_us);
             self.detect_next = true;
@@ -532,6 +611,13 @@ impl<F> PeopleTracker<F> {
                     continue;
                 }
                 let loser = if keeps_body(a, b) { j } else { i };
+                tracing::trace!(
+                    "t {} #{} and #{} on one body: #{} gives it up",
+                    timestamp_us / 33_333,
+                    a.id,
+                    b.id,
+                    self.people[loser].id
+                );
                 lose(&mut self.people[loser], timestamp_us);
                 given_up.push(self.people[loser].id);
                 self.detect_next = true;
@@ -553,10 +639,17 @@ fn lose<F>(p: &mut PersonTrack<F>, timestamp_us: i64) {
     p.previous_roi = None;
 }
 
-/// Of two people on one body, whether `a` keeps it: the one who had been seen before this frame for
-/// longer, i.e. whose own motion led there (a person re-acquired or created this frame loses to one
-/// who was followed into it), then the older.
+/// Of two people on one body, whether `a` keeps it: the one the body looks more like (by a clear
+/// margin); else the one who had been seen before this frame for longer, i.e. whose own motion led
+/// there (a person re-acquired or created this frame loses to one who was followed into it); then the
+/// older.
 fn keeps_body<F>(a: &PersonTrack<F>, b: &PersonTrack<F>) -> bool {
+    let look = a.last_look.as_ref().or(b.last_look.as_ref());
+    if let (Some(sa), Some(sb)) = (a.similarity(look), b.similarity(look))
+        && (sa - sb).abs() > 0.15
+    {
+        return sa > sb;
+    }
     let fresh = |p: &PersonTrack<F>| p.acquired_us == p.seen_us;
     match (fresh(a), fresh(b)) {
         (false, true) => true,
@@ -566,274 +659,4 @@ fn keeps_body<F>(a: &PersonTrack<F>, b: &PersonTrack<F>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn body(x: f32, y: f32, torso: f32) -> BodyInImage {
-        BodyInImage {
-            hips_in_image: [x, y + torso * 0.5],
-            shoulders_in_image: [x, y - torso * 0.5],
-        }
-    }
-
-    fn candidate(x: f32, y: f32, torso: f32) -> Candidate {
-        Candidate {
-            roi: Roi {
-                center_in_image: [x, y],
-                size_in_image: [3.0 * torso, 3.0 * torso],
-                rotation: 0.0,
-            },
-            body: body(x, y, torso),
-            score: 0.9,
-        }
-    }
-
-    const FRAME_US: i64 = 33_333;
-
-    /// A frame where every person is found where `bodies` are (people matched by nearest prediction).
-    fn see_all(t: &mut PeopleTracker<()>, at: i64, bodies: &[(PersonId, f32, f32)]) {
-        for &(id, x, y) in bodies {
-            let roi = candidate(x, y, 100.0).roi;
-            t.seen(id, at, body(x, y, 100.0), roi);
-        }
-        t.settle(at);
-    }
-
-    #[test]
-    fn ids_increase_and_a_detection_of_a_tracked_person_changes_nothing() {
-        let mut t = PeopleTracker::<()>::default();
-        let a = t.associate(
-            &[
-                candidate(100.0, 200.0, 100.0),
-                candidate(500.0, 200.0, 100.0),
-            ],
-            0,
-            3,
-            || (),
-        );
-        assert_eq!(a, vec![Assignment::New(1), Assignment::New(2)]);
-        see_all(&mut t, 0, &[(1, 100.0, 200.0), (2, 500.0, 200.0)]);
-        let region_before = t.people[0].roi;
-        // The same two people a little further on, detected again; and a third.
-        let a = t.associate(
-            &[
-                candidate(510.0, 200.0, 100.0),
-                candidate(110.0, 205.0, 100.0),
-                candidate(900.0, 200.0, 100.0),
-            ],
-            FRAME_US,
-            3,
-            || (),
-        );
-        assert_eq!(
-            a,
-            vec![
-                Assignment::Tracked(2),
-                Assignment::Tracked(1),
-                Assignment::New(3)
-            ]
-        );
-        assert_eq!(
-            t.people[0].roi, region_before,
-            "a tracked person keeps their region"
-        );
-    }
-
-    #[test]
-    fn a_close_second_person_is_not_taken_for_the_first() {
-        // Side by side: the big square regions overlap by far more than MediaPipe's association allows,
-        // the keypoints do not.
-        let mut t = PeopleTracker::<()>::default();
-        t.associate(&[candidate(300.0, 300.0, 120.0)], 0, 2, || ());
-        see_all(&mut t, 0, &[(1, 300.0, 300.0)]);
-        let a = t.associate(
-            &[
-                candidate(300.0, 300.0, 120.0),
-                candidate(380.0, 300.0, 120.0),
-            ],
-            FRAME_US,
-            2,
-            || (),
-        );
-        assert_eq!(a, vec![Assignment::Tracked(1), Assignment::New(2)]);
-        let (r1, r2) = (t.people[0].roi.unwrap(), t.people[1].roi.unwrap());
-        assert!(r1.iou_ignoring_rotation(&r2) > 0.5, "the regions overlap");
-    }
-
-    #[test]
-    fn no_more_than_max_people_and_none_over_the_limit() {
-        let mut t = PeopleTracker::<()>::default();
-        let c: Vec<_> = (0..4)
-            .map(|i| candidate(100.0 + 300.0 * i as f32, 200.0, 80.0))
-            .collect();
-        let a = t.associate(&c, 0, 2, || ());
-        assert_eq!(
-            a,
-            vec![
-                Assignment::New(1),
-                Assignment::New(2),
-                Assignment::Ignored,
-                Assignment::Ignored
-            ]
-        );
-        assert_eq!(t.tracked(), 2);
-    }
-
-    #[test]
-    fn a_lost_person_gets_their_id_back_where_their_motion_predicts_and_a_stranger_gets_a_new_one()
-    {
-        let mut t = PeopleTracker::<()>::default();
-        t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 2, || ());
-        // Walking right at 30 px per frame (900 px/s).
-        for k in 0..6 {
-            let x = 100.0 + 30.0 * k as f32;
-            let roi = candidate(x, 300.0, 100.0).roi;
-            t.seen(1, k * FRAME_US, body(x, 300.0, 100.0), roi);
-            t.settle(k * FRAME_US);
-        }
-        assert!((t.people[0].motion.centre_px_per_s[0] - 900.0).abs() < 30.0);
-        // Hidden for 10 frames (behind someone).
-        t.not_seen(1, 6 * FRAME_US);
-        t.settle(6 * FRAME_US);
-        assert_eq!(t.tracked(), 0);
-        assert_eq!(t.people.len(), 1, "kept for the grace period");
-        let at = 16 * FRAME_US;
-        assert!(t.detection_due(2, 5, true));
-        // Back 10 frames later: predicted ~0.3 s of motion on (270 px), found at 480; a stranger at 1200.
-        let a = t.associate(
-            &[
-                candidate(480.0, 300.0, 100.0),
-                candidate(1200.0, 300.0, 100.0),
-            ],
-            at,
-            2,
-            || (),
-        );
-        assert_eq!(a, vec![Assignment::Reacquired(1), Assignment::New(2)]);
-        assert!(
-            t.people[0].restart_filters,
-            "filters restart on re-acquisition"
-        );
-        assert_eq!(t.people[0].acquired_us, at);
-    }
-
-    #[test]
-    fn a_person_lost_longer_than_the_grace_period_is_forgotten_and_their_id_never_reused() {
-        let mut t = PeopleTracker::<()>::default();
-        t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 2, || ());
-        see_all(&mut t, 0, &[(1, 100.0, 300.0)]);
-        t.not_seen(1, FRAME_US);
-        t.settle(FRAME_US);
-        t.settle(FRAME_US + GRACE_US + 1);
-        assert!(t.people.is_empty());
-        let a = t.associate(&[candidate(100.0, 300.0, 100.0)], 2 * GRACE_US, 2, || ());
-        assert_eq!(a, vec![Assignment::New(2)]);
-    }
-
-    #[test]
-    fn two_people_on_one_body_become_the_one_that_followed_it() {
-        let mut t = PeopleTracker::<()>::default();
-        t.associate(
-            &[
-                candidate(100.0, 300.0, 100.0),
-                candidate(400.0, 300.0, 100.0),
-            ],
-            0,
-            2,
-            || (),
-        );
-        see_all(&mut t, 0, &[(1, 100.0, 300.0), (2, 400.0, 300.0)]);
-        see_all(&mut t, FRAME_US, &[(1, 110.0, 300.0), (2, 390.0, 300.0)]);
-        // Person 2 latches onto person 1's body (a crossing): both report the same place.
-        let at = 2 * FRAME_US;
-        for id in [1, 2] {
-            let roi = candidate(120.0, 300.0, 100.0).roi;
-            t.seen(id, at, body(120.0, 300.0, 100.0), roi);
-        }
-        let given_up = t.settle(at);
-        assert_eq!(given_up, vec![2], "the older keeps the body");
-        assert_eq!(t.tracked(), 1);
-        assert!(
-            t.people
-                .iter()
-                .any(|p| p.id == 2 && p.lost_since_us == Some(at))
-        );
-    }
-
-    #[test]
-    fn the_detector_runs_while_fewer_are_tracked_than_wanted_on_its_cadence() {
-        let mut t = PeopleTracker::<()>::default();
-        assert!(t.detection_due(2, 4, true), "nobody tracked");
-        t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 2, || ());
-        see_all(&mut t, 0, &[(1, 100.0, 300.0)]);
-        let due: Vec<bool> = (0..8).map(|_| t.detection_due(2, 4, true)).collect();
-        assert_eq!(due, [false, false, false, true, false, false, false, true]);
-        // With everyone wanted tracked, never (until someone is lost).
-        assert!(!(0..10).any(|_| t.detection_due(1, 4, true)));
-        t.not_seen(1, FRAME_US);
-        assert!(t.detection_due(1, 4, true));
-    }
-
-    #[test]
-    fn tiles_cover_the_frame_at_two_finer_scales() {
-        let tiles = detection_tiles(960, 540);
-        // Two 540 px squares, then a 4 × 2 grid of 360 px squares.
-        assert_eq!(tiles.len(), 2 + 8, "{tiles:?}");
-        assert_eq!(tiles[0].size_in_image, [540.0, 540.0]);
-        assert_eq!(tiles[0].center_in_image, [270.0, 270.0]);
-        assert_eq!(tiles[1].center_in_image, [690.0, 270.0]);
-        for probe in [[5.0, 5.0], [955.0, 535.0], [480.0, 270.0], [700.0, 100.0]] {
-            for level in [&tiles[..2], &tiles[2..]] {
-                assert!(
-                    level.iter().any(|t| {
-                        (probe[0] - t.center_in_image[0]).abs() <= t.size_in_image[0] * 0.5
-                            && (probe[1] - t.center_in_image[1]).abs() <= t.size_in_image[1] * 0.5
-                    }),
-                    "{probe:?} in no tile of a level"
-                );
-            }
-        }
-        assert!(
-            detection_tiles(500, 500)
-                .iter()
-                .all(|t| t.size_in_image[0] < 500.0)
-        );
-    }
-
-    #[test]
-    fn the_whole_frame_alternates_with_the_tiles_while_someone_is_missing() {
-        let mut t = PeopleTracker::<()>::default();
-        let regions: Vec<_> = (0..6).map(|_| t.detection_region(2, 1, true, 3)).collect();
-        assert_eq!(
-            regions,
-            [
-                Some(None),
-                Some(Some(0)),
-                Some(None),
-                Some(Some(1)),
-                Some(None),
-                Some(Some(2))
-            ]
-        );
-        assert_eq!(
-            t.detection_region(2, 1, false, 3),
-            Some(None),
-            "static: whole frame"
-        );
-    }
-
-    #[test]
-    fn the_region_follows_the_motion_between_frames() {
-        let mut t = PeopleTracker::<()>::default();
-        t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 1, || ());
-        for k in 0..4 {
-            let x = 100.0 + 20.0 * k as f32;
-            let roi = candidate(x, 300.0, 100.0).roi;
-            t.seen(1, k * FRAME_US, body(x, 300.0, 100.0), roi);
-        }
-        let next = t.people[0].region_at(4 * FRAME_US, true).unwrap();
-        assert!((next.center_in_image[0] - 180.0).abs() < 4.0, "{next:?}");
-        let still = t.people[0].region_at(4 * FRAME_US, false).unwrap();
-        assert_eq!(still.center_in_image[0], 160.0);
-    }
-}
+mod tests;

@@ -1,0 +1,259 @@
+//! The multi-person tracker's bookkeeping on made-up detections and bodies (no models).
+
+use super::*;
+
+fn body(x: f32, y: f32, torso: f32) -> BodyInImage {
+    BodyInImage {
+        hips_in_image: [x, y + torso * 0.5],
+        shoulders_in_image: [x, y - torso * 0.5],
+    }
+}
+
+fn candidate(x: f32, y: f32, torso: f32) -> Candidate {
+    Candidate {
+        roi: Roi {
+            center_in_image: [x, y],
+            size_in_image: [3.0 * torso, 3.0 * torso],
+            rotation: 0.0,
+        },
+        body: body(x, y, torso),
+        score: 0.9,
+        appearance: None,
+    }
+}
+
+const FRAME_US: i64 = 33_333;
+
+/// A frame where every person is found where `bodies` are (people matched by nearest prediction).
+fn see_all(t: &mut PeopleTracker<()>, at: i64, bodies: &[(PersonId, f32, f32)]) {
+    for &(id, x, y) in bodies {
+        let roi = candidate(x, y, 100.0).roi;
+        t.seen(id, at, body(x, y, 100.0), roi, None);
+    }
+    t.settle(at);
+}
+
+#[test]
+fn ids_increase_and_a_detection_of_a_tracked_person_changes_nothing() {
+    let mut t = PeopleTracker::<()>::default();
+    let a = t.associate(
+        &[
+            candidate(100.0, 200.0, 100.0),
+            candidate(500.0, 200.0, 100.0),
+        ],
+        0,
+        3,
+        || (),
+    );
+    assert_eq!(a, vec![Assignment::New(1), Assignment::New(2)]);
+    see_all(&mut t, 0, &[(1, 100.0, 200.0), (2, 500.0, 200.0)]);
+    let region_before = t.people[0].roi;
+    // The same two people a little further on, detected again; and a third.
+    let a = t.associate(
+        &[
+            candidate(510.0, 200.0, 100.0),
+            candidate(110.0, 205.0, 100.0),
+            candidate(900.0, 200.0, 100.0),
+        ],
+        FRAME_US,
+        3,
+        || (),
+    );
+    assert_eq!(
+        a,
+        vec![
+            Assignment::Tracked(2),
+            Assignment::Tracked(1),
+            Assignment::New(3)
+        ]
+    );
+    assert_eq!(
+        t.people[0].roi, region_before,
+        "a tracked person keeps their region"
+    );
+}
+
+#[test]
+fn a_close_second_person_is_not_taken_for_the_first() {
+    // Side by side: the big square regions overlap by far more than MediaPipe's association allows,
+    // the keypoints do not.
+    let mut t = PeopleTracker::<()>::default();
+    t.associate(&[candidate(300.0, 300.0, 120.0)], 0, 2, || ());
+    see_all(&mut t, 0, &[(1, 300.0, 300.0)]);
+    let a = t.associate(
+        &[
+            candidate(300.0, 300.0, 120.0),
+            candidate(380.0, 300.0, 120.0),
+        ],
+        FRAME_US,
+        2,
+        || (),
+    );
+    assert_eq!(a, vec![Assignment::Tracked(1), Assignment::New(2)]);
+    let (r1, r2) = (t.people[0].roi.unwrap(), t.people[1].roi.unwrap());
+    assert!(r1.iou_ignoring_rotation(&r2) > 0.5, "the regions overlap");
+}
+
+#[test]
+fn no_more_than_max_people_and_none_over_the_limit() {
+    let mut t = PeopleTracker::<()>::default();
+    let c: Vec<_> = (0..4)
+        .map(|i| candidate(100.0 + 300.0 * i as f32, 200.0, 80.0))
+        .collect();
+    let a = t.associate(&c, 0, 2, || ());
+    assert_eq!(
+        a,
+        vec![
+            Assignment::New(1),
+            Assignment::New(2),
+            Assignment::Ignored,
+            Assignment::Ignored
+        ]
+    );
+    assert_eq!(t.tracked(), 2);
+}
+
+#[test]
+fn a_lost_person_gets_their_id_back_where_their_motion_predicts_and_a_stranger_gets_a_new_one() {
+    let mut t = PeopleTracker::<()>::default();
+    t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 2, || ());
+    // Walking right at 30 px per frame (900 px/s).
+    for k in 0..6 {
+        let x = 100.0 + 30.0 * k as f32;
+        let roi = candidate(x, 300.0, 100.0).roi;
+        t.seen(1, k * FRAME_US, body(x, 300.0, 100.0), roi, None);
+        t.settle(k * FRAME_US);
+    }
+    assert!((t.people[0].motion.centre_px_per_s[0] - 900.0).abs() < 30.0);
+    // Hidden for 10 frames (behind someone).
+    t.not_seen(1, 6 * FRAME_US);
+    t.settle(6 * FRAME_US);
+    assert_eq!(t.tracked(), 0);
+    assert_eq!(t.people.len(), 1, "kept for the grace period");
+    let at = 16 * FRAME_US;
+    assert!(t.detection_due(2, 5, true));
+    // Back 10 frames later: predicted ~0.3 s of motion on (270 px), found at 480; a stranger at 1200.
+    let a = t.associate(
+        &[
+            candidate(480.0, 300.0, 100.0),
+            candidate(1200.0, 300.0, 100.0),
+        ],
+        at,
+        2,
+        || (),
+    );
+    assert_eq!(a, vec![Assignment::Reacquired(1), Assignment::New(2)]);
+    assert!(
+        t.people[0].restart_filters,
+        "filters restart on re-acquisition"
+    );
+    assert_eq!(t.people[0].acquired_us, at);
+}
+
+#[test]
+fn a_person_lost_longer_than_the_grace_period_is_forgotten_and_their_id_never_reused() {
+    let mut t = PeopleTracker::<()>::default();
+    t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 2, || ());
+    see_all(&mut t, 0, &[(1, 100.0, 300.0)]);
+    t.not_seen(1, FRAME_US);
+    t.settle(FRAME_US);
+    t.settle(FRAME_US + GRACE_US + 1);
+    assert!(t.people.is_empty());
+    let a = t.associate(&[candidate(100.0, 300.0, 100.0)], 2 * GRACE_US, 2, || ());
+    assert_eq!(a, vec![Assignment::New(2)]);
+}
+
+#[test]
+fn two_people_on_one_body_become_the_one_that_followed_it() {
+    let mut t = PeopleTracker::<()>::default();
+    t.associate(
+        &[
+            candidate(100.0, 300.0, 100.0),
+            candidate(400.0, 300.0, 100.0),
+        ],
+        0,
+        2,
+        || (),
+    );
+    see_all(&mut t, 0, &[(1, 100.0, 300.0), (2, 400.0, 300.0)]);
+    see_all(&mut t, FRAME_US, &[(1, 110.0, 300.0), (2, 390.0, 300.0)]);
+    // Person 2 latches onto person 1's body (a crossing): both report the same place.
+    let at = 2 * FRAME_US;
+    for id in [1, 2] {
+        let roi = candidate(120.0, 300.0, 100.0).roi;
+        t.seen(id, at, body(120.0, 300.0, 100.0), roi, None);
+    }
+    let given_up = t.settle(at);
+    assert_eq!(given_up, vec![2], "the older keeps the body");
+    assert_eq!(t.tracked(), 1);
+    assert!(
+        t.people
+            .iter()
+            .any(|p| p.id == 2 && p.lost_since_us == Some(at))
+    );
+}
+
+#[test]
+fn the_detector_runs_while_fewer_are_tracked_than_wanted_on_its_cadence() {
+    let mut t = PeopleTracker::<()>::default();
+    assert!(t.detection_due(2, 4, true), "nobody tracked");
+    t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 2, || ());
+    see_all(&mut t, 0, &[(1, 100.0, 300.0)]);
+    let due: Vec<bool> = (0..8).map(|_| t.detection_due(2, 4, true)).collect();
+    assert_eq!(due, [false, false, false, true, false, false, false, true]);
+    // With everyone wanted tracked, never (until someone is lost).
+    assert!(!(0..10).any(|_| t.detection_due(1, 4, true)));
+    t.not_seen(1, FRAME_US);
+    assert!(t.detection_due(1, 4, true));
+}
+
+#[test]
+fn tiles_are_squares_of_the_short_side_along_the_long_one() {
+    let tiles = detection_tiles(960, 540);
+    assert_eq!(tiles.len(), 2, "{tiles:?}");
+    assert_eq!(tiles[0].size_in_image, [540.0, 540.0]);
+    assert_eq!(tiles[0].center_in_image, [270.0, 270.0]);
+    assert_eq!(tiles[1].center_in_image, [690.0, 270.0]);
+    let tall = detection_tiles(480, 1500);
+    assert_eq!(tall.len(), 4);
+    assert_eq!(tall[3].center_in_image, [240.0, 1260.0]);
+    assert!(detection_tiles(500, 500).is_empty());
+    assert!(detection_tiles(600, 500).len() == 2);
+}
+
+#[test]
+fn the_whole_frame_alternates_with_the_tiles_while_someone_is_missing() {
+    let mut t = PeopleTracker::<()>::default();
+    let regions: Vec<_> = (0..6).map(|_| t.detection_region(2, 1, true, 3)).collect();
+    assert_eq!(
+        regions,
+        [
+            Some(None),
+            Some(Some(0)),
+            Some(None),
+            Some(Some(1)),
+            Some(None),
+            Some(Some(2))
+        ]
+    );
+    assert_eq!(
+        t.detection_region(2, 1, false, 3),
+        Some(None),
+        "static: whole frame"
+    );
+}
+
+#[test]
+fn the_region_follows_the_motion_between_frames() {
+    let mut t = PeopleTracker::<()>::default();
+    t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 1, || ());
+    for k in 0..4 {
+        let x = 100.0 + 20.0 * k as f32;
+        let roi = candidate(x, 300.0, 100.0).roi;
+        t.seen(1, k * FRAME_US, body(x, 300.0, 100.0), roi, None);
+    }
+    let next = t.people[0].region_at(4 * FRAME_US, true).unwrap();
+    assert!((next.center_in_image[0] - 180.0).abs() < 4.0, "{next:?}");
+    let still = t.people[0].region_at(4 * FRAME_US, false).unwrap();
+    assert_eq!(still.center_in_image[0], 160.0);
+}
