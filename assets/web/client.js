@@ -1,6 +1,8 @@
 // livepose browser client: captures a camera (or a local video file), streams frames to the server's
-// WebSocket in the binary form of docs/PROTOCOL.md, and draws the returned skeleton over its own video,
-// blending the last two results as the prototype did. No build step, no dependencies.
+// WebSocket in the binary form of docs/PROTOCOL.md, and draws everyone's skeleton over its own video
+// (each person in a colour of their own with their id; hands teal, outlined in their person's colour),
+// blending each person's last two results as the prototype did (a person only with themselves, by id).
+// No build step, no dependencies.
 'use strict';
 (() => {
   const PROTOCOL_VERSION = 1;
@@ -13,6 +15,9 @@
   const RTT_WINDOW = 200;
   const BODY_COLOR = '#ff40a1';
   const HAND_COLOR = '#00c7bf';
+  // Each person's colour by id: the prototype's pink for the first (as the app's).
+  const PERSON_COLORS = [BODY_COLOR, '#ff9e1a', '#737fff', '#d9f233', '#bf59ff', '#ff4d40'];
+  const personColor = (id) => PERSON_COLORS[(Math.max(1, id) - 1) % PERSON_COLORS.length];
   const POSE_EDGES = [[0,1],[1,2],[2,3],[3,7],[0,4],[4,5],[5,6],[6,8],[9,10],[11,12],[11,13],[13,15],
     [15,17],[15,19],[15,21],[17,19],[12,14],[14,16],[16,18],[16,20],[16,22],[18,20],[11,23],[12,24],
     [23,24],[23,25],[24,26],[25,27],[26,28],[27,29],[28,30],[29,31],[30,32],[27,31],[28,32]];
@@ -227,25 +232,41 @@
       visibility: p.visibility === undefined ? undefined : lerp(from[i].visibility, p.visibility, t) }));
   }
 
-  /** The prototype's blend: t = time since the newest result / interval between the last two, ≤ 1. */
-  function blended(now) {
-    const newest = state.newest;
-    if (!newest) return null;
-    const previous = state.previous;
-    if (!$('interpolate').checked || !previous) return newest.message;
-    const interval = newest.at - previous.at;
-    const t = interval > 0 ? Math.min(1, Math.max(0, (now - newest.at) / interval)) : 1;
-    const a = previous.message;
-    const b = newest.message;
-    const pose = b.pose && a.pose ? { ...b.pose, landmarks: blendPoints(a.pose.landmarks, b.pose.landmarks, t) } : b.pose;
-    const hands = b.hands.map((hand) => {
-      const match = a.hands.find((h) => h.handedness === hand.handedness);
+  /** Everyone in a result: its people, or (a server from before people) its top-level pose as person 1. */
+  function peopleOf(message) {
+    if (Array.isArray(message.people)) return message.people;
+    return message.pose ? [{ id: 1, pose: message.pose, hands: message.hands || [] }] : [];
+  }
+
+  function blendPerson(a, b, t) {
+    const pose = a.pose && b.pose ? { ...b.pose, landmarks: blendPoints(a.pose.landmarks, b.pose.landmarks, t) } : b.pose;
+    const hands = (b.hands || []).map((hand) => {
+      const match = (a.hands || []).find((h) => h.handedness === hand.handedness);
       return match ? { ...hand, landmarks: blendPoints(match.landmarks, hand.landmarks, t) } : hand;
     });
     return { ...b, pose, hands };
   }
 
-  function drawSkeleton(ctx, points, edges, color, radius) {
+  /** The prototype's blend: t = time since the newest result / interval between the last two, ≤ 1; each
+   *  person blended only with the same id's previous result. A person who left is not drawn; one who
+   *  just came is drawn where they are. */
+  function blended(now) {
+    const newest = state.newest;
+    if (!newest) return null;
+    const b = newest.message;
+    const previous = state.previous;
+    if (!$('interpolate').checked || !previous) return { ...b, people: peopleOf(b) };
+    const interval = newest.at - previous.at;
+    const t = interval > 0 ? Math.min(1, Math.max(0, (now - newest.at) / interval)) : 1;
+    const before = peopleOf(previous.message);
+    const people = peopleOf(b).map((person) => {
+      const same = before.find((p) => p.id === person.id);
+      return same ? blendPerson(same, person, t) : person;
+    });
+    return { ...b, people };
+  }
+
+  function drawSkeleton(ctx, points, edges, color, radius, outline) {
     const alpha = (p) => (p.visibility === undefined ? 1 : p.visibility >= VISIBLE ? 1 : 0.25);
     ctx.strokeStyle = color;
     ctx.fillStyle = color;
@@ -262,6 +283,13 @@
       ctx.beginPath();
       ctx.arc(p.x_px, p.y_px, radius, 0, 2 * Math.PI);
       ctx.fill();
+      if (outline) {
+        ctx.strokeStyle = outline;
+        ctx.lineWidth = Math.max(1, radius * 0.5);
+        ctx.stroke();
+        ctx.strokeStyle = color;
+        ctx.lineWidth = Math.max(2, radius * 0.8);
+      }
     }
     ctx.globalAlpha = 1;
   }
@@ -276,14 +304,31 @@
     const ctx = overlay.getContext('2d');
     ctx.clearRect(0, 0, overlay.width, overlay.height);
     const radius = Math.max(3, overlay.width / 200);
-    if (result.pose) {
-      drawSkeleton(ctx, result.pose.landmarks, POSE_EDGES, BODY_COLOR, radius);
-      state.drawsWithPose += 1;
+    const drawnPeople = [];
+    for (const person of result.people) {
+      const color = personColor(person.id);
+      if (person.pose) drawSkeleton(ctx, person.pose.landmarks, POSE_EDGES, color, radius);
+      for (const hand of person.hands || []) {
+        drawSkeleton(ctx, hand.landmarks, HAND_EDGES, HAND_COLOR, radius * 0.7, color);
+      }
+      const visible = (person.pose ? person.pose.landmarks : []).filter((p) => p.visibility >= VISIBLE);
+      if (visible.length) {
+        const top = visible.reduce((a, p) => (p.y_px < a.y_px ? p : a));
+        ctx.font = `bold ${Math.round(radius * 4)}px sans-serif`;
+        ctx.textAlign = 'center';
+        ctx.fillStyle = color;
+        ctx.fillText(`#${person.id}`, top.x_px, Math.max(radius * 4, top.y_px - radius * 3));
+      }
+      drawnPeople.push({ id: person.id, pose: person.pose ? person.pose.landmarks.map((p) => [p.x_px, p.y_px]) : null });
     }
-    for (const hand of result.hands) drawSkeleton(ctx, hand.landmarks, HAND_EDGES, HAND_COLOR, radius * 0.7);
+    // Hands of nobody (no person in view): as before, teal.
+    if (!result.people.length) {
+      for (const hand of result.hands || []) drawSkeleton(ctx, hand.landmarks, HAND_EDGES, HAND_COLOR, radius * 0.7);
+    }
+    if (result.people.length) state.drawsWithPose += 1;
     state.draws += 1;
-    state.lastDrawn = { sequence: result.sequence, pose: result.pose ? result.pose.landmarks.map((p) => [p.x_px, p.y_px]) : null,
-      canvas: [overlay.width, overlay.height] };
+    state.lastDrawn = { sequence: result.sequence, pose: drawnPeople.length ? drawnPeople[0].pose : null,
+      people: drawnPeople, canvas: [overlay.width, overlay.height] };
   }
 
   // ---- stats ----------------------------------------------------------------------------------------

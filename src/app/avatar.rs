@@ -3,7 +3,12 @@
 //! what is seen is what is sent and exported.
 //!
 //! - Reads [`Results`] (the last two results of the stream shown). Each new result is solved once, in
-//!   order, by this stream's [`Solver`] (a new stream gets a new solver: its own measured body).
+//!   order, for every person in it, by that person's own [`Solver`] (their own measured body; a new
+//!   stream starts afresh).
+//! - One avatar per person in view ([`AVATARS`] at most), side by side in the order the people stand in
+//!   the image ([`AVATAR_SPACING_M`] apart, centred): world landmarks are per person and centred on
+//!   their hips, so the avatars' x comes from their order, not from the image; each keeps its own height.
+//!   Each is in its person's colour, bright for the person followed, dimmed for the others.
 //! - Draws the pose blended between the last two solved poses with the overlay's blend factor (root
 //!   lerped, bone rotations slerped), so the avatar moves with the 2D skeleton.
 //! - Writes the segments' transforms, [`AvatarRoot`] (the drawn hip joint: the landmarks view stands
@@ -23,23 +28,18 @@ use std::time::Instant;
 use bevy::camera::visibility::RenderLayers;
 use bevy::prelude::*;
 
-use crate::app::overlay::{BODY_COLOR, HAND_COLOR, blend_now};
-use crate::app::results::Results;
+use crate::app::avatar_body::{
+    Attached, HEAD_CENTRE_M, HEAD_SIZE_M, JOINT_RADIUS_M, JointBall, NOSE_CENTRE_M, NOSE_SIZE_M,
+    Segment, SegmentEnd, Tint, along_bone, ball_joints, segments,
+};
+use crate::app::overlay::{HAND_COLOR, PERSON_COLORS, blend_now};
+use crate::app::results::{Followed, Results};
 use crate::app::scene3d::{AvatarRoot, VIEW3D_LAYER, set_material};
 use crate::app::{AppSettings, PresentSystems};
-use crate::motion::skeleton::{Bone, HumanoidPose, RestPose, Side, forward};
+use crate::motion::skeleton::{Bone, HumanoidPose, RestPose, forward};
 use crate::motion::solver::{MIN_CONFIDENCE, Solver};
 use crate::service::StreamId;
-
-/// Joint spheres' radius (m).
-const JOINT_RADIUS_M: f32 = 0.035;
-/// Head box (width, height, depth, m) around the head joint (ear height: chin 8 cm below, crown 14 cm
-/// above), and its centre's offset.
-const HEAD_SIZE_M: Vec3 = Vec3::new(0.15, 0.22, 0.19);
-const HEAD_CENTRE_M: Vec3 = Vec3::new(0.0, 0.03, 0.0);
-/// The nose, in the head's frame: in front (+z, the way the head faces), at ear height.
-const NOSE_SIZE_M: Vec3 = Vec3::new(0.04, 0.05, 0.07);
-const NOSE_CENTRE_M: Vec3 = Vec3::new(0.0, 0.0, 0.11);
+use crate::vision::{FrameResult, PersonId};
 
 /// Colour of the parts whose bones are not seen (easing to neutral).
 const UNSEEN_COLOR: Color = Color::srgb(0.62, 0.58, 0.5);
@@ -50,10 +50,13 @@ const NOSE_COLOR: Color = Color::srgb(1.0, 0.8, 0.2);
 /// the solver's own types, so the per-frame update allocates nothing).
 #[derive(Resource, Default, Clone, Debug)]
 pub struct AvatarDrawn {
+    /// The followed person's avatar.
     pub pose: Option<HumanoidPose>,
     pub rest: Option<RestPose>,
     /// The blend factor between the last two solved poses.
     pub blend: f32,
+    /// Avatars drawn (one per person in view).
+    pub avatars: usize,
 }
 
 impl AvatarDrawn {
@@ -75,6 +78,7 @@ impl AvatarDrawn {
                 .collect(),
             bone_names: Bone::all().map(Bone::name).collect(),
             blend: self.blend,
+            avatars: self.avatars,
         }
     }
 }
@@ -93,50 +97,25 @@ pub struct AvatarDump {
     pub bone_names: Vec<String>,
     /// The blend factor between the last two solved poses.
     pub blend: f32,
+    /// Avatars drawn (one per person in view).
+    pub avatars: usize,
 }
 
-/// What a segment box spans.
-#[derive(Clone, Copy, Debug)]
-enum SegmentEnd {
-    /// From the bone's joint to this child's joint.
-    Child(Bone),
-    /// From the bone's joint to its end site.
-    Tip,
-}
+/// Which avatar a part belongs to (one avatar per person in view, [`AVATARS`] at most).
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+struct AvatarSlot(usize);
 
-/// What a part is coloured as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Tint {
-    Body,
-    Hand,
-}
-
-/// A box along a bone: `cross_m` is its size across the bone (the box's local x and z; at rest, with the
-/// bone along y, x is the person's left–right).
-#[derive(Component, Clone, Copy, Debug)]
-struct Segment {
-    bone: Bone,
-    end: SegmentEnd,
-    cross_m: Vec2,
-    tint: Tint,
-}
-
-/// A box fixed in a bone's frame (the head and its nose).
-#[derive(Component, Clone, Copy, Debug)]
-struct Attached {
-    bone: Bone,
-    centre_m: Vec3,
-    size_m: Vec3,
-    nose: bool,
-}
-
-/// A joint sphere.
-#[derive(Component, Clone, Copy, Debug)]
-struct JointBall(Bone);
+/// Avatars drawn at most (the panel's people slider goes to 6).
+pub const AVATARS: usize = 6;
+/// Avatars stand this far apart, side by side in the order their people stand in the image.
+pub const AVATAR_SPACING_M: f32 = 0.9;
 
 #[derive(Resource)]
 struct AvatarMaterials {
-    body: Handle<StandardMaterial>,
+    /// Each person colour's body material ([`PERSON_COLORS`]), bright for the person followed and dimmed
+    /// for the others.
+    body: Vec<Handle<StandardMaterial>>,
+    body_dim: Vec<Handle<StandardMaterial>>,
     hand: Handle<StandardMaterial>,
     unseen: Handle<StandardMaterial>,
     joint: Handle<StandardMaterial>,
@@ -144,19 +123,27 @@ struct AvatarMaterials {
 }
 
 impl AvatarMaterials {
-    fn for_part(&self, tint: Tint, confidence: f32) -> &Handle<StandardMaterial> {
+    fn for_part(&self, tint: Tint, confidence: f32, look: Look) -> &Handle<StandardMaterial> {
+        let colour = look.colour % self.body.len().max(1);
         match (tint, confidence >= MIN_CONFIDENCE) {
             (_, false) => &self.unseen,
-            (Tint::Body, true) => &self.body,
+            (Tint::Body, true) if look.followed => &self.body[colour],
+            (Tint::Body, true) => &self.body_dim[colour],
             (Tint::Hand, true) => &self.hand,
         }
     }
 }
 
-/// The shown stream's solver and its last two solved poses.
-#[derive(Resource, Default)]
-pub struct AvatarSolve {
-    stream: Option<StreamId>,
+/// How an avatar is coloured: its person's colour, bright when followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Look {
+    colour: usize,
+    followed: bool,
+}
+
+/// One person's solver and their last two solved poses.
+struct PersonSolve {
+    id: PersonId,
     solver: Solver,
     /// Timestamp (µs) of the newest result solved.
     solved_us: Option<i64>,
@@ -165,132 +152,35 @@ pub struct AvatarSolve {
     rest: Option<RestPose>,
 }
 
-/// The segments the avatar is made of: (bone, end, cross-section in m, tint).
-fn segments() -> Vec<Segment> {
-    let mut out = Vec::new();
-    let mut add = |bone: Bone, end: SegmentEnd, w: f32, d: f32, tint: Tint| {
-        out.push(Segment {
-            bone,
-            end,
-            cross_m: Vec2::new(w, d),
-            tint,
-        });
-    };
-    use SegmentEnd::{Child, Tip};
-    // Trunk: pelvis, three torso blocks, neck.
-    add(Bone::HIPS, Child(Bone::SPINE), 0.26, 0.16, Tint::Body);
-    add(Bone::SPINE, Child(Bone::CHEST), 0.27, 0.16, Tint::Body);
-    add(
-        Bone::CHEST,
-        Child(Bone::UPPER_CHEST),
-        0.29,
-        0.17,
-        Tint::Body,
-    );
-    add(Bone::UPPER_CHEST, Child(Bone::NECK), 0.31, 0.17, Tint::Body);
-    add(Bone::NECK, Child(Bone::HEAD), 0.07, 0.07, Tint::Body);
-    for side in [Side::Left, Side::Right] {
-        // The pelvis' sides: along x, so the box's local x is vertical.
-        add(
-            Bone::HIPS,
-            Child(Bone::leg(side, 0)),
-            0.12,
-            0.16,
-            Tint::Body,
-        );
-        add(
-            Bone::leg(side, 0),
-            Child(Bone::leg(side, 1)),
-            0.13,
-            0.13,
-            Tint::Body,
-        );
-        add(
-            Bone::leg(side, 1),
-            Child(Bone::leg(side, 2)),
-            0.10,
-            0.10,
-            Tint::Body,
-        );
-        // Foot and toes point forward (+z at rest): local x stays left–right, local z is the height.
-        add(
-            Bone::leg(side, 2),
-            Child(Bone::leg(side, 3)),
-            0.09,
-            0.06,
-            Tint::Body,
-        );
-        add(Bone::leg(side, 3), Tip, 0.09, 0.04, Tint::Body);
-        // Collar bone, upper arm, forearm (along x: local x is vertical, local z front–back).
-        add(
-            Bone::arm(side, 0),
-            Child(Bone::arm(side, 1)),
-            0.06,
-            0.06,
-            Tint::Body,
-        );
-        add(
-            Bone::arm(side, 1),
-            Child(Bone::arm(side, 2)),
-            0.08,
-            0.08,
-            Tint::Body,
-        );
-        add(
-            Bone::arm(side, 2),
-            Child(Bone::arm(side, 3)),
-            0.065,
-            0.065,
-            Tint::Body,
-        );
-        // The palm: flat (thin vertically in the T-pose, palm down), to the middle finger's knuckle.
-        let hand = Bone::arm(side, 3);
-        add(
-            hand,
-            Child(Bone::finger(side, 2, 0)),
-            0.025,
-            0.085,
-            Tint::Hand,
-        );
-        add(
-            hand,
-            Child(Bone::finger(side, 0, 0)),
-            0.022,
-            0.022,
-            Tint::Hand,
-        );
-        for finger in 0..5 {
-            let width = if finger == 0 { 0.022 } else { 0.017 };
-            for phalanx in 0..2 {
-                add(
-                    Bone::finger(side, finger, phalanx),
-                    Child(Bone::finger(side, finger, phalanx + 1)),
-                    width,
-                    width,
-                    Tint::Hand,
-                );
-            }
-            add(Bone::finger(side, finger, 2), Tip, width, width, Tint::Hand);
-        }
-    }
-    out
+/// The shown stream's people: a solver each (their own measured body).
+#[derive(Resource, Default)]
+pub struct AvatarSolve {
+    stream: Option<StreamId>,
+    people: Vec<PersonSolve>,
 }
 
-/// Joints shown as spheres: the trunk, arms and legs (not the fingers).
-fn ball_joints() -> impl Iterator<Item = Bone> {
-    [
-        Bone::HIPS,
-        Bone::SPINE,
-        Bone::CHEST,
-        Bone::UPPER_CHEST,
-        Bone::NECK,
-    ]
-    .into_iter()
-    .chain([Side::Left, Side::Right].into_iter().flat_map(|side| {
-        (1..4)
-            .map(move |p| Bone::arm(side, p))
-            .chain((0..4).map(move |p| Bone::leg(side, p)))
-    }))
+impl AvatarSolve {
+    fn person(&self, id: PersonId) -> Option<&PersonSolve> {
+        self.people.iter().find(|p| p.id == id)
+    }
+}
+
+/// The people a result holds, by id (a result without people, read from a file written before there
+/// were people, is its top-level pose as person 1).
+fn people_ids(result: &FrameResult) -> Vec<PersonId> {
+    if result.people.is_empty() && result.pose.is_some() {
+        vec![1]
+    } else {
+        result.people.iter().map(|p| p.id).collect()
+    }
+}
+
+fn of_person(result: &FrameResult, id: PersonId) -> FrameResult {
+    if result.people.is_empty() {
+        result.clone()
+    } else {
+        result.of_person(id)
+    }
 }
 
 fn setup(
@@ -304,8 +194,19 @@ fn setup(
         perceptual_roughness: 0.7,
         ..default()
     };
+    let dim = |c: Color| {
+        let c = c.to_srgba();
+        Color::srgb(c.red * 0.55, c.green * 0.55, c.blue * 0.55)
+    };
     let mats = AvatarMaterials {
-        body: materials.add(material(BODY_COLOR)),
+        body: PERSON_COLORS
+            .iter()
+            .map(|c| materials.add(material(*c)))
+            .collect(),
+        body_dim: PERSON_COLORS
+            .iter()
+            .map(|c| materials.add(material(dim(*c))))
+            .collect(),
         hand: materials.add(material(HAND_COLOR)),
         unseen: materials.add(material(UNSEEN_COLOR)),
         joint: materials.add(material(JOINT_COLOR)),
@@ -314,43 +215,51 @@ fn setup(
     let cube = meshes.add(Cuboid::new(1.0, 1.0, 1.0));
     // Low-poly: software rendering pays per triangle.
     let sphere = meshes.add(Sphere::new(1.0).mesh().uv(10, 6));
-    let hidden = (Transform::default(), Visibility::Hidden, layer);
-    for segment in segments() {
-        commands.spawn((
-            segment,
-            Mesh3d(cube.clone()),
-            MeshMaterial3d(mats.unseen.clone()),
-            hidden.clone(),
-        ));
-    }
-    for (centre_m, size_m, nose) in [
-        (HEAD_CENTRE_M, HEAD_SIZE_M, false),
-        (NOSE_CENTRE_M, NOSE_SIZE_M, true),
-    ] {
-        commands.spawn((
-            Attached {
-                bone: Bone::HEAD,
-                centre_m,
-                size_m,
-                nose,
-            },
-            Mesh3d(cube.clone()),
-            MeshMaterial3d(mats.unseen.clone()),
-            hidden.clone(),
-        ));
-    }
-    for bone in ball_joints() {
-        commands.spawn((
-            JointBall(bone),
-            Mesh3d(sphere.clone()),
-            MeshMaterial3d(mats.joint.clone()),
-            hidden.clone(),
-        ));
+    for slot in (0..AVATARS).map(AvatarSlot) {
+        let hidden = (
+            Transform::default(),
+            Visibility::Hidden,
+            layer.clone(),
+            slot,
+        );
+        for segment in segments() {
+            commands.spawn((
+                segment,
+                Mesh3d(cube.clone()),
+                MeshMaterial3d(mats.unseen.clone()),
+                hidden.clone(),
+            ));
+        }
+        for (centre_m, size_m, nose) in [
+            (HEAD_CENTRE_M, HEAD_SIZE_M, false),
+            (NOSE_CENTRE_M, NOSE_SIZE_M, true),
+        ] {
+            commands.spawn((
+                Attached {
+                    bone: Bone::HEAD,
+                    centre_m,
+                    size_m,
+                    nose,
+                },
+                Mesh3d(cube.clone()),
+                MeshMaterial3d(mats.unseen.clone()),
+                hidden.clone(),
+            ));
+        }
+        for bone in ball_joints() {
+            commands.spawn((
+                JointBall(bone),
+                Mesh3d(sphere.clone()),
+                MeshMaterial3d(mats.joint.clone()),
+                hidden.clone(),
+            ));
+        }
     }
     commands.insert_resource(mats);
 }
 
-/// Solves each result of the stream shown that has not been solved yet, oldest first.
+/// Solves each result of the stream shown that has not been solved yet, oldest first: every person in
+/// it with their own solver. People out of view for a while are forgotten (a new solver if they return).
 fn solve_results(results: Res<Results>, mut solve: ResMut<AvatarSolve>) {
     if !results.changed() {
         return;
@@ -369,15 +278,37 @@ fn solve_results(results: Res<Results>, mut solve: ResMut<AvatarSolve>) {
         .flatten()
     {
         let timestamp_us = result.result.timestamp_us;
-        if solve.solved_us.is_some_and(|s| timestamp_us <= s) {
-            continue;
+        for id in people_ids(&result.result) {
+            if solve.person(id).is_none() {
+                solve.people.push(PersonSolve {
+                    id,
+                    solver: Solver::new(),
+                    solved_us: None,
+                    previous: None,
+                    newest: None,
+                    rest: None,
+                });
+            }
+            let Some(person) = solve.people.iter_mut().find(|p| p.id == id) else {
+                continue;
+            };
+            if person.solved_us.is_some_and(|s| timestamp_us <= s) {
+                continue;
+            }
+            let pose = person.solver.solve(&of_person(&result.result, id));
+            person.previous = person.newest.replace(pose);
+            person.solved_us = Some(timestamp_us);
+            person.rest = Some(person.solver.rest_pose());
         }
-        let pose = solve.solver.solve(&result.result);
-        solve.previous = solve.newest.replace(pose);
-        solve.solved_us = Some(timestamp_us);
     }
-    solve.rest = Some(solve.solver.rest_pose());
+    let now_us = newest.result.timestamp_us;
+    solve
+        .people
+        .retain(|p| p.solved_us.is_some_and(|s| now_us - s <= FORGET_AVATAR_US));
 }
+
+/// A person out of view this long loses their solver (measured afresh when they come back).
+const FORGET_AVATAR_US: i64 = 10_000_000;
 
 /// The pose between `a` and `b` at `t` (0: `a`, 1: `b`): root lerped, rotations slerped.
 fn blend_poses(a: &HumanoidPose, b: &HumanoidPose, t: f32) -> HumanoidPose {
@@ -390,15 +321,15 @@ fn blend_poses(a: &HumanoidPose, b: &HumanoidPose, t: f32) -> HumanoidPose {
     out
 }
 
-/// The pose to draw now, and the blend factor.
+/// The pose of `person` to draw now, and the blend factor.
 fn pose_to_draw(
     results: &Results,
-    solve: &AvatarSolve,
+    person: &PersonSolve,
     interpolation: bool,
 ) -> Option<(HumanoidPose, f32)> {
-    let newest = solve.newest.as_ref()?;
+    let newest = person.newest.as_ref()?;
     match (
-        &solve.previous,
+        &person.previous,
         &results.previous,
         &results.newest,
         interpolation,
@@ -411,19 +342,41 @@ fn pose_to_draw(
     }
 }
 
-/// Where a box is and how it is turned, from a joint, the bone's global rotation and its rest direction.
-fn along_bone(start: Vec3, global: Quat, rest_dir: Vec3, cross: Vec2) -> Option<Transform> {
-    let length = rest_dir.length();
-    if !(length.is_finite() && length > 1e-4) {
-        return None;
-    }
-    let rotation = (global * Quat::from_rotation_arc(Vec3::Y, rest_dir / length)).normalize();
-    let transform = Transform {
-        translation: start + rotation * (Vec3::Y * length * 0.5),
-        rotation,
-        scale: Vec3::new(cross.x, length, cross.y),
+/// The people to draw, in the order they stand in the image (left to right on screen), each with the
+/// x offset of their avatar: side by side, [`AVATAR_SPACING_M`] apart, centred on x = 0.
+fn standing_order(result: &FrameResult, mirror: bool) -> Vec<(PersonId, f32)> {
+    let mut people: Vec<(PersonId, f32)> = if result.people.is_empty() {
+        result
+            .pose
+            .iter()
+            .map(|p| (1, hip_x(&p.landmarks)))
+            .collect()
+    } else {
+        result
+            .people
+            .iter()
+            .map(|p| (p.id, hip_x(&p.pose.landmarks)))
+            .collect()
     };
-    transform.is_finite().then_some(transform)
+    people.sort_by(|a, b| a.1.total_cmp(&b.1));
+    if mirror {
+        people.reverse();
+    }
+    people.truncate(AVATARS);
+    let n = people.len() as f32;
+    people
+        .into_iter()
+        .enumerate()
+        .map(|(k, (id, _))| (id, (k as f32 - (n - 1.0) * 0.5) * AVATAR_SPACING_M))
+        .collect()
+}
+
+fn hip_x(landmarks: &[crate::vision::ImageLandmark]) -> f32 {
+    use crate::vision::landmarks::pose_index::{LEFT_HIP, RIGHT_HIP};
+    match (landmarks.get(LEFT_HIP), landmarks.get(RIGHT_HIP)) {
+        (Some(l), Some(r)) => (l.pos_in_image[0] + r.pos_in_image[0]) * 0.5,
+        _ => f32::MAX,
+    }
 }
 
 #[allow(clippy::too_many_arguments, reason = "one query per kind of part")]
@@ -432,6 +385,7 @@ fn draw_avatar(
     results: Res<Results>,
     solve: Res<AvatarSolve>,
     settings: Res<AppSettings>,
+    followed: Res<Followed>,
     materials: Res<AvatarMaterials>,
     mut root: ResMut<AvatarRoot>,
     // Only in test mode (`--state`): the pose drawn, for the state dump.
@@ -439,6 +393,7 @@ fn draw_avatar(
     mut segments: Query<
         (
             &Segment,
+            &AvatarSlot,
             &mut Transform,
             &mut Visibility,
             &mut MeshMaterial3d<StandardMaterial>,
@@ -448,6 +403,7 @@ fn draw_avatar(
     mut attached: Query<
         (
             &Attached,
+            &AvatarSlot,
             &mut Transform,
             &mut Visibility,
             &mut MeshMaterial3d<StandardMaterial>,
@@ -455,93 +411,136 @@ fn draw_avatar(
         (Without<Segment>, Without<JointBall>),
     >,
     mut balls: Query<
-        (&JointBall, &mut Transform, &mut Visibility),
+        (&JointBall, &AvatarSlot, &mut Transform, &mut Visibility),
         (Without<Segment>, Without<Attached>),
     >,
 ) {
-    let pose = settings
-        .view3d
-        .avatar
-        .then(|| pose_to_draw(&results, &solve, settings.interpolation))
-        .flatten()
-        .filter(|_| results.newest.is_some());
-    let (Some((pose, blend)), Some(rest)) = (pose, solve.rest.as_ref()) else {
-        if root.0.is_some() || drawn.as_ref().is_some_and(|d| d.pose.is_some()) {
-            for (_, _, mut v, _) in &mut segments {
-                v.set_if_neq(Visibility::Hidden);
+    // Each avatar to draw: its slot, pose, rest pose, look; the followed person's is the root.
+    let mut avatars = Vec::new();
+    let mut followed_root = None;
+    let mut followed_pose = None;
+    if settings.view3d.avatar
+        && let Some(newest) = &results.newest
+    {
+        let followed_id = followed
+            .current
+            .or_else(|| people_ids(&newest.result).first().copied());
+        for (slot, (id, offset_x)) in standing_order(&newest.result, settings.mirror)
+            .into_iter()
+            .enumerate()
+        {
+            let Some(person) = solve.person(id) else {
+                continue;
+            };
+            let (Some((mut pose, blend)), Some(rest)) = (
+                pose_to_draw(&results, person, settings.interpolation),
+                person.rest.as_ref(),
+            ) else {
+                continue;
+            };
+            // Side by side: each avatar at its place, its own height and depth.
+            pose.root_pos_m.x = offset_x;
+            pose.root_pos_m.z = 0.0;
+            let look = Look {
+                colour: (id.saturating_sub(1) % PERSON_COLORS.len() as u64) as usize,
+                followed: Some(id) == followed_id,
+            };
+            let fk = forward(rest, &pose);
+            if look.followed {
+                followed_root = Some(fk.pos_m[Bone::HIPS.index()]);
+                followed_pose = Some((pose.clone(), rest.clone(), blend));
             }
-            for (_, _, mut v, _) in &mut attached {
-                v.set_if_neq(Visibility::Hidden);
-            }
-            for (_, _, mut v) in &mut balls {
-                v.set_if_neq(Visibility::Hidden);
-            }
-            root.0 = None;
-            if let Some(drawn) = drawn.as_mut() {
-                **drawn = AvatarDrawn::default();
+            avatars.push((slot, fk, pose, rest, look));
+        }
+    }
+    let shown: Vec<usize> = avatars.iter().map(|a| a.0).collect();
+    let hide = |slot: &AvatarSlot| !shown.contains(&slot.0);
+    for (_, slot, _, mut v, _) in &mut segments {
+        if hide(slot) {
+            v.set_if_neq(Visibility::Hidden);
+        }
+    }
+    for (_, slot, _, mut v, _) in &mut attached {
+        if hide(slot) {
+            v.set_if_neq(Visibility::Hidden);
+        }
+    }
+    for (_, slot, _, mut v) in &mut balls {
+        if hide(slot) {
+            v.set_if_neq(Visibility::Hidden);
+        }
+    }
+    for (slot, fk, pose, rest, look) in &avatars {
+        for (segment, _, mut transform, mut visibility, mut material) in
+            segments.iter_mut().filter(|s| s.1.0 == *slot)
+        {
+            let b = segment.bone.index();
+            let rest_dir = match segment.end {
+                SegmentEnd::Child(child) => Some(rest.offsets_m[child.index()]),
+                SegmentEnd::Tip => rest.end_sites_m[b],
+            };
+            let placed =
+                rest_dir.and_then(|d| along_bone(fk.pos_m[b], fk.global[b], d, segment.cross_m));
+            match placed {
+                Some(t) => {
+                    *transform = t;
+                    set_material(
+                        &mut material,
+                        materials.for_part(segment.tint, pose.confidence[b], *look),
+                    );
+                    visibility.set_if_neq(Visibility::Visible);
+                }
+                None => {
+                    visibility.set_if_neq(Visibility::Hidden);
+                }
             }
         }
-        return;
-    };
-    let fk = forward(rest, &pose);
-    for (segment, mut transform, mut visibility, mut material) in &mut segments {
-        let b = segment.bone.index();
-        let rest_dir = match segment.end {
-            SegmentEnd::Child(child) => Some(rest.offsets_m[child.index()]),
-            SegmentEnd::Tip => rest.end_sites_m[b],
-        };
-        let placed =
-            rest_dir.and_then(|d| along_bone(fk.pos_m[b], fk.global[b], d, segment.cross_m));
-        match placed {
-            Some(t) => {
+        for (part, _, mut transform, mut visibility, mut material) in
+            attached.iter_mut().filter(|a| a.1.0 == *slot)
+        {
+            let b = part.bone.index();
+            let t = Transform {
+                translation: fk.pos_m[b] + fk.global[b] * part.centre_m,
+                rotation: fk.global[b],
+                scale: part.size_m,
+            };
+            if t.is_finite() {
                 *transform = t;
-                set_material(
-                    &mut material,
-                    materials.for_part(segment.tint, pose.confidence[b]),
-                );
+                let wanted = if part.nose {
+                    &materials.nose
+                } else {
+                    materials.for_part(Tint::Body, pose.confidence[b], *look)
+                };
+                set_material(&mut material, wanted);
                 visibility.set_if_neq(Visibility::Visible);
+            } else {
+                visibility.set_if_neq(Visibility::Hidden);
             }
-            None => {
+        }
+        for (ball, _, mut transform, mut visibility) in balls.iter_mut().filter(|b| b.1.0 == *slot)
+        {
+            let p = fk.pos_m[ball.0.index()];
+            if p.is_finite() {
+                *transform = Transform::from_translation(p).with_scale(Vec3::splat(JOINT_RADIUS_M));
+                visibility.set_if_neq(Visibility::Visible);
+            } else {
                 visibility.set_if_neq(Visibility::Hidden);
             }
         }
     }
-    for (part, mut transform, mut visibility, mut material) in &mut attached {
-        let b = part.bone.index();
-        let t = Transform {
-            translation: fk.pos_m[b] + fk.global[b] * part.centre_m,
-            rotation: fk.global[b],
-            scale: part.size_m,
-        };
-        if t.is_finite() {
-            *transform = t;
-            let wanted = if part.nose {
-                &materials.nose
-            } else {
-                materials.for_part(Tint::Body, pose.confidence[b])
-            };
-            set_material(&mut material, wanted);
-            visibility.set_if_neq(Visibility::Visible);
-        } else {
-            visibility.set_if_neq(Visibility::Hidden);
-        }
+    if root.0 != followed_root {
+        root.0 = followed_root;
     }
-    for (ball, mut transform, mut visibility) in &mut balls {
-        let p = fk.pos_m[ball.0.index()];
-        if p.is_finite() {
-            *transform = Transform::from_translation(p).with_scale(Vec3::splat(JOINT_RADIUS_M));
-            visibility.set_if_neq(Visibility::Visible);
-        } else {
-            visibility.set_if_neq(Visibility::Hidden);
-        }
-    }
-    root.0 = Some(fk.pos_m[Bone::HIPS.index()]);
     if let Some(drawn) = drawn.as_mut() {
-        if drawn.rest.is_none() || solve.is_changed() {
-            drawn.rest = Some(rest.clone());
+        match followed_pose {
+            Some((pose, rest, blend)) => {
+                drawn.rest = Some(rest);
+                drawn.pose = Some(pose);
+                drawn.blend = blend;
+                drawn.avatars = avatars.len();
+            }
+            None => **drawn = AvatarDrawn::default(),
         }
-        drawn.pose = Some(pose);
-        drawn.blend = blend;
     }
 }
 
@@ -560,51 +559,6 @@ pub(super) fn plugin(app: &mut App) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_segment_and_joint_is_a_bone_of_the_hierarchy_with_a_length() {
-        let rest = Solver::new().rest_pose();
-        let segments = segments();
-        // Every bone but the head (drawn as its own box with a nose) starts a segment.
-        for bone in Bone::all() {
-            let starts = segments.iter().any(|s| s.bone == bone);
-            assert!(
-                starts || bone == Bone::HEAD,
-                "{} has no segment",
-                bone.name()
-            );
-        }
-        for s in &segments {
-            let dir = match s.end {
-                SegmentEnd::Child(c) => {
-                    assert_eq!(c.parent(), Some(s.bone), "{} → {}", s.bone.name(), c.name());
-                    Some(rest.offsets_m[c.index()])
-                }
-                SegmentEnd::Tip => rest.end_sites_m[s.bone.index()],
-            };
-            let t = along_bone(Vec3::ZERO, Quat::IDENTITY, dir.unwrap(), s.cross_m).unwrap();
-            // At rest the box runs from the joint along the rest offset.
-            let end = t.translation + t.rotation * (Vec3::Y * t.scale.y * 0.5);
-            assert!((end - dir.unwrap()).length() < 1e-5, "{}", s.bone.name());
-        }
-        assert_eq!(ball_joints().count(), 5 + 2 * 7);
-    }
-
-    #[test]
-    fn a_box_turns_with_the_bones_twist() {
-        // A forearm along +x twisted 90° about its own axis: its cross-section swaps axes.
-        let dir = Vec3::X * 0.25;
-        let cross = Vec2::new(0.02, 0.08);
-        let plain = along_bone(Vec3::ZERO, Quat::IDENTITY, dir, cross).unwrap();
-        let twisted = along_bone(Vec3::ZERO, Quat::from_rotation_x(1.0), dir, cross).unwrap();
-        assert!((plain.translation - twisted.translation).length() < 1e-5);
-        let wide = |t: &Transform| t.rotation * Vec3::Z;
-        assert!(wide(&plain).dot(wide(&twisted)) < 0.6);
-        // A zero-length or NaN direction places nothing.
-        assert!(along_bone(Vec3::ZERO, Quat::IDENTITY, Vec3::ZERO, cross).is_none());
-        assert!(along_bone(Vec3::ZERO, Quat::IDENTITY, Vec3::NAN, cross).is_none());
-    }
-
     #[test]
     fn blending_runs_from_the_previous_pose_to_the_newest() {
         let a = HumanoidPose::rest(0, Vec3::new(0.0, 1.0, 0.0));

@@ -43,6 +43,48 @@ struct ScreenshotState {
     /// The avatar's pose and the 3D camera in that update.
     avatar: Option<AvatarDump>,
     camera3d: Option<Camera3dDump>,
+    /// Every result the app took: its frame and everyone in it (id, hip centre in image px).
+    people_seen: crate::mailbox::Ring<PeopleSeen>,
+}
+
+/// One result's people, as the app took them.
+#[derive(Clone, Debug, serde::Serialize)]
+struct PeopleSeen {
+    frame_seq: u64,
+    /// (id, hip centre in image px), in id order.
+    people: Vec<(crate::vision::PersonId, [f32; 2])>,
+    followed: Option<crate::vision::PersonId>,
+}
+
+/// Results remembered for the dump (10 s at 30 results/s).
+const PEOPLE_SEEN: usize = 300;
+
+/// Notes every result's people (test mode only).
+fn note_people(
+    results: Res<Results>,
+    followed: Res<crate::app::results::Followed>,
+    mut state: ResMut<ScreenshotState>,
+) {
+    if !results.changed() || state.requested {
+        return;
+    }
+    let Some(newest) = &results.newest else {
+        return;
+    };
+    let people = newest
+        .result
+        .people
+        .iter()
+        .filter_map(|p| {
+            let body = crate::vision::people::BodyInImage::from_landmarks(&p.pose.landmarks)?;
+            Some((p.id, body.hips_in_image))
+        })
+        .collect();
+    state.people_seen.push(PeopleSeen {
+        frame_seq: newest.meta.seq,
+        people,
+        followed: followed.current,
+    });
 }
 
 /// The 3D view's camera as it renders the screenshot: where it is, how it projects, its viewport.
@@ -180,6 +222,10 @@ struct StateDump<'a> {
     panel: &'a PanelText,
     newest_pose_landmarks_px: Option<Vec<[f32; 2]>>,
     newest_hands: usize,
+    /// Every result the app took (up to the last 300): its frame and everyone in it.
+    people_seen: Vec<PeopleSeen>,
+    /// Avatars drawn in the 3D view.
+    avatars: usize,
     /// WebSocket clients connected to the built-in server.
     browser_clients: usize,
     /// Seconds since the app started, and the CPU seconds each thread name used in that time (Linux:
@@ -336,6 +382,8 @@ fn on_captured(
             .and_then(|n| n.result.pose.as_ref())
             .map(|p| p.landmarks.iter().map(|l| l.pos_in_image).collect()),
         newest_hands: results.newest.as_ref().map_or(0, |n| n.result.hands.len()),
+        people_seen: capture.people_seen.iter().cloned().collect(),
+        avatars: capture.avatar.as_ref().map_or(0, |a| a.avatars),
         browser_clients: browser.stats.as_ref().map_or(0, |s| s.clients.len()),
         wall_seconds: capture.started.elapsed().as_secs_f64(),
         cpu_seconds_by_thread: cpu_seconds_by_thread(),
@@ -395,6 +443,13 @@ pub(super) fn plugin(app: &mut App) {
         shown_frame_seq: None,
         avatar: None,
         camera3d: None,
+        people_seen: crate::mailbox::Ring::new(PEOPLE_SEEN),
     })
+    .add_systems(
+        Update,
+        note_people
+            .after(AppSystems::Receive)
+            .before(AppSystems::Present),
+    )
     .add_systems(Update, maybe_screenshot.after(AppSystems::Present));
 }

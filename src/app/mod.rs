@@ -6,6 +6,7 @@
 //! panel in egui's pass. See `docs/ARCHITECTURE.md`.
 
 mod avatar;
+mod avatar_body;
 pub mod browser;
 mod headless;
 mod overlay;
@@ -128,6 +129,7 @@ pub fn default_app_threads() -> usize {
 }
 
 pub use headless::ScreenshotRequest;
+pub use overlay::{PERSON_COLORS, person_color};
 
 /// The stages of a frame, run in this order every update; every system set of the app is declared
 /// here, once, and ordered in [`configure_sets`].

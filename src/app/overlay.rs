@@ -61,6 +61,9 @@ pub struct Video {
 #[derive(Component)]
 struct VideoSprite;
 
+/// Landmarks drawn: (index, window position).
+pub type DrawnPoints = Vec<(usize, [f32; 2])>;
+
 /// What the overlay drew last, in window logical px: recorded only in test mode (the headless plugin
 /// inserts it when a state dump is asked for), read by the state dump.
 #[derive(Resource, Default, Debug, Clone, serde::Serialize)]
@@ -72,6 +75,8 @@ pub struct OverlayDrawn {
     pub blend: f32,
     /// Each person's id label and where it was drawn.
     pub people: Vec<(crate::vision::PersonId, [f32; 2])>,
+    /// Each person's body landmarks drawn at full strength: id, then (index, window position).
+    pub people_points: Vec<(crate::vision::PersonId, DrawnPoints)>,
 }
 
 fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
@@ -385,6 +390,7 @@ fn draw_skeleton(
     for &(id, pose, hands) in &people {
         let color = id.map_or(BODY_COLOR, person_color);
         let followed_now = id.is_some() && followed.current == id;
+        let mut points = Vec::new();
         for (i, l) in pose.landmarks.iter().enumerate() {
             let in_window = to_window(l.pos_in_image);
             if !inside(in_window) {
@@ -397,9 +403,15 @@ fn draw_skeleton(
                 color.with_alpha(FADED_ALPHA)
             };
             gizmos.circle_2d(layout.world_from_window(in_window), radius, c);
+            if visible {
+                points.push((i, in_window.to_array()));
+            }
             if visible && (followed_now || id.is_none() || people.len() == 1) {
                 out.body_points_in_window.push((i, in_window.to_array()));
             }
+        }
+        if let Some(id) = id {
+            out.people_points.push((id, points));
         }
         for hand in hands {
             for l in &hand.landmarks {

@@ -223,12 +223,12 @@ fn egui_color(color: Color) -> egui::Color32 {
     )
 }
 
-/// Each person's id over the video, in their colour (the followed one marked).
+/// Each person's id over the video, in their colour (the followed one in brackets).
 fn people_labels_ui(ctx: &egui::Context, labels: &PersonLabels) {
     let painter = ctx.layer_painter(egui::LayerId::background());
     for label in &labels.labels {
         let text = if label.followed {
-            format!("#{} ◂", label.id)
+            format!("[#{}]", label.id)
         } else {
             format!("#{}", label.id)
         };

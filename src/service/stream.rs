@@ -18,7 +18,8 @@ use super::{Branch, Job, ServiceShared};
 use crate::frame::{FrameInput, FrameMeta, Payload};
 use crate::mailbox::Mailbox;
 use crate::sync::lock;
-use crate::vision::engine::{HandsOutput, PoseOutput, assemble};
+use crate::vision::assemble::assemble;
+use crate::vision::engine::{HandsOutput, PoseOutput};
 use crate::vision::tracker::{HandsTrack, PoseTrack};
 use crate::vision::{FrameResult, PoseModel, RgbImage, TrackerConfig};
 

@@ -3,9 +3,10 @@
 //!
 //! Module order (each uses only those above it): `error`, `image`, `roi`, `timings`, `landmarks` →
 //! `angles`, `smoothing`, `crop`, `detection`, `model`, `people` → `pose`, `hands` → `result`,
-//! `config`, `tracker` → `engine`.
+//! `config`, `tracker`, `assemble` → `engine`.
 
 pub mod angles;
+pub mod assemble;
 pub mod config;
 pub mod crop;
 pub mod detection;

@@ -60,6 +60,16 @@ pub(crate) fn colour_near(
 
 /// Runs the app with `args` plus the test-mode flags; returns its state dump and screenshot.
 fn run_app(name: &str, args: &[&str]) -> (serde_json::Value, image::RgbImage, PathBuf) {
+    run_app_after(name, args, "4", "15")
+}
+
+/// [`run_app`], saving after `after_s` seconds and `min_results` results.
+pub(crate) fn run_app_after(
+    name: &str,
+    args: &[&str],
+    after_s: &str,
+    min_results: &str,
+) -> (serde_json::Value, image::RgbImage, PathBuf) {
     let dir = crate::common::temp_dir("app");
     let screenshot = dir.join(format!("{name}.png"));
     let state_path = dir.join(format!("{name}.json"));
@@ -73,9 +83,9 @@ fn run_app(name: &str, args: &[&str]) -> (serde_json::Value, image::RgbImage, Pa
             "--window",
             "1100x560",
             "--screenshot-after",
-            "4",
+            after_s,
             "--min-results",
-            "15",
+            min_results,
         ])
         .arg("--screenshot")
         .arg(&screenshot)

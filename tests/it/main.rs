@@ -9,6 +9,7 @@ mod common;
 
 mod app_avatar;
 mod app_headless;
+mod app_people;
 mod blender_bvh;
 mod browser_e2e;
 mod browser_remote;

@@ -92,13 +92,13 @@ impl Appearance {
 mod tests {
     use super::*;
 
-    /// An image with a torso of one colour at x 100..140 and another at x 300..340 (y 50..150).
+    /// An image with a torso of one colour at x 80..160 and another at x 280..360 (y 50..150).
     fn two_torsos() -> RgbImage {
         let (w, h) = (400_u32, 200_u32);
         let mut data = vec![128_u8; (w * h * 3) as usize];
         for y in 50..150 {
-            for (x0, colour) in [(100, [200, 30, 30]), (300, [30, 30, 200])] {
-                for x in x0..x0 + 40 {
+            for (x0, colour) in [(80, [200, 30, 30]), (280, [30, 30, 200])] {
+                for x in x0..x0 + 80 {
                     let at = ((y * w + x) * 3) as usize;
                     data[at..at + 3].copy_from_slice(&colour);
                 }
