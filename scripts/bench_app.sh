@@ -5,6 +5,7 @@
 # with inference idle (the browser source with no client connected) gives the render rate without it.
 #   SECS     seconds per run (default 20)
 #   WINDOW   window size (default 1100x560, as the screenshot test)
+#   APP_ARGS more options for the app (e.g. "--max-people 1")
 #   PROFILE  1: also sample the demo run with `perf record` (cpu-clock, 499 Hz) and print where the main
 #            thread and Mesa's llvmpipe threads spend their time (out/bench-app/perf-*.txt)
 set -euo pipefail
@@ -30,7 +31,7 @@ for run in demo idle tab; do
   if [ "${PROFILE:-0}" = 1 ] && [ "$run" = demo ]; then
     profiler=(perf record -q -e cpu-clock -F 499 -o "$OUT/perf.data" --)
   fi
-  WGPU_BACKEND=vulkan RUST_LOG=warn xvfb-run -a -s "-screen 0 1280x1024x24" "${profiler[@]}" "$bin" "${args[@]}" \
+  WGPU_BACKEND=vulkan RUST_LOG=warn xvfb-run -a -s "-screen 0 1280x1024x24" "${profiler[@]}" "$bin" "${args[@]}" ${APP_ARGS:-} \
     --window "$WINDOW" --screenshot-after "$SECS" --min-results 0 \
     --screenshot "$OUT/$run.png" --state "$OUT/$run.json"
   if [ "$run" = tab ]; then wait "$client" || true; fi

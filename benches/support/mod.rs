@@ -11,7 +11,8 @@ use livepose::vision::image::MjpegFrames;
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
-/// `livepose serve` on a free loopback port, killed when dropped.
+/// `livepose serve` on a free loopback port, killed when dropped. `LIVEPOSE_SERVE_ARGS` (space-separated)
+/// adds options to every server the benchmarks start (e.g. `--max-people 1`).
 pub struct ServerProcess {
     pub child: Child,
     pub addr: String,
@@ -22,6 +23,11 @@ impl ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_livepose"))
             .args(["serve", "--listen", "127.0.0.1:0", "--stats-every", "0"])
             .args(extra)
+            .args(
+                std::env::var("LIVEPOSE_SERVE_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
             .stdout(Stdio::piped())
             .spawn()
             .expect("livepose serve starts");

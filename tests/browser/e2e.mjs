@@ -1,6 +1,6 @@
 // Opens the livepose page in Debian's Chromium (headless) with a fake camera playing a video file,
-// lets it stream for a while, then prints the page's own summary (window.livepose.summary()) as JSON
-// and saves a screenshot. Used by tests/browser_e2e.rs; run by hand:
+// lets it stream for a while, then prints the page's own summary (window.livepose.summary()) as JSON,
+// with the overlay canvas as a PNG data URL (`overlayPng`), and saves a screenshot. Used by tests/browser_e2e.rs; run by hand:
 //   node tests/browser/e2e.mjs <page url> <video .y4m|.mjpeg> <seconds> <screenshot.png>
 // E2E_CHROMIUM_ARGS: more Chromium flags, space-separated (the other-device test pins the server's
 // self-signed certificate with --ignore-certificate-errors-spki-list). E2E_STATUS_ONLY=1: only load the
@@ -30,6 +30,8 @@ try {
     await page.waitForFunction(() => window.livepose && window.livepose.state.results > 0, null, { timeout: 60000 });
     await page.waitForTimeout(Number(seconds) * 1000);
     const summary = { ...(await page.evaluate(() => window.livepose.summary())), ...secure };
+    // The overlay canvas alone, in the frame's own pixels (what the page drew, where).
+    summary.overlayPng = await page.evaluate(() => document.getElementById('overlay').toDataURL('image/png'));
     await page.screenshot({ path: screenshot });
     console.log(JSON.stringify(summary));
   }

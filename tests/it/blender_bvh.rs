@@ -52,7 +52,69 @@ fn blender_puts_the_joints_of_analyze_bvh_where_livepose_does() {
     let frames = bvh::resample(&poses, 30.0);
     assert_eq!(frames.len(), results.len());
 
-    let json_path = dir.join("blender.json");
+    check_in_blender(&dir, &bvh_path, &rest, &frames, &FRAMES, 30.0);
+}
+
+/// A recording of a crossing clip (`mp_cross2`, two people), exported per person: every person's BVH
+/// (`person-<id>.bvh`) goes through Blender's own importer and puts the joints where livepose's forward
+/// kinematics of that person's poses (solved again from the session's results) puts them.
+#[test]
+#[ignore = "needs Blender (Debian's blender package): run `make test-blender`"]
+fn blender_reads_every_persons_bvh_of_an_export() {
+    let dir = crate::common::temp_dir("blender-people");
+    let frames = crate::common::mjpeg_frames("multiperson/mp_cross2.mjpeg");
+    let session = crate::common::record_clip_tracking(&dir, &frames, 3);
+    let out = dir.join("export");
+    let output = Command::new(env!("CARGO_BIN_EXE_livepose"))
+        .args(["export", "--bvh", "--jsonl", "--out"])
+        .arg(&out)
+        .arg(&session)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(out.join("results.jsonl")).unwrap();
+    let (results, _) = read_jsonl(&text).unwrap();
+    let mut ids: Vec<u64> = results
+        .iter()
+        .flat_map(|r| r.people.iter().map(|p| p.id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert!(ids.len() >= 2, "people in the recording: {ids:?}");
+    for id in ids {
+        let bvh_path = out.join(format!("person-{id}.bvh"));
+        assert!(bvh_path.exists(), "{} is missing", bvh_path.display());
+        let mine: Vec<_> = results.iter().map(|r| r.of_person(id)).collect();
+        let mut solver = Solver::new();
+        let poses: Vec<_> = mine.iter().map(|r| solver.solve(r)).collect();
+        let rest = solver.rest_pose();
+        let fps = livepose::export::frame_rate(&results, 30.0);
+        let resampled = bvh::resample(&poses, fps);
+        let last = resampled.len();
+        let check = [1, 2, last / 3, (2 * last) / 3, last];
+        println!("person {id}:");
+        check_in_blender(&dir, &bvh_path, &rest, &resampled, &check, fps);
+    }
+}
+
+/// Imports `bvh_path` with Blender's importer and checks its frame rate (`fps`) and every joint of the
+/// 1-based `check` frames against livepose's forward kinematics of `frames` on `rest` (1 mm).
+fn check_in_blender(
+    dir: &std::path::Path,
+    bvh_path: &std::path::Path,
+    rest: &livepose::motion::RestPose,
+    frames: &[livepose::motion::HumanoidPose],
+    check: &[usize],
+    fps: f64,
+) {
+    let json_path = dir.join(format!(
+        "{}.blender.json",
+        bvh_path.file_stem().unwrap().to_string_lossy()
+    ));
     let blender = Command::new("blender")
         .args(["-b", "--factory-startup", "--python"])
         .arg(concat!(
@@ -60,9 +122,9 @@ fn blender_puts_the_joints_of_analyze_bvh_where_livepose_does() {
             "/tests/blender/bvh_positions.py"
         ))
         .arg("--")
-        .arg(&bvh_path)
+        .arg(bvh_path)
         .arg(&json_path)
-        .args(FRAMES.map(|f| f.to_string()))
+        .args(check.iter().map(|f| f.to_string()))
         .output()
         .expect("blender runs (Debian's blender package: make test-blender installs it)");
     assert!(
@@ -96,11 +158,11 @@ fn blender_puts_the_joints_of_analyze_bvh_where_livepose_does() {
         "Blender's frames"
     );
     assert!(seen["frame_end"].as_u64().unwrap() >= frames.len() as u64);
-    assert_eq!(seen["fps"].as_f64().unwrap().round(), 30.0);
+    assert_eq!(seen["fps"].as_f64().unwrap().round(), fps.round());
 
     let mut worst_cm = 0.0_f64;
-    for frame in FRAMES {
-        let fk = forward(&rest, &frames[frame - 1]);
+    for &frame in check {
+        let fk = forward(rest, &frames[frame - 1]);
         let positions = &seen["positions"][frame.to_string()];
         for bone in Bone::all() {
             let p = fk.pos_m[bone.index()] * 100.0;
@@ -127,7 +189,7 @@ fn blender_puts_the_joints_of_analyze_bvh_where_livepose_does() {
     println!(
         "Blender round trip: {} bones × {} frames, largest distance {:.4} mm",
         ours.len(),
-        FRAMES.len(),
+        check.len(),
         worst_cm * 10.0
     );
 }

@@ -8,7 +8,7 @@
 //! reference, and taps the frames it processed: each is identified as a clip frame by pixel difference
 //! and its landmarks are compared with MediaPipe's static reference for that frame. What differs from
 //! the reference is the page's JPEG re-encoding (quality 0.9) and the 4:2:0 round trip, so the
-//! tolerance is the engine's fidelity bar, 2 px mean (measured: see the README).
+//! tolerance is the engine's fidelity bar, 2 px mean (measured: docs/MEASUREMENTS.md, "Browser end to end").
 //!
 //! Needs `make setup` (Debian's chromium, `npm ci` in tests/browser). Writes the page's screenshot
 //! to `$CARGO_TARGET_TMPDIR/browser_e2e.png`.

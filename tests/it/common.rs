@@ -205,6 +205,11 @@ pub fn test_python() -> PathBuf {
 /// Records `frames` (JPEG) into `parent/session` through a lossless stream of a 2-thread, 2-worker service (as `analyze --threads
 /// 2` runs), in video mode with MediaPipe's smoothing; returns the session folder.
 pub fn record_clip(parent: &Path, frames: &[Vec<u8>]) -> PathBuf {
+    record_clip_tracking(parent, frames, 1)
+}
+
+/// [`record_clip`], tracking up to `max_people`.
+pub fn record_clip_tracking(parent: &Path, frames: &[Vec<u8>], max_people: usize) -> PathBuf {
     let engine = livepose::vision::EngineConfig::default();
     let service = livepose::service::Service::start(livepose::service::ServiceConfig::new(
         engine.clone(),
@@ -212,7 +217,7 @@ pub fn record_clip(parent: &Path, frames: &[Vec<u8>]) -> PathBuf {
         2,
     ))
     .unwrap();
-    let tracker = livepose::vision::TrackerConfig::VIDEO;
+    let tracker = livepose::vision::TrackerConfig::VIDEO.with_max_people(max_people);
     let stream = std::sync::Arc::new(service.open_stream(livepose::service::StreamSpec {
         name: "clip".into(),
         kind: livepose::service::StreamKind::File,

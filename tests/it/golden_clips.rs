@@ -8,7 +8,7 @@
 //! (refinement kernel 9, hands not smoothed, palm detector every frame), the mode that reproduces the
 //! API which made the references.
 //!
-//! What the README documents, and what is asserted here:
+//! What docs/MEASUREMENTS.md documents, and what is asserted here:
 //! - static mode: pose mean ≤ 0.1 px and world ≤ 2 mm per clip, pose found on the same frames, the same
 //!   hand count on every frame, hand landmarks ≤ 0.1 px, and MediaPipe's handedness label on every
 //!   matched hand;
@@ -144,7 +144,7 @@ fn score(ours: &[FrameResult], reference: &[serde_json::Value]) -> ClipScore {
     }
 }
 
-/// The bounds the README states for one mode.
+/// The bounds docs/MEASUREMENTS.md states for one mode.
 struct Bounds {
     pose_px: f64,
     world_mm: f64,
@@ -279,7 +279,7 @@ fn mediapipe_drift(clip: &str, reference: &[serde_json::Value]) -> Vec<(f64, usi
 /// Strong motion in video mode. On these clips MediaPipe's tracking loop amplifies any difference in
 /// its input: one grey level on one pixel of one frame moves MediaPipe's own output by up to 12 px from
 /// its reference, ±1 level of noise by up to 22 px, and it then loses the person on frames where the
-/// reference does not (README, "Fidelity under strong motion"). The engine matches MediaPipe to ~0.01 px
+/// reference does not (docs/MEASUREMENTS.md, "Fidelity under strong motion"). The engine matches MediaPipe to ~0.01 px
 /// frame by frame (the static tests above), and ONNX Runtime's arithmetic differs from TFLite's by
 /// ~0.0003 px per model run, so no bound tighter than MediaPipe's own drift can hold. Asserted, with
 /// the figures measured on 2026-12-02:

@@ -3,7 +3,7 @@
 //!
 //! The bounds are a mean 2D error over landmarks the reference sees (visibility ≥ 0.5) ≤ 2 px,
 //! world ≤ 10 mm, hands ≤ 2 px with the same hand count. The crop reproduces OpenCV's fixed-point warp,
-//! so the engine reaches ~0.01 px / ~0.1 mm (README, "Fidelity"); the tests hold it to 0.1 px, 2 mm and
+//! so the engine reaches ~0.01 px / ~0.1 mm (docs/MEASUREMENTS.md, "Fidelity"); the tests hold it to 0.1 px, 2 mm and
 //! 0.1 px for hands, 10–200× above what was measured, so a regression in any step shows up here.
 
 #![allow(

@@ -5,7 +5,7 @@
 //! Asserted: HAProxy spreads the clients over both backends (`leastconn`); every client of the stopped
 //! backend sees close code 1001 (going away) and, reconnecting through HAProxy, ends up on the other
 //! backend and gets results again; no client of the other backend is closed or stalls; after the
-//! failover the survivor has all six. Results/s before, during and after are printed (the README's
+//! failover the survivor has all six. Results/s before, during and after are printed (docs/MEASUREMENTS.md's
 //! "More than one machine" figures).
 //!
 //! Socket.IO through the same HAProxy: a session's long-polling requests all reach the backend that holds

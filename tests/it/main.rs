@@ -12,6 +12,7 @@ mod app_headless;
 mod app_people;
 mod blender_bvh;
 mod browser_e2e;
+mod browser_people;
 mod browser_remote;
 mod crop_opencv;
 mod errors;

@@ -2,7 +2,7 @@
 //! fixture clip (`tests/fixtures/*.video.ref.jsonl`, read back through livepose's own schema reader),
 //! solved into the humanoid skeleton. It measures how far forward kinematics puts each joint from its
 //! landmark and the largest rotation of a bone between consecutive frames, prints both, and holds the
-//! bounds the README states. The BVH written from them is checked for its shape here, and against
+//! bounds docs/MEASUREMENTS.md states. The BVH written from them is checked for its shape here, and against
 //! Blender's importer in `tests/it/blender_bvh.rs`.
 
 #![allow(
@@ -16,7 +16,7 @@ use livepose::motion::{BONE_COUNT, HumanoidPose, Quality, RestPose, Solver, bvh,
 use livepose::schema::read_jsonl;
 use livepose::vision::FrameResult;
 
-/// Each clip, and the mean and p95 joint error (mm) it stays under (README, "Motion out"). The bounds
+/// Each clip, and the mean and p95 joint error (mm) it stays under (docs/MEASUREMENTS.md, "Motion out"). The bounds
 /// are the figures measured on 2026-12-02 rounded up by ~25 %: they hold the solver to what it does
 /// on each kind of motion. `kenburns_basketball1` pans from one man to the other: MediaPipe's landmarks
 /// jump between them, and the solver eases through the jumps instead of following them. On `carphone`

@@ -10,7 +10,7 @@
 //! - the variable-rate file keeps its own timestamps (ffprobe's `pts_time` list, within 1 µs);
 //! - fidelity against the references made through `cv2.VideoCapture` (opencv-contrib-python 4.11.0.86,
 //!   FFmpeg + swscale to BGR24, then BGR→RGB; `carphone_pristine.static.ref.jsonl`): static mode, legacy
-//!   engine, pose mean ≤ 0.1 px on the clip (the MJPEG level, as the README claims) and ≤ 1 px on every
+//!   engine, pose mean ≤ 0.1 px on the clip (the MJPEG level, as docs/MEASUREMENTS.md states) and ≤ 1 px on every
 //!   frame, pose found on the same 120 frames;
 //! - damaged files: the frames before the damage are delivered and the damage is reported; a cut MP4
 //!   (its index is at the end) is a clear error naming the file; `analyze` exits non-zero, says why,

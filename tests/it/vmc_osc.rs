@@ -199,3 +199,139 @@ fn serve_follows_the_oldest_client_stream() {
         "dropping the sender unsubscribes"
     );
 }
+
+/// Starts `tests/vmc/receive.py` on `port` (0: any); returns it and its output lines (the first, the port,
+/// already read).
+fn receiver_on(
+    port: u16,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+    u16,
+) {
+    let mut receiver = Command::new(crate::common::test_python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vmc/receive.py"))
+        .args(["--idle", "3", "--max", "300", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(receiver.stdout.take().unwrap()).lines();
+    let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+    (receiver, lines, port)
+}
+
+/// `--vmc-every-person`: on a clip with two people crossing (`mp_cross2`), each person goes to a port of
+/// their own (the first seen to the target's port, the next to the port after it), each port gets valid
+/// bundles from python-osc's point of view, and a person hidden behind the other is sent with tracking
+/// off rather than moved to another port.
+#[test]
+fn every_person_goes_to_a_port_of_their_own() {
+    // Two consecutive free ports.
+    let (first, second) = loop {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+            drop(a);
+            break (port, port + 1);
+        }
+    };
+    let (mut rx_first, mut lines_first, _) = receiver_on(first);
+    let (mut rx_second, mut lines_second, _) = receiver_on(second);
+    let service = Arc::new(
+        Service::start(ServiceConfig::new(
+            EngineConfig {
+                hands: false,
+                ..EngineConfig::default()
+            },
+            2,
+            1,
+        ))
+        .expect("the service starts (models present: run `make setup`)"),
+    );
+    let stream = service.open_stream(StreamSpec {
+        name: "vmc people".into(),
+        kind: StreamKind::Analysis,
+        tracker: TrackerConfig::VIDEO.with_max_people(3),
+        delivery: Delivery::Lossless,
+    });
+    let ours = stream.subscribe(256);
+    let sender = livepose::outputs::vmc::VmcSender::start_for(
+        Arc::clone(&service),
+        format!("127.0.0.1:{first}").parse().unwrap(),
+        Follow::Chosen,
+        livepose::outputs::vmc::Whom::Everyone { max: 3 },
+    )
+    .unwrap();
+    sender.follow(Some(stream.id()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stream.stats().subscribers < 2 {
+        assert!(Instant::now() < deadline, "the VMC sender never subscribed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let frames = mjpeg_frames("multiperson/mp_cross2.mjpeg");
+    let mut people_per_result = Vec::new();
+    for (i, jpeg) in frames.into_iter().enumerate() {
+        stream
+            .publish(FrameInput {
+                meta: FrameMeta {
+                    seq: i as u64,
+                    timestamp_us: (i as i64 + 1) * 33_333,
+                    ..FrameMeta::captured_now(i as u64)
+                },
+                payload: Payload::Encoded {
+                    format: EncodedFormat::Jpeg,
+                    bytes: jpeg.into(),
+                },
+            })
+            .unwrap();
+        let done = ours.recv_timeout(Duration::from_secs(120)).unwrap();
+        people_per_result.push(done.outcome.unwrap().people.len());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sender.stats().results < i as u64 + 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the sender did not take result {i}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    drop(sender);
+    let first_summary: Value = serde_json::from_str(&lines_first.next().unwrap().unwrap()).unwrap();
+    let second_summary: Value =
+        serde_json::from_str(&lines_second.next().unwrap().unwrap()).unwrap();
+    rx_first.wait().unwrap();
+    rx_second.wait().unwrap();
+    let tracked = |s: &Value| {
+        s["bundles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["ok"][3].as_i64() == Some(1))
+            .count()
+    };
+    let (b1, b2) = (
+        first_summary["bundles"].as_array().unwrap().len(),
+        second_summary["bundles"].as_array().unwrap().len(),
+    );
+    let two = people_per_result.iter().filter(|n| **n >= 2).count();
+    println!(
+        "VMC every person: {} results ({two} with two people); port {first}: {b1} bundles, {} tracked; \
+         port {second}: {b2} bundles, {} tracked",
+        people_per_result.len(),
+        tracked(&first_summary),
+        tracked(&second_summary)
+    );
+    for summary in [&first_summary, &second_summary] {
+        let problems = summary["problems"].as_array().unwrap();
+        assert!(problems.is_empty(), "{problems:#?}");
+    }
+    assert!(two >= 30, "two people in {two} results");
+    // Each port gets a bundle for every result from the one its person was first seen in on.
+    assert!(b1 >= two && b2 >= two, "{b1} and {b2} bundles");
+    assert!(tracked(&first_summary) >= 30 && tracked(&second_summary) >= 30);
+    // A hidden person stays on their port with tracking off (the crossing hides one of them).
+    assert!(
+        tracked(&first_summary) < b1 || tracked(&second_summary) < b2,
+        "somebody is hidden in the crossing"
+    );
+}

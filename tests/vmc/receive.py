@@ -1,7 +1,7 @@
 """Receives VMC bundles with python-osc (an OSC implementation independent of livepose's rosc) and
 checks each one. Run by tests/vmc_osc.rs:
 
-    python receive.py [--idle 3] [--max 180]
+    python receive.py [--idle 3] [--max 180] [--port N]
 
 Prints the UDP port it listens on (127.0.0.1) as its first line, then, once no datagram has come for
 --idle seconds after the first one (or --max seconds in all), one JSON line: the number of bundles, what
@@ -82,10 +82,11 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--idle", type=float, default=3.0)
     parser.add_argument("--max", type=float, default=180.0)
+    parser.add_argument("--port", type=int, default=0, help="listen on this port (default: any free one)")
     args = parser.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", args.port))
     print(sock.getsockname()[1], flush=True)
     start = time.monotonic()
     last = None

@@ -1,0 +1,165 @@
+//! The page with several people: headless Chromium's fake camera plays the shared crossing clip
+//! `mp_cross2` (two people, one passing in front of the other), the page streams it to a server tracking
+//! up to 3 people, and draws everyone (blending each person's last two results, by id, as it does by
+//! default). Checked against the clip's truth, not against what the page reports: in the page's overlay
+//! canvas (the frame's own pixels), at the true landmarks of every person the truth has clearly in view
+//! (at least 16 visible landmarks) in the frame whose result was drawn last, the overlay has the colour
+//! of the id the page drew nearest that person: each person is drawn where they are, in their own colour;
+//! a skeleton blended across two people would lie between them and miss both.
+//!
+//! The frame whose result was drawn last is the frame the server processed under the page's last drawn
+//! `sequence`, identified as a clip frame by pixel difference (as `browser_e2e`).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::path::Path;
+
+use super::browser_e2e::{Browser, difference, stream_from, write_y4m};
+use crate::common::mjpeg_frames;
+use livepose::vision::image::rgb_image_from_bytes;
+use livepose::vision::{RgbImage, TrackerConfig};
+
+/// The page's person colours (`assets/web/client.js`, `PERSON_COLORS`), by id − 1.
+const PAGE_COLORS: [[u8; 3]; 6] = [
+    [0xff, 0x40, 0xa1],
+    [0xff, 0x9e, 0x1a],
+    [0x73, 0x7f, 0xff],
+    [0xd9, 0xf2, 0x33],
+    [0xbf, 0x59, 0xff],
+    [0xff, 0x4d, 0x40],
+];
+const IN_VIEW: usize = 16;
+
+fn colour_of(id: u64) -> [u8; 3] {
+    PAGE_COLORS[((id.max(1) - 1) % PAGE_COLORS.len() as u64) as usize]
+}
+
+#[test]
+fn the_page_draws_everyone_in_their_own_colour_where_the_truth_puts_them() {
+    let _serial = crate::common::heavy();
+    let clip: Vec<RgbImage> = mjpeg_frames("multiperson/mp_cross2.mjpeg")
+        .iter()
+        .map(|jpeg| rgb_image_from_bytes(jpeg).unwrap())
+        .collect();
+    let truth = crate::common::read_jsonl("multiperson/mp_cross2.truth.jsonl");
+    let y4m = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mp_cross2.y4m");
+    write_y4m(&y4m, &clip);
+    let session = stream_from(
+        &y4m,
+        "browser_people",
+        &Browser::default(),
+        |config| config.tracker = TrackerConfig::VIDEO.with_max_people(3),
+        |server| format!("{}?autostart=1&encoding=png", server.url()),
+    );
+    let summary = &session.summary;
+    let drawn = &summary["lastDrawn"];
+    let seq = drawn["sequence"].as_u64().unwrap();
+    let people = drawn["people"].as_array().unwrap();
+    assert!(!people.is_empty(), "the page drew nobody: {summary}");
+    // The frame under the last drawn result, as a clip frame.
+    let tapped = session
+        .tapped
+        .iter()
+        .find(|t| t.seq == seq)
+        .expect("the server processed the frame the page drew");
+    assert_eq!(
+        (tapped.image.width, tapped.image.height),
+        (clip[0].width, clip[0].height),
+        "the camera's frames are the clip's size"
+    );
+    let (k, diff) = clip
+        .iter()
+        .enumerate()
+        .map(|(k, f)| (k, difference(&tapped.image, f)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    assert!(
+        diff < 6.0,
+        "no clip frame like the drawn one ({diff} levels)"
+    );
+    // The overlay as drawn.
+    let data_url = summary["overlayPng"].as_str().unwrap();
+    let png = data_encoding::BASE64
+        .decode(
+            data_url
+                .trim_start_matches("data:image/png;base64,")
+                .as_bytes(),
+        )
+        .unwrap();
+    let overlay = image::load_from_memory(&png).unwrap().to_rgba8();
+    let mut report = Vec::new();
+    let mut checked = 0;
+    for person in truth[k]["people"].as_array().unwrap() {
+        let points: Vec<(f64, f64)> = person["landmarks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l[2].as_bool().unwrap())
+            .map(|l| (l[0].as_f64().unwrap(), l[1].as_f64().unwrap()))
+            .collect();
+        if points.len() < IN_VIEW {
+            continue;
+        }
+        checked += 1;
+        // The page's person drawn nearest this one (mean distance over the visible landmarks).
+        let (id, d) = people
+            .iter()
+            .filter_map(|p| {
+                let pose = p["pose"].as_array()?;
+                let lm = person["landmarks"].as_array().unwrap();
+                let ds: Vec<f64> = lm
+                    .iter()
+                    .zip(pose)
+                    .filter(|(t, _)| t[2].as_bool().unwrap())
+                    .map(|(t, o)| {
+                        (t[0].as_f64().unwrap() - o[0].as_f64().unwrap())
+                            .hypot(t[1].as_f64().unwrap() - o[1].as_f64().unwrap())
+                    })
+                    .collect();
+                Some((
+                    p["id"].as_u64().unwrap(),
+                    ds.iter().sum::<f64>() / ds.len() as f64,
+                ))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        let colour = colour_of(id);
+        let on_colour = points
+            .iter()
+            .filter(|(x, y)| {
+                (-4_i64..=4).any(|dy| {
+                    (-4_i64..=4).any(|dx| {
+                        let (px, py) = (*x as i64 + dx, *y as i64 + dy);
+                        px >= 0
+                            && py >= 0
+                            && (px as u32) < overlay.width()
+                            && (py as u32) < overlay.height()
+                            && {
+                                let p = overlay.get_pixel(px as u32, py as u32);
+                                p[3] > 128
+                                    && (0..3).all(|c| {
+                                        (i32::from(p[c]) - i32::from(colour[c])).abs() <= 30
+                                    })
+                            }
+                    })
+                })
+            })
+            .count();
+        report.push(format!(
+            "frame {k}: true person {}: drawn as #{id} ({d:.1} px mean), {on_colour}/{} landmarks on #{id}'s colour",
+            person["person"],
+            points.len()
+        ));
+        assert!(
+            on_colour as f64 >= 0.6 * points.len() as f64,
+            "{}",
+            report.join("; ")
+        );
+    }
+    println!("{}", report.join("\n"));
+    assert!(checked >= 1, "nobody clearly in view in frame {k}");
+}
