@@ -7,8 +7,9 @@
 //!    frame to frame), so a fast pan or zoom neither loses nor swaps people. A person not seen lately
 //!    (lost) is predicted where their motion takes them, for at most [`MAX_EXTRAPOLATION_US`].
 //! 2. **Detect** ([`PeopleTracker::detection_due`]): on every frame while nobody is tracked; while
-//!    fewer than `max_people` are tracked, every `detect_every` frames; and on the frame after a tracked
-//!    person was lost or their region jumped.
+//!    fewer than `max_people` are tracked, every `detect_every` frames, backing off to
+//!    `detect_every` × [`MAX_BACKOFF`] while detections find nobody new and nobody is lost; and on the
+//!    frame after a tracked person was lost or their region jumped.
 //! 3. **Associate** ([`PeopleTracker::associate`]): a detection is matched to a person by body keypoints
 //!    (hip centre and shoulder centre, relative to the person's torso length, and the torso length
 //!    itself), never by the overlap of the large square regions, which loses a second person standing
@@ -341,7 +342,15 @@ pub struct PeopleTracker<F> {
     detect_next: bool,
     /// Detections so far (the whole frame on every other one, a tile in turn on the others).
     detections: u64,
+    /// The detection interval is `detect_every` times this: doubled (up to [`MAX_BACKOFF`]) after each
+    /// detection that finds nobody new while nobody is lost, back to 1 when someone is found or lost.
+    backoff: u32,
 }
+
+/// At most this many times `detect_every` between detections while the detector finds nobody new
+/// (a person alone in view costs little more than with `max_people` 1; someone walking in is found
+/// within `detect_every` × this frames).
+pub const MAX_BACKOFF: u32 = 2;
 
 impl<F> Default for PeopleTracker<F> {
     fn default() -> Self {
@@ -351,6 +360,7 @@ impl<F> Default for PeopleTracker<F> {
             frames_since_detection: 0,
             detect_next: false,
             detections: 0,
+            backoff: 1,
         }
     }
 }
@@ -361,6 +371,7 @@ impl<F> PeopleTracker<F> {
         self.people.clear();
         self.frames_since_detection = 0;
         self.detect_next = false;
+        self.backoff = 1;
     }
 
     pub fn tracked(&self) -> usize {
@@ -393,12 +404,17 @@ impl<F> PeopleTracker<F> {
         let due = !tracking
             || tracked == 0
             || after_loss
-            || (tracked < max_people && self.frames_since_detection + 1 >= detect_every.max(1));
+            || (tracked < max_people
+                && self.frames_since_detection + 1
+                    >= detect_every.max(1).saturating_mul(self.backoff.max(1)));
         if !due {
             self.frames_since_detection = self.frames_since_detection.saturating_add(1);
             return None;
         }
         self.frames_since_detection = 0;
+        if after_loss {
+            self.backoff = 1;
+        }
         self.detect_next = false;
         if !tracking || tiles == 0 || after_loss || tracked >= max_people {
             return Some(None);
@@ -496,7 +512,7 @@ impl<F> PeopleTracker<F> {
                 );
             }
         }
-        candidates
+        let assignments: Vec<Assignment> = candidates
             .iter()
             .zip(out)
             .map(|(c, assigned)| {
@@ -534,7 +550,17 @@ impl<F> PeopleTracker<F> {
                 });
                 Assignment::New(id)
             })
-            .collect()
+            .collect();
+        let found = assignments
+            .iter()
+            .any(|a| matches!(a, Assignment::New(_) | Assignment::Reacquired(_)));
+        let anyone_lost = self.people.iter().any(|p| !p.is_tracked());
+        self.backoff = if found || anyone_lost {
+            1
+        } else {
+            (self.backoff.max(1) * 2).min(MAX_BACKOFF)
+        };
+        assignments
     }
 
     /// Person `id` was seen at `timestamp_us` with `body` looking like `look`; `next` is the region

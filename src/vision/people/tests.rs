@@ -208,6 +208,28 @@ fn the_detector_runs_while_fewer_are_tracked_than_wanted_on_its_cadence() {
 }
 
 #[test]
+fn the_detector_backs_off_while_it_finds_nobody_new_and_comes_back_when_someone_is_lost() {
+    let mut t = PeopleTracker::<()>::default();
+    let due_in = |t: &mut PeopleTracker<()>| (1..=20).find(|_| t.detection_due(2, 4, true));
+    assert!(t.detection_due(2, 4, true));
+    t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 2, || ());
+    see_all(&mut t, 0, &[(1, 100.0, 300.0)]);
+    assert_eq!(due_in(&mut t), Some(4), "someone new was found: the base cadence");
+    // The detector sees only the person already tracked: twice as long, then no longer.
+    t.associate(&[candidate(100.0, 300.0, 100.0)], FRAME_US, 2, || ());
+    assert_eq!(due_in(&mut t), Some(4 * MAX_BACKOFF));
+    t.associate(&[], 2 * FRAME_US, 2, || ());
+    assert_eq!(due_in(&mut t), Some(4 * MAX_BACKOFF));
+    // Someone walks in: found, the base cadence again.
+    let a = t.associate(&[candidate(500.0, 300.0, 100.0)], 3 * FRAME_US, 2, || ());
+    assert_eq!(a, [Assignment::New(2)]);
+    t.not_seen(2, 4 * FRAME_US);
+    assert!(t.detection_due(2, 4, true), "right after a loss");
+    t.associate(&[], 5 * FRAME_US, 2, || ());
+    assert_eq!(due_in(&mut t), Some(4), "while someone is lost, the base cadence");
+}
+
+#[test]
 fn tiles_are_squares_of_the_short_side_along_the_long_one() {
     let tiles = detection_tiles(960, 540);
     assert_eq!(tiles.len(), 2, "{tiles:?}");
