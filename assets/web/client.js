@@ -39,6 +39,15 @@
   const ENCODINGS = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
   if (params.get('encoding') in ENCODINGS) document.getElementById('encoding').value = params.get('encoding');
   if (params.get('quality')) document.getElementById('quality').value = params.get('quality');
+  // `?resolution=960x540` asks the camera for that size (added to the choices if it is not one).
+  const wanted = /^(\d{2,4})x(\d{2,4})$/.exec(params.get('resolution') || '');
+  if (wanted) {
+    const select = document.getElementById('resolution');
+    if (![...select.options].some((o) => o.value === wanted[0])) {
+      select.add(new Option(`${wanted[1]}×${wanted[2]}`, wanted[0]));
+    }
+    select.value = wanted[0];
+  }
   const $ = (id) => document.getElementById(id);
   const video = $('video');
   const overlay = $('overlay');

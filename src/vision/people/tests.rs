@@ -214,7 +214,11 @@ fn the_detector_backs_off_while_it_finds_nobody_new_and_comes_back_when_someone_
     assert!(t.detection_due(2, 4, true));
     t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 2, || ());
     see_all(&mut t, 0, &[(1, 100.0, 300.0)]);
-    assert_eq!(due_in(&mut t), Some(4), "someone new was found: the base cadence");
+    assert_eq!(
+        due_in(&mut t),
+        Some(4),
+        "someone new was found: the base cadence"
+    );
     // The detector sees only the person already tracked: twice as long, then no longer.
     t.associate(&[candidate(100.0, 300.0, 100.0)], FRAME_US, 2, || ());
     assert_eq!(due_in(&mut t), Some(4 * MAX_BACKOFF));
@@ -226,7 +230,11 @@ fn the_detector_backs_off_while_it_finds_nobody_new_and_comes_back_when_someone_
     t.not_seen(2, 4 * FRAME_US);
     assert!(t.detection_due(2, 4, true), "right after a loss");
     t.associate(&[], 5 * FRAME_US, 2, || ());
-    assert_eq!(due_in(&mut t), Some(4), "while someone is lost, the base cadence");
+    assert_eq!(
+        due_in(&mut t),
+        Some(4),
+        "while someone is lost, the base cadence"
+    );
 }
 
 #[test]
