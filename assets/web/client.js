@@ -328,7 +328,9 @@
         ctx.fillStyle = color;
         ctx.fillText(`#${person.id}`, top.x_px, Math.max(radius * 4, top.y_px - radius * 3));
       }
-      drawnPeople.push({ id: person.id, pose: person.pose ? person.pose.landmarks.map((p) => [p.x_px, p.y_px]) : null });
+      // [x, y, opaque]: opaque when drawn in full colour (visible), else drawn faint.
+      drawnPeople.push({ id: person.id,
+        pose: person.pose ? person.pose.landmarks.map((p) => [p.x_px, p.y_px, p.visibility >= VISIBLE]) : null });
     }
     // Hands of nobody (no person in view): as before, teal.
     if (!result.people.length) {

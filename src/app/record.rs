@@ -1,5 +1,6 @@
-//! Recording from the app. Reads: [`ShowStream`], [`Inference`], `AppSettings`, the panel's Record
-//! button ([`Recording::toggle`]). Writes: [`Recording`] (the running recorder, its status and the
+//! Recording from the app. Reads: [`ShowStream`], [`Inference`], `AppSettings`, [`Followed`] (written
+//! with each result, so that the recording's exports follow that person), the panel's Record button
+//! ([`Recording::toggle`]). Writes: [`Recording`] (the running recorder, its status and the
 //! last message for the panel).
 //!
 //! The recorder is a subscriber of the shown stream (`crate::session`): it never slows capture,
@@ -10,7 +11,7 @@
 
 use bevy::prelude::*;
 
-use crate::app::results::{Inference, ShowStream, tracker_config};
+use crate::app::results::{Followed, Inference, ShowStream, tracker_config};
 use crate::app::{AppSettings, AppSystems};
 use crate::service::StreamId;
 use crate::session::writer::RECORDER_QUEUE;
@@ -113,7 +114,12 @@ fn manage_recording(
     show: Res<ShowStream>,
     inference: Res<Inference>,
     settings: Res<AppSettings>,
+    followed: Res<Followed>,
 ) {
+    // The person followed goes with each result, for the recording's BVH, CSV, TRC and report.
+    if let Some((_, recorder)) = &recording.recorder {
+        recorder.follow(followed.current);
+    }
     // Ended by itself (the stream closed) or by a write error: say so, keep tracking.
     if let Some((_, recorder)) = &recording.recorder {
         let status = recorder.status();

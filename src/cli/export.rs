@@ -58,8 +58,9 @@ fn open(path: &std::path::Path) -> anyhow::Result<RecordedSession> {
 }
 
 /// Runs `livepose export`; with no format switch, writes all four. The CSV, TRC and BVH files follow the
-/// top-level result (the person with the lowest id in view, as before there were people); a session
-/// with more than one person also gets them per person, `person-<id>.*`.
+/// top-level result: the person followed in the app while recording, else the person with the lowest id
+/// in view (as before there were people); a session with more than one person also gets them per
+/// person, `person-<id>.*`.
 pub fn run_export(args: &ExportArgs) -> anyhow::Result<()> {
     let session = open(&args.session)?;
     std::fs::create_dir_all(&args.out)

@@ -6,7 +6,7 @@
 //! | `session.json` | [`SessionInfo`]: source, settings, livepose version, model hashes, start time, counts | at start, every second, at the end (each time whole, through a temporary file and a rename) |
 //! | `frames.bin` | every tracked frame's bytes back to back, exactly as they arrived (a camera's MJPEG, a browser's JPEG); frames that arrived decoded (a video file, a raw camera format) are encoded once, as lossless PNG | appended, one `write` per frame |
 //! | `frames.jsonl` | one line per frame: [`FrameEntry`] (its place in `frames.bin`, format, size, sequence, capture times) | after the frame's bytes |
-//! | `results.jsonl` | one line per result, in `analyze`'s schema (`crate::schema`), plus the frame's index, sequence, capture time since the start (`t_ms`), queue and round-trip times and the stream's dropped-frame count | after the frame's line |
+//! | `results.jsonl` | one line per result, in `analyze`'s schema (`crate::schema`), plus the frame's index, sequence, capture time since the start (`t_ms`), queue and round-trip times, the stream's dropped-frame count and, from the app, the person `followed` (read back at the top level: the exports and the report follow them) | after the frame's line |
 //!
 //! A frame is recorded when its result is (the frames the latest-wins slot replaced were never tracked
 //! and are only counted), so re-tracking a session with the same settings sees the same frames in the

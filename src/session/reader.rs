@@ -13,7 +13,7 @@ use crate::schema::parse_frame;
 use crate::session::{
     FRAME_INDEX_FILE, FRAMES_FILE, FrameEntry, INFO_FILE, RESULTS_FILE, SessionError, SessionInfo,
 };
-use crate::vision::FrameResult;
+use crate::vision::{FrameResult, PersonId};
 
 /// One recorded result, with the recording's own keys.
 #[derive(Clone, Debug)]
@@ -27,6 +27,10 @@ pub struct RecordedResult {
     pub dropped_by_stream: u64,
     /// Per-stage timings as recorded (stage name → ms).
     pub timings_ms: std::collections::BTreeMap<String, f64>,
+    /// The person followed in the app when it was recorded (`None`: the lowest id in view).
+    pub followed: Option<PersonId>,
+    /// The result, with the person followed at the top level when they were in view (else as
+    /// recorded: the lowest id).
     pub result: FrameResult,
     /// The line exactly as recorded.
     pub line: String,
@@ -47,6 +51,8 @@ struct RecordedKeys {
     dropped_by_stream: u64,
     #[serde(default)]
     timings_ms: std::collections::BTreeMap<String, f64>,
+    #[serde(default)]
+    followed: Option<PersonId>,
 }
 
 /// A session folder, read.
@@ -177,7 +183,12 @@ impl SessionIndex {
                 ));
                 continue;
             }
-            let result = parse_frame(line).map_err(|e| bad(e.to_string()))?;
+            let mut result = parse_frame(line).map_err(|e| bad(e.to_string()))?;
+            if let Some(id) = keys.followed
+                && result.people.iter().any(|p| p.id == id)
+            {
+                result = result.focused_on(id);
+            }
             results.push(RecordedResult {
                 frame: keys.frame,
                 seq: keys.seq,
@@ -186,6 +197,7 @@ impl SessionIndex {
                 round_trip_ms: keys.round_trip_ms,
                 dropped_by_stream: keys.dropped_by_stream,
                 timings_ms: keys.timings_ms,
+                followed: keys.followed,
                 result,
                 line: line.to_owned(),
             });

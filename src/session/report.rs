@@ -481,7 +481,7 @@ pub fn render(session: &RecordedSession) -> Result<(String, ReportSummary), Repo
     if !summary.people.is_empty() {
         html.push_str(&format!(
             "<h2>People</h2>\n<p>{} people were seen, each with an id of their own. The tables above \
-             follow the person with the lowest id in view.</p>\n",
+             follow the person followed in the app while recording, else the lowest id in view.</p>\n",
             summary.people.len()
         ));
     }
@@ -562,6 +562,7 @@ mod tests {
             round_trip_ms: 0.0,
             dropped_by_stream: 0,
             timings_ms: Default::default(),
+            followed: None,
             result: FrameResult {
                 timestamp_us: 0,
                 width: 640,

@@ -21,7 +21,7 @@ use crate::session::{
     FRAME_INDEX_FILE, FRAMES_FILE, FrameEntry, INFO_FILE, ModelHash, RESULTS_FILE, SESSION_FORMAT,
     SessionError, SessionInfo, SessionSettings, SessionSource, is_disk_full, rfc3339_utc,
 };
-use crate::vision::RgbImage;
+use crate::vision::{PersonId, RgbImage};
 
 /// Results the recorder may have waiting: ~4 s at 30 frames/s. A disk that stalls longer loses the
 /// oldest (counted), so memory stays bounded (each holds its frame).
@@ -59,6 +59,8 @@ pub struct RecorderStatus {
 struct Shared {
     stop: AtomicBool,
     status: Mutex<RecorderStatus>,
+    /// The person the app follows, written with each result ([`Recorder::follow`]).
+    followed: Mutex<Option<PersonId>>,
 }
 
 impl Shared {
@@ -186,6 +188,12 @@ impl Recorder {
         crate::sync::lock(&self.shared.status).clone()
     }
 
+    /// The person followed from now on (`None`: the lowest id in view), written with each result as
+    /// `followed`: the exports and the report read that person at the top level.
+    pub fn follow(&self, person: Option<PersonId>) {
+        *crate::sync::lock(&self.shared.followed) = person;
+    }
+
     /// Writes what is queued, completes `session.json`, and returns the final status.
     pub fn stop(mut self) -> RecorderStatus {
         self.finish();
@@ -226,6 +234,9 @@ struct RecordedLine {
     round_trip_ms: f64,
     /// Frames the stream's slot had replaced (never tracked) up to this result.
     dropped_by_stream: u64,
+    /// The person followed in the app when this result was recorded (absent: the lowest id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    followed: Option<PersonId>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -255,7 +266,8 @@ impl SessionWriter {
             match subscription.recv_timeout(POLL) {
                 Some(result) => {
                     let dropped = subscription.stream_stats().dropped;
-                    self.record(&result, dropped, shared);
+                    let followed = *crate::sync::lock(&shared.followed);
+                    self.record(&result, dropped, followed, shared);
                 }
                 None if subscription.is_closed() => break,
                 None => {}
@@ -285,12 +297,18 @@ impl SessionWriter {
         }
     }
 
-    fn record(&mut self, result: &StreamResult, dropped: u64, shared: &Shared) {
+    fn record(
+        &mut self,
+        result: &StreamResult,
+        dropped: u64,
+        followed: Option<PersonId>,
+        shared: &Shared,
+    ) {
         if self.info.error.is_some() {
             self.failed += 1;
             return;
         }
-        if let Err((path, e)) = self.write(result, dropped) {
+        if let Err((path, e)) = self.write(result, dropped, followed) {
             let message = describe(&path, &e);
             tracing::error!("recording stopped: {message}");
             self.failed += 1;
@@ -306,6 +324,7 @@ impl SessionWriter {
         &mut self,
         result: &StreamResult,
         dropped: u64,
+        followed: Option<PersonId>,
     ) -> Result<(), (PathBuf, std::io::Error)> {
         let at = |name: &str| self.dir.join(name);
         let (format, bytes, encoded_by_recorder): (EncodedFormat, &[u8], bool) =
@@ -361,6 +380,7 @@ impl SessionWriter {
                     .finished_at
                     .saturating_duration_since(result.meta.captured_at)),
                 dropped_by_stream: dropped,
+                followed,
             };
             self.line.clear();
             serde_json::to_writer(&mut self.line, &line)

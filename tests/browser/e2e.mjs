@@ -29,9 +29,15 @@ try {
     console.error(`page: secure context ${secure.isSecureContext}, camera API ${secure.mediaDevices}`);
     await page.waitForFunction(() => window.livepose && window.livepose.state.results > 0, null, { timeout: 60000 });
     await page.waitForTimeout(Number(seconds) * 1000);
-    const summary = { ...(await page.evaluate(() => window.livepose.summary())), ...secure };
-    // The overlay canvas alone, in the frame's own pixels (what the page drew, where).
-    summary.overlayPng = await page.evaluate(() => document.getElementById('overlay').toDataURL('image/png'));
+    // The summary and the overlay canvas alone, in the frame's own pixels (what the page drew, where),
+    // taken in one task so that no frame is drawn between them.
+    const summary = {
+      ...(await page.evaluate(() => ({
+        ...window.livepose.summary(),
+        overlayPng: document.getElementById('overlay').toDataURL('image/png'),
+      }))),
+      ...secure,
+    };
     await page.screenshot({ path: screenshot });
     console.log(JSON.stringify(summary));
   }

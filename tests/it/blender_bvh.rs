@@ -63,7 +63,7 @@ fn blender_puts_the_joints_of_analyze_bvh_where_livepose_does() {
 fn blender_reads_every_persons_bvh_of_an_export() {
     let dir = crate::common::temp_dir("blender-people");
     let frames = crate::common::mjpeg_frames("multiperson/mp_cross2.mjpeg");
-    let session = crate::common::record_clip_tracking(&dir, &frames, 3);
+    let session = crate::common::record_clip_tracking(&dir, &frames, 3, None);
     let out = dir.join("export");
     let output = Command::new(env!("CARGO_BIN_EXE_livepose"))
         .args(["export", "--bvh", "--jsonl", "--out"])

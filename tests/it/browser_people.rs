@@ -5,7 +5,7 @@
 //! 16 visible landmarks) in the frame whose result was drawn last, the person the page drew nearest
 //! them lies within the truth scorer's gate (0.6 torso, at least 25 px, mean over the visible
 //! landmarks), and the page's overlay canvas (the frame's own pixels) has that id's colour at the
-//! landmarks drawn for them: each person is drawn where they are, in their own colour; a skeleton
+//! landmarks drawn opaque for them (at least 80 %; within 2 px): each person is drawn where they are, in their own colour; a skeleton
 //! blended across two people would lie between them and miss both.
 //!
 //! The frame whose result was drawn last is the frame the server processed under the page's last drawn
@@ -150,6 +150,8 @@ fn the_page_draws_everyone_in_their_own_colour_where_the_truth_puts_them() {
             .and_then(|p| p["pose"].as_array())
             .unwrap()
             .iter()
+            // The landmarks the page drew opaque (visible); the others are drawn faint (alpha 0.25).
+            .filter(|o| o[2].as_bool().unwrap())
             .map(|o| (o[0].as_f64().unwrap(), o[1].as_f64().unwrap()))
             .filter(|(x, y)| {
                 *x >= 4.0
@@ -172,7 +174,7 @@ fn the_page_draws_everyone_in_their_own_colour_where_the_truth_puts_them() {
             .count();
         report.push(format!(
             "frame {k}: true person {}: drawn as #{id}, {d:.1} px from the truth (gate {gate:.1} px), \
-             {on_colour}/{} of its landmarks in #{id}'s colour",
+             {on_colour}/{} of its opaque landmarks in #{id}'s colour",
             person["person"],
             drawn_pose.len()
         ));

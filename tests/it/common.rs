@@ -205,11 +205,16 @@ pub fn test_python() -> PathBuf {
 /// Records `frames` (JPEG) into `parent/session` through a lossless stream of a 2-thread, 2-worker service (as `analyze --threads
 /// 2` runs), in video mode with MediaPipe's smoothing; returns the session folder.
 pub fn record_clip(parent: &Path, frames: &[Vec<u8>]) -> PathBuf {
-    record_clip_tracking(parent, frames, 1)
+    record_clip_tracking(parent, frames, 1, None)
 }
 
 /// [`record_clip`], tracking up to `max_people`.
-pub fn record_clip_tracking(parent: &Path, frames: &[Vec<u8>], max_people: usize) -> PathBuf {
+pub fn record_clip_tracking(
+    parent: &Path,
+    frames: &[Vec<u8>],
+    max_people: usize,
+    follow: Option<u64>,
+) -> PathBuf {
     let engine = livepose::vision::EngineConfig::default();
     let service = livepose::service::Service::start(livepose::service::ServiceConfig::new(
         engine.clone(),
@@ -238,6 +243,7 @@ pub fn record_clip_tracking(parent: &Path, frames: &[Vec<u8>], max_people: usize
         },
     )
     .unwrap();
+    recorder.follow(follow);
     let results = stream.subscribe(frames.len() + 1);
     for (k, jpeg) in frames.iter().enumerate() {
         publish_jpeg(&stream, k, jpeg);

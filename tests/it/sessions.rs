@@ -444,3 +444,68 @@ fn the_report_renders_in_chromium_with_its_plots() {
         let _ = std::fs::remove_dir_all(dir.parent().unwrap());
     }
 }
+
+/// A recording of a crossing clip (`mp_cross2`, two people) made while person 2 is followed (as the
+/// app's recorder does with its followed person): every result records `followed`, the session reads
+/// back with person 2 at the top level wherever they are in view (the lowest id elsewhere), and the
+/// export's `landmarks.csv` is `person-2.landmarks.csv` on those frames.
+#[test]
+fn a_recording_follows_the_person_followed_into_its_exports() {
+    let dir = crate::common::temp_dir("followed");
+    let frames = mjpeg_frames("multiperson/mp_cross2.mjpeg");
+    let session_dir = crate::common::record_clip_tracking(&dir, &frames, 3, Some(2));
+    let session = RecordedSession::open(&session_dir).unwrap();
+    assert_eq!(session.results.len(), frames.len());
+    let (mut followed_shown, mut with_one_before) = (0, 0);
+    for r in &session.results {
+        assert_eq!(r.followed, Some(2));
+        let lowest = r.result.people.iter().map(|p| p.id).min();
+        match r.result.people.iter().find(|p| p.id == 2) {
+            Some(person) => {
+                assert_eq!(
+                    r.result.pose.as_ref(),
+                    Some(&person.pose),
+                    "frame {}",
+                    r.frame
+                );
+                followed_shown += 1;
+                with_one_before += usize::from(lowest < Some(2));
+            }
+            None => assert_eq!(r.result.top_level_id(), lowest, "frame {}", r.frame),
+        }
+    }
+    // Person 2 in view, with a lower id beside them: the frames where following changes something
+    // (25 of the 90 frames on 2026-12-07).
+    assert!(
+        with_one_before >= 15,
+        "person 2 beside a lower id in {with_one_before} of {} frames",
+        frames.len()
+    );
+
+    let out = dir.join("export");
+    crate::common::run_livepose(
+        ["export", "--csv", "--out"]
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .chain([out.as_os_str(), session_dir.as_os_str()]),
+    );
+    let rows = |name: &str| -> Vec<String> {
+        std::fs::read_to_string(out.join(name))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let (top, person2) = (rows("landmarks.csv"), rows("person-2.landmarks.csv"));
+    assert_eq!(top.len(), frames.len() + 1);
+    assert_eq!(top.len(), person2.len());
+    // `pose_present` is the third column: where person 2 is present, the rows are the same.
+    let present = |row: &str| row.split(',').nth(2) == Some("1");
+    let same = top
+        .iter()
+        .zip(&person2)
+        .skip(1)
+        .filter(|(a, b)| present(b) && a == b)
+        .count();
+    assert_eq!(same, followed_shown);
+}
