@@ -138,39 +138,8 @@ fn blend(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vision::angles::JointAngles;
-    use crate::vision::roi::Roi;
-    use crate::vision::timings::StageTimings;
 
-    fn result(x: f32) -> FrameResult {
-        let lm = ImageLandmark {
-            pos_in_image: [x, 2.0 * x],
-            depth: 0.0,
-            visibility: 1.0,
-            presence: 1.0,
-        };
-        let w = WorldLandmark {
-            pos_in_world: [x / 100.0, 0.0, 0.0],
-            visibility: 1.0,
-        };
-        FrameResult {
-            timestamp_us: 0,
-            width: 640,
-            height: 480,
-            pose: Some(Pose {
-                landmarks: vec![lm; 33],
-                world_landmarks: vec![w; 33],
-                presence: 1.0,
-                roi: Roi::full_image(640, 480),
-            }),
-            hands: Vec::new(),
-            angles: JointAngles::default(),
-            people: Vec::new(),
-            pose_detector_ran: false,
-            palm_detector_ran: false,
-            timings: StageTimings::default(),
-        }
-    }
+    use crate::vision::result::testing::{person_at as person, result_at as result};
 
     #[test]
     fn blend_factor_is_clamped_and_never_extrapolates() {
@@ -210,12 +179,6 @@ mod tests {
 
     #[test]
     fn each_person_blends_only_with_the_same_person() {
-        let person = |id, x| crate::vision::Person {
-            id,
-            pose: result(x).pose.unwrap(),
-            hands: Vec::new(),
-            angles: JointAngles::default(),
-        };
         let with = |people: Vec<crate::vision::Person>| FrameResult {
             pose: people.first().map(|p| p.pose.clone()),
             people,

@@ -569,4 +569,41 @@ mod tests {
         assert!(half.local[7].angle_between(Quat::from_rotation_z(0.5)) < 1e-4);
         assert_eq!(blend_poses(&a, &b, 1.0).local[7], b.local[7].normalize());
     }
+
+    /// Avatars stand side by side in the order their people stand in the image (hip x), whatever
+    /// their ids, centred on x = 0 and [`AVATAR_SPACING_M`] apart; mirrored, the order is reversed (as
+    /// the mirrored video is); one person stands at 0.
+    #[test]
+    fn avatars_stand_in_the_order_of_their_people_in_the_image() {
+        use crate::vision::result::testing::{person_at, result_at};
+        let with = |people: Vec<crate::vision::Person>| FrameResult {
+            pose: people.first().map(|p| p.pose.clone()),
+            people,
+            ..result_at(0.0)
+        };
+        // Person 7 stands left of person 2, who stands left of person 4.
+        let result = with(vec![
+            person_at(2, 300.0),
+            person_at(4, 500.0),
+            person_at(7, 100.0),
+        ]);
+        let s = AVATAR_SPACING_M;
+        assert_eq!(
+            standing_order(&result, false),
+            vec![(7, -s), (2, 0.0), (4, s)]
+        );
+        assert_eq!(
+            standing_order(&result, true),
+            vec![(4, -s), (2, 0.0), (7, s)]
+        );
+        assert_eq!(
+            standing_order(&with(vec![person_at(9, 100.0)]), false),
+            vec![(9, 0.0)]
+        );
+        // A result from before there were people: its one pose, as person 1.
+        assert_eq!(standing_order(&result_at(50.0), false), vec![(1, 0.0)]);
+        // At most AVATARS.
+        let crowd = with((1..=9).map(|id| person_at(id, id as f32 * 10.0)).collect());
+        assert_eq!(standing_order(&crowd, false).len(), AVATARS);
+    }
 }

@@ -77,3 +77,55 @@ impl FrameResult {
             .map(|p| p.id)
     }
 }
+
+/// Results for unit tests elsewhere in the crate.
+#[cfg(test)]
+pub mod testing {
+    use super::{FrameResult, Person, PersonId};
+    use crate::vision::angles::JointAngles;
+    use crate::vision::landmarks::{ImageLandmark, POSE_LANDMARK_COUNT, Pose, WorldLandmark};
+    use crate::vision::roi::Roi;
+    use crate::vision::timings::StageTimings;
+
+    /// A 640×480 frame whose every pose landmark is at (x, 2x) px and (x/100, 0, 0) m; nobody in
+    /// `people`.
+    pub fn result_at(x: f32) -> FrameResult {
+        let lm = ImageLandmark {
+            pos_in_image: [x, 2.0 * x],
+            depth: 0.0,
+            visibility: 1.0,
+            presence: 1.0,
+        };
+        let w = WorldLandmark {
+            pos_in_world: [x / 100.0, 0.0, 0.0],
+            visibility: 1.0,
+        };
+        FrameResult {
+            timestamp_us: 0,
+            width: 640,
+            height: 480,
+            pose: Some(Pose {
+                landmarks: vec![lm; POSE_LANDMARK_COUNT],
+                world_landmarks: vec![w; POSE_LANDMARK_COUNT],
+                presence: 1.0,
+                roi: Roi::full_image(640, 480),
+            }),
+            hands: Vec::new(),
+            angles: JointAngles::default(),
+            people: Vec::new(),
+            pose_detector_ran: false,
+            palm_detector_ran: false,
+            timings: StageTimings::default(),
+        }
+    }
+
+    /// Person `id` with [`result_at`]'s pose.
+    pub fn person_at(id: PersonId, x: f32) -> Person {
+        Person {
+            id,
+            pose: result_at(x).pose.expect("result_at has a pose"),
+            hands: Vec::new(),
+            angles: JointAngles::default(),
+        }
+    }
+}
