@@ -326,7 +326,12 @@
         ctx.font = `bold ${Math.round(radius * 4)}px sans-serif`;
         ctx.textAlign = 'center';
         ctx.fillStyle = color;
-        ctx.fillText(`#${person.id}`, top.x_px, Math.max(radius * 4, top.y_px - radius * 3));
+        // The stage may be mirrored (CSS): the label is mirrored back so that it reads.
+        ctx.save();
+        ctx.translate(top.x_px, Math.max(radius * 4, top.y_px - radius * 3));
+        if ($('mirror').checked) ctx.scale(-1, 1);
+        ctx.fillText(`#${person.id}`, 0, 0);
+        ctx.restore();
       }
       // [x, y, opaque]: opaque when drawn in full colour (visible), else drawn faint.
       drawnPeople.push({ id: person.id,
