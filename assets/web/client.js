@@ -1,7 +1,9 @@
 // livepose browser client: captures a camera (or a local video file), streams frames to the server's
 // WebSocket in the binary form of docs/PROTOCOL.md, and draws everyone's skeleton over its own video
 // (each person in a colour of their own with their id; hands teal, outlined in their person's colour),
-// blending each person's last two results as the prototype did (a person only with themselves, by id).
+// blending each person's last two results as the prototype did (a person only with themselves, by id),
+// or ("Show: tracked frame") the frame that was tracked with its own skeleton. It measures capture to
+// draw: from a frame's capture to the first draw of its result.
 // No build step, no dependencies.
 'use strict';
 (() => {
@@ -48,10 +50,20 @@
     }
     select.value = wanted[0];
   }
+  // `?show=tracked` shows the tracked frame with its own skeleton instead of the live video.
+  if (params.get('show') === 'tracked') document.getElementById('show').value = 'tracked';
   const $ = (id) => document.getElementById(id);
   const video = $('video');
   const overlay = $('overlay');
   const capture = document.createElement('canvas');
+  // The frames sent, kept for the "tracked frame" view: a small ring of canvases by sequence number
+  // (at most MAX_UNANSWERED frames are in flight, so a frame is still here when its result comes).
+  const KEPT_FRAMES = 8;
+  const kept = Array.from({ length: KEPT_FRAMES }, () => ({ seq: -1, canvas: document.createElement('canvas') }));
+  const frameCanvas = $('frame');
+  const showsTracked = () => $('show').value === 'tracked';
+  // Capture to draw: capture time of each frame sent (by sequence), the first draw of its result.
+  const DRAW_WINDOW = 200;
 
   const state = {
     running: false, ws: null, hello: null, seq: 0, encoding: false,
@@ -59,6 +71,7 @@
     unanswered: new Map(), rtts: [], sendTimes: [], resultTimes: [],
     previous: null, newest: null,
     draws: 0, drawsWithPose: 0, lastDrawn: null,
+    capturedAt: new Map(), drawLatencies: [], lastDrawnSeq: -1, frameShownSeq: -1,
   };
 
   // ---- capture --------------------------------------------------------------------------------------
@@ -168,6 +181,15 @@
     capture.getContext('2d').drawImage(video, 0, 0, capture.width, capture.height);
     const capturedAt = performance.now();
     const seq = ++state.seq;
+    if (showsTracked()) {
+      const slot = kept[seq % KEPT_FRAMES];
+      slot.seq = seq;
+      slot.canvas.width = capture.width;
+      slot.canvas.height = capture.height;
+      slot.canvas.getContext('2d').drawImage(capture, 0, 0);
+    }
+    state.capturedAt.set(seq, capturedAt);
+    for (const old of state.capturedAt.keys()) if (old <= seq - 4 * KEPT_FRAMES) state.capturedAt.delete(old);
     state.encoding = true;
     capture.toBlob(async (blob) => {
       state.encoding = false;
@@ -264,7 +286,8 @@
     if (!newest) return null;
     const b = newest.message;
     const previous = state.previous;
-    if (!$('interpolate').checked || !previous) return { ...b, people: peopleOf(b) };
+    // The tracked frame is shown with its own result, never a blend.
+    if (!$('interpolate').checked || !previous || showsTracked()) return { ...b, people: peopleOf(b) };
     const interval = newest.at - previous.at;
     const t = interval > 0 ? Math.min(1, Math.max(0, (now - newest.at) / interval)) : 1;
     const before = peopleOf(previous.message);
@@ -303,9 +326,30 @@
     ctx.globalAlpha = 1;
   }
 
+  /** In the "tracked frame" view, the frame of the result drawn, once per result. */
+  function showTrackedFrame(seq) {
+    $('stage').classList.toggle('tracked', showsTracked());
+    if (!showsTracked() || seq === state.frameShownSeq) return;
+    const slot = kept[seq % KEPT_FRAMES];
+    if (slot.seq !== seq) return;
+    frameCanvas.width = slot.canvas.width;
+    frameCanvas.height = slot.canvas.height;
+    frameCanvas.getContext('2d').drawImage(slot.canvas, 0, 0);
+    state.frameShownSeq = seq;
+  }
+
   function draw(now) {
     const result = blended(now);
     if (!result) return;
+    showTrackedFrame(result.sequence);
+    if (result.sequence !== state.lastDrawnSeq) {
+      state.lastDrawnSeq = result.sequence;
+      const capturedAt = state.capturedAt.get(result.sequence);
+      if (capturedAt !== undefined) {
+        state.drawLatencies.push(performance.now() - capturedAt);
+        if (state.drawLatencies.length > DRAW_WINDOW) state.drawLatencies.shift();
+      }
+    }
     if (overlay.width !== result.width || overlay.height !== result.height) {
       overlay.width = result.width;
       overlay.height = result.height;
@@ -367,6 +411,8 @@
       errorCodes: { ...state.errorCodes }, lastError: state.lastError,
       sendFps: perSecond(state.sendTimes, now), resultFps: perSecond(state.resultTimes, now),
       rttP50: percentile(state.rtts, 0.5), rttP95: percentile(state.rtts, 0.95),
+      drawP50: percentile(state.drawLatencies, 0.5), drawP95: percentile(state.drawLatencies, 0.95),
+      show: $('show').value,
       serverDropped: newest ? newest.counters.dropped : 0,
       draws: state.draws, drawsWithPose: state.drawsWithPose, lastDrawn: state.lastDrawn,
       video: [video.videoWidth, video.videoHeight],
@@ -381,6 +427,7 @@
     $('s-results').textContent = s.results;
     $('s-result-fps').textContent = s.resultFps;
     $('s-rtt').textContent = `${ms(s.rttP50)} / ${ms(s.rttP95)}`;
+    $('s-draw').textContent = `${ms(s.drawP50)} / ${ms(s.drawP95)}`;
     $('s-skipped').textContent = s.skipped;
     $('s-dropped').textContent = s.serverDropped;
     $('s-errors').textContent = s.errors;

@@ -433,7 +433,7 @@ fn draw_avatar(
                 continue;
             };
             let (Some((mut pose, blend)), Some(rest)) = (
-                pose_to_draw(&results, person, settings.interpolation),
+                pose_to_draw(&results, person, settings.blends()),
                 person.rest.as_ref(),
             ) else {
                 continue;

@@ -207,8 +207,18 @@ struct StateDump<'a> {
     render_fps: f32,
     inference_fps: f32,
     capture_fps: f32,
+    /// Capture to the video texture written (in `Update`), ms.
     latency_ms_p50: f32,
     latency_ms_p95: f32,
+    /// Capture to the frame that first shows it handed to the display (`app::present`), ms.
+    present_latency_ms_p50: f32,
+    present_latency_ms_p95: f32,
+    /// Window frames presented, and video frames presented, since the start.
+    frames_presented: u64,
+    video_frames_presented: u64,
+    display_mode: &'static str,
+    /// Pipelined rendering, the swap chain's maximum frame latency, the present mode asked for.
+    render_tuning: String,
     inference_total_ms_p50: f32,
     inference_total_ms_p95: f32,
     window: [f32; 2],
@@ -309,6 +319,7 @@ fn on_captured(
     panel: Res<PanelText>,
     browser: Res<BrowserServer>,
     recording: Res<crate::app::record::Recording>,
+    present: Res<crate::app::present::PresentClock>,
     mut exit: MessageWriter<AppExit>,
 ) {
     let Some(request) = &settings.screenshot else {
@@ -328,6 +339,8 @@ fn on_captured(
         }
     }
     let (latency_p50, latency_p95) = percentiles(&stats.latency_ms);
+    let (present_p50, present_p95) = percentiles(&present.latency_ms());
+    let (frames_presented, video_frames_presented) = present.counts();
     let (total_p50, total_p95) = stats.stage(Stage::Total);
     let status = source.status();
     let stream = inference.stream_stats().unwrap_or_default();
@@ -356,6 +369,12 @@ fn on_captured(
         capture_fps: status.capture_fps,
         latency_ms_p50: latency_p50,
         latency_ms_p95: latency_p95,
+        present_latency_ms_p50: present_p50,
+        present_latency_ms_p95: present_p95,
+        frames_presented,
+        video_frames_presented,
+        display_mode: settings.display_mode.name(),
+        render_tuning: format!("{:?}", settings.render),
         inference_total_ms_p50: total_p50,
         inference_total_ms_p95: total_p95,
         window: layout.window.to_array(),

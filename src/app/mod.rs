@@ -10,6 +10,7 @@ mod avatar_body;
 pub mod browser;
 mod headless;
 mod overlay;
+pub mod present;
 pub mod record;
 pub mod results;
 mod scene3d;
@@ -76,6 +77,41 @@ pub struct AppSettings {
     pub record_dir: Option<PathBuf>,
     /// A session replay starts by showing its recorded results (else it tracks the frames again).
     pub replay_recorded: bool,
+    /// Smooth (the display's rate, blending) or immediate (each result once, as soon as it is ready).
+    pub display_mode: present::DisplayMode,
+    /// How frames reach the display (fixed at start; hidden options, for measuring).
+    pub render: RenderTuning,
+}
+
+/// How frames reach the display. The defaults were chosen by measurement (docs/MEASUREMENTS.md, "What
+/// the user sees"); the hidden command-line options restore Bevy's own, for comparison.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RenderTuning {
+    /// Bevy's pipelined rendering: the render of update N runs beside update N + 1 (more throughput,
+    /// one more frame of latency). Off by default.
+    pub pipelined: bool,
+    /// The swap chain's maximum frame latency (frames queued ahead of the display): 1 by default (Bevy: 2).
+    pub frame_latency: u32,
+    /// The present mode; `None`: the display mode's ([`present::present_mode`]).
+    pub present_mode: Option<bevy::window::PresentMode>,
+}
+
+impl Default for RenderTuning {
+    fn default() -> Self {
+        Self {
+            pipelined: false,
+            frame_latency: 1,
+            present_mode: None,
+        }
+    }
+}
+
+impl AppSettings {
+    /// Whether the drawing blends the last two results: interpolation on, in smooth mode (immediate
+    /// mode draws each result as it is).
+    pub fn blends(&self) -> bool {
+        self.interpolation && self.display_mode == present::DisplayMode::Smooth
+    }
 }
 
 /// What the 3D view shows: the rigged avatar (the solved skeleton), the world landmarks as joints and
@@ -114,6 +150,8 @@ impl Default for AppSettings {
             view3d: View3d::default(),
             record_dir: None,
             replay_recorded: false,
+            display_mode: present::DisplayMode::default(),
+            render: RenderTuning::default(),
         }
     }
 }
@@ -175,15 +213,25 @@ pub fn display_available() -> bool {
 /// Builds and runs the app until the window closes. Check [`display_available`] first.
 pub fn run(settings: AppSettings) -> AppExit {
     let (w, h) = settings.window_size;
-    App::new()
-        .add_plugins(DefaultPlugins.set(WindowPlugin {
-            primary_window: Some(Window {
-                title: "livepose".into(),
-                resolution: WindowResolution::new(w, h),
-                ..default()
-            }),
+    let render = settings.render;
+    let mut plugins = DefaultPlugins.set(WindowPlugin {
+        primary_window: Some(Window {
+            title: "livepose".into(),
+            resolution: WindowResolution::new(w, h),
+            present_mode: render
+                .present_mode
+                .unwrap_or_else(|| present::present_mode(settings.display_mode)),
+            desired_maximum_frame_latency: std::num::NonZeroU32::new(render.frame_latency),
             ..default()
-        }))
+        }),
+        ..default()
+    });
+    type Pipelined = bevy::render::pipelined_rendering::PipelinedRenderingPlugin;
+    if !render.pipelined && plugins.contains::<Pipelined>() {
+        plugins = plugins.disable::<Pipelined>();
+    }
+    App::new()
+        .add_plugins(plugins)
         .add_plugins(bevy_egui::EguiPlugin::default())
         // The panel's context goes on the full-window 2D camera (`overlay`), not on whichever camera is
         // found first: on the 3D camera it would be confined to the 3D viewport.
@@ -199,6 +247,7 @@ pub fn run(settings: AppSettings) -> AppExit {
             source::plugin,
             stats::plugin,
             overlay::plugin,
+            present::plugin,
             avatar::plugin,
             view3d::plugin,
             browser::plugin,

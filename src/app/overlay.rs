@@ -183,8 +183,9 @@ fn upload_frame(
     mut video: ResMut<Video>,
     mut images: ResMut<Assets<Image>>,
     mut stats: ResMut<Stats>,
+    mut shown_frame: ResMut<crate::app::present::ShownFrame>,
 ) {
-    let Some(shown) = frame_to_show(&results, settings.interpolation, Instant::now()) else {
+    let Some(shown) = frame_to_show(&results, settings.blends(), Instant::now()) else {
         return;
     };
     if video.frame_seq == Some(shown.meta.seq)
@@ -214,6 +215,7 @@ fn upload_frame(
     video.frame_size = UVec2::new(frame.width, frame.height);
     video.frame_seq = Some(shown.meta.seq);
     video.frame_captured_at = Some(shown.meta.captured_at);
+    shown_frame.0 = Some((shown.meta.seq, shown.meta.captured_at));
     stats.record_display(shown.meta.captured_at);
 }
 
@@ -291,8 +293,7 @@ fn draw_skeleton(
     mut gizmos: Gizmos,
 ) {
     labels.labels.clear();
-    let Some((result, blend)) = result_to_draw(&results, settings.interpolation, Instant::now())
-    else {
+    let Some((result, blend)) = result_to_draw(&results, settings.blends(), Instant::now()) else {
         return;
     };
     if video.frame_size.x == 0 || result.width != video.frame_size.x {
@@ -554,6 +555,7 @@ fn configure_gizmos(mut store: ResMut<GizmoConfigStore>) {
 pub(super) fn plugin(app: &mut App) {
     app.init_resource::<Layout>()
         .init_resource::<PersonLabels>()
+        .init_resource::<crate::app::present::ShownFrame>()
         .add_systems(Startup, (setup, configure_gizmos))
         .add_systems(Update, follow_clicked.in_set(AppSystems::Receive))
         .add_systems(

@@ -237,11 +237,16 @@ pub fn collect_results(
     show: Res<ShowStream>,
     mut results: ResMut<Results>,
     mut followed: ResMut<Followed>,
+    proxy: Option<Res<bevy::winit::EventLoopProxyWrapper>>,
 ) {
     results.fresh.clear();
     if inference.showing() != show.0 {
         inference.subscription = match (&inference.service, show.0) {
-            (Some(service), Some(id)) => service.subscribe(id, KEPT_RESULTS),
+            // Each result's delivery wakes the window (immediate mode updates only then).
+            (Some(service), Some(id)) => match crate::app::present::waker(proxy.as_deref()) {
+                Some(wake) => service.subscribe_with_notify(id, KEPT_RESULTS, wake),
+                None => service.subscribe(id, KEPT_RESULTS),
+            },
             _ => None,
         };
     }

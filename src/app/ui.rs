@@ -300,6 +300,7 @@ fn panel_ui(
     mut recording: ResMut<Recording>,
     mut followed: ResMut<Followed>,
     labels: Res<PersonLabels>,
+    present: Res<crate::app::present::PresentClock>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?;
     people_labels_ui(ctx, &labels);
@@ -404,7 +405,24 @@ fn panel_ui(
                 SmoothingMethod::Off => {}
             }
             ui.horizontal(|ui| {
-                ui.checkbox(&mut edited.interpolation, "interpolate");
+                use crate::app::present::DisplayMode;
+                ui.label("display");
+                ui.radio_value(&mut edited.display_mode, DisplayMode::Smooth, "smooth")
+                    .on_hover_text("at the display's rate, blending the last two results");
+                ui.radio_value(
+                    &mut edited.display_mode,
+                    DisplayMode::Immediate,
+                    "immediate",
+                )
+                .on_hover_text(
+                    "each result once, as soon as it is ready: lowest latency and power",
+                );
+            });
+            ui.horizontal(|ui| {
+                ui.add_enabled_ui(
+                    edited.display_mode == crate::app::present::DisplayMode::Smooth,
+                    |ui| ui.checkbox(&mut edited.interpolation, "interpolate"),
+                );
                 ui.checkbox(&mut edited.mirror, "mirror");
             });
             ui.horizontal(|ui| {
@@ -428,6 +446,7 @@ fn panel_ui(
             ui.separator();
             ui.heading("Stats");
             let latency = percentiles(&stats.latency_ms);
+            let present_latency = percentiles(&present.latency_ms());
             egui::Grid::new("stats").num_columns(2).show(ui, |ui| {
                 ui.label("render FPS");
                 ui.label(format!("{:.1}", stats.render_fps()));
@@ -442,7 +461,12 @@ fn panel_ui(
                 let stream = inference.stream_stats().unwrap_or_default();
                 ui.label(format!("{} of {}", stream.dropped, stream.received));
                 ui.end_row();
-                ui.label("capture to display ms");
+                ui.label("capture to present ms")
+                    .on_hover_text("from the camera's capture to the frame handed to the display");
+                ui.label(fmt_ms(present_latency));
+                ui.end_row();
+                ui.label("capture to texture ms")
+                    .on_hover_text("from the camera's capture to the video texture written");
                 ui.label(fmt_ms(latency));
                 ui.end_row();
                 for stage in STAGES_SHOWN {

@@ -289,7 +289,7 @@ fn update_landmarks(
     let skeleton = settings
         .view3d
         .landmarks
-        .then(|| skeleton(&results, settings.interpolation, hips))
+        .then(|| skeleton(&results, settings.blends(), hips))
         .flatten();
     for (joint, mut transform, mut visibility, mut material) in &mut joints {
         let placed = match (joint, &skeleton) {

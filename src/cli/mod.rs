@@ -334,6 +334,11 @@ pub struct AppArgs {
     /// Draw the newest result as is instead of blending the last two.
     #[arg(long)]
     pub no_interpolation: bool,
+    /// How the window updates: `smooth` renders at the display's rate and blends the last two results;
+    /// `immediate` draws each result once, as soon as it is ready (lowest latency and power). Also in
+    /// the panel.
+    #[arg(long, value_enum, default_value_t = DisplayModeArg::Smooth)]
+    pub display_mode: DisplayModeArg,
     /// Show the video mirrored (selfie view).
     #[arg(long)]
     pub mirror: bool,
@@ -372,6 +377,55 @@ pub struct AppArgs {
     /// Test mode: where to save the app state (JSON), with what was drawn where.
     #[arg(long, hide = true, requires = "screenshot_after")]
     pub state: Option<PathBuf>,
+    /// Measuring (hidden): Bevy's pipelined rendering on (off by default).
+    #[arg(long, hide = true)]
+    pub pipelined_rendering: bool,
+    /// Measuring (hidden): the swap chain's maximum frame latency (default 1; Bevy's is 2).
+    #[arg(long, hide = true, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4))]
+    pub frame_latency: u32,
+    /// Measuring (hidden): the present mode (default: the display mode's).
+    #[arg(long, hide = true, value_enum)]
+    pub present_mode: Option<PresentModeArg>,
+}
+
+/// `--display-mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DisplayModeArg {
+    Smooth,
+    Immediate,
+}
+
+/// `--present-mode` (hidden).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PresentModeArg {
+    Fifo,
+    Mailbox,
+    Immediate,
+    AutoVsync,
+    AutoNoVsync,
+}
+
+#[cfg(feature = "app")]
+impl From<DisplayModeArg> for crate::app::present::DisplayMode {
+    fn from(arg: DisplayModeArg) -> Self {
+        match arg {
+            DisplayModeArg::Smooth => Self::Smooth,
+            DisplayModeArg::Immediate => Self::Immediate,
+        }
+    }
+}
+
+#[cfg(feature = "app")]
+impl From<PresentModeArg> for bevy::window::PresentMode {
+    fn from(arg: PresentModeArg) -> Self {
+        match arg {
+            PresentModeArg::Fifo => Self::Fifo,
+            PresentModeArg::Mailbox => Self::Mailbox,
+            PresentModeArg::Immediate => Self::Immediate,
+            PresentModeArg::AutoVsync => Self::AutoVsync,
+            PresentModeArg::AutoNoVsync => Self::AutoNoVsync,
+        }
+    }
 }
 
 pub(crate) fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -469,6 +523,12 @@ impl AppArgs {
             view3d: self.view3d.into(),
             record_dir: self.record.clone(),
             replay_recorded: self.replay_recorded,
+            display_mode: self.display_mode.into(),
+            render: crate::app::RenderTuning {
+                pipelined: self.pipelined_rendering,
+                frame_latency: self.frame_latency,
+                present_mode: self.present_mode.map(Into::into),
+            },
         })
     }
 }

@@ -35,6 +35,8 @@ try {
       ...(await page.evaluate(() => ({
         ...window.livepose.summary(),
         overlayPng: document.getElementById('overlay').toDataURL('image/png'),
+        // The "tracked frame" view's frame canvas (empty in the live view).
+        framePng: document.getElementById('frame').toDataURL('image/png'),
       }))),
       ...secure,
     };

@@ -351,6 +351,64 @@ fn app_tracks_the_demo_clip_with_one_engine_while_a_tab_streams() {
         client_results >= 15,
         "the tab got {client_results} results while the app tracked the clip"
     );
+    assert_present_latency(&state, "smooth");
+}
+
+/// The state dump carries capture-to-present (`app::present`): measured for the video frames presented,
+/// and, frame by frame, after the texture write that the older figure stops at.
+fn assert_present_latency(state: &serde_json::Value, mode: &str) {
+    assert_eq!(state["display_mode"], mode);
+    let f = |key: &str| state[key].as_f64().unwrap_or(f64::NAN);
+    let (present_p50, present_p95) = (f("present_latency_ms_p50"), f("present_latency_ms_p95"));
+    assert!(
+        present_p50.is_finite() && present_p50 > 0.0 && present_p95 >= present_p50,
+        "capture to present: p50 {present_p50}, p95 {present_p95}"
+    );
+    assert!(
+        present_p50 >= f("latency_ms_p50"),
+        "present (p50 {present_p50} ms) comes after the texture write (p50 {} ms)",
+        f("latency_ms_p50")
+    );
+    let video_frames = state["video_frames_presented"].as_u64().unwrap();
+    assert!(video_frames >= 15, "{video_frames} video frames presented");
+    assert!(state["frames_presented"].as_u64().unwrap() >= video_frames);
+    eprintln!(
+        "{mode}: capture to present p50 {present_p50:.0} ms, p95 {present_p95:.0} ms; to the texture \
+         p50 {:.0} ms; inference p50 {:.0} ms; render FPS {:.1}",
+        f("latency_ms_p50"),
+        f("inference_total_ms_p50"),
+        f("render_fps")
+    );
+}
+
+/// Immediate mode: each result drawn once as it is (no blending, though interpolation is on), the
+/// window updating when results arrive rather than continuously (at most one frame per result the
+/// stream delivered, plus the idle wake-ups every 250 ms and a few window events), and the skeleton
+/// on the frame shown where MediaPipe puts it.
+#[test]
+fn app_in_immediate_mode_draws_each_result_once_when_it_arrives() {
+    let _one = crate::common::heavy();
+    let (state, png, _) = run_app(
+        "immediate",
+        &[
+            "--source",
+            "demo",
+            "--no-server",
+            "--display-mode",
+            "immediate",
+        ],
+    );
+    assert_tracked_and_drawn(&state, &png, [640, 480], 15);
+    assert_drawn_where_mediapipe_says(&state, &png, &read_jsonl("kenburns_messi.static.ref.jsonl"));
+    assert_eq!(state["overlay"]["blend"], 1.0, "drawn as is, not blended");
+    assert_present_latency(&state, "immediate");
+    let frames = state["frames_presented"].as_u64().unwrap() as f64;
+    let delivered = state["stream_results"].as_u64().unwrap() as f64;
+    let wall_s = state["wall_seconds"].as_f64().unwrap();
+    assert!(
+        frames <= delivered + 4.0 * wall_s + 30.0,
+        "{frames} frames presented for {delivered} results in {wall_s:.1} s: not updating on results only"
+    );
 }
 
 fn free_port() -> u16 {

@@ -540,3 +540,76 @@ fn the_prototypes_socket_io_page_streams_from_another_origin() {
     );
     assert_eq!(server.stats().frames_received, 0);
 }
+
+/// The page's "tracked frame" view (`?show=tracked`): the frame canvas holds exactly the frame whose
+/// result is drawn (the frame the server tracked under the drawn sequence number: identical pixels up
+/// to the PNG transport's rounding, where any other frame of the clip differs by several grey levels),
+/// so skeleton and image never mismatch; the page measures capture to draw (p50, p95) in either view.
+#[test]
+fn the_tracked_frame_view_shows_the_frame_of_the_result_drawn() {
+    let _serial = crate::common::heavy();
+    let clip: Vec<RgbImage> = mjpeg_frames("carphone_640.mjpeg")
+        .iter()
+        .map(|jpeg| rgb_image_from_bytes(jpeg).unwrap())
+        .collect();
+    let y4m = Path::new(env!("CARGO_TARGET_TMPDIR")).join("carphone_640_tracked.y4m");
+    write_y4m(&y4m, &clip);
+    let session = stream(&y4m, "encoding=png&show=tracked", "browser_tracked");
+    let summary = &session.summary;
+    assert_eq!(summary["show"], "tracked");
+    let seq = summary["lastDrawn"]["sequence"].as_u64().unwrap();
+    let tapped = session
+        .tapped
+        .iter()
+        .find(|t| t.seq == seq)
+        .expect("the server tracked the frame the page drew");
+    let data_url = summary["framePng"].as_str().unwrap();
+    let png = data_encoding::BASE64
+        .decode(
+            data_url
+                .trim_start_matches("data:image/png;base64,")
+                .as_bytes(),
+        )
+        .unwrap();
+    let shown = image::load_from_memory(&png).unwrap().to_rgb8();
+    let shown = RgbImage {
+        width: shown.width(),
+        height: shown.height(),
+        data: shown.into_raw(),
+    };
+    assert_eq!(
+        (shown.width, shown.height),
+        (tapped.image.width, tapped.image.height)
+    );
+    let same = difference(&shown, &tapped.image);
+    // The next-nearest frame the server tracked: what a mismatch of one frame would look like.
+    let other = session
+        .tapped
+        .iter()
+        .filter(|t| t.seq != seq)
+        .map(|t| difference(&shown, &t.image))
+        .fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "tracked view: frame {seq} shown, {same:.2} grey levels from the frame tracked, {other:.2} from the nearest other; \
+         capture to draw p50 {} ms, p95 {} ms",
+        summary["drawP50"], summary["drawP95"]
+    );
+    assert!(
+        same < 1.0,
+        "the frame shown differs from the frame tracked by {same} levels"
+    );
+    assert!(
+        other > same + 1.0,
+        "another frame is as near ({other} vs {same} levels)"
+    );
+    let (p50, p95) = (
+        summary["drawP50"].as_f64().unwrap(),
+        summary["drawP95"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p95 >= p50, "capture to draw {p50} / {p95} ms");
+    // Capture to draw includes the round trip.
+    assert!(
+        p50 >= summary["rttP50"].as_f64().unwrap() * 0.5,
+        "{summary}"
+    );
+}
