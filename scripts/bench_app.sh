@@ -65,7 +65,8 @@ def report(name, state):
           f"inference total p50 {state['inference_total_ms_p50']:.1f} ms, p95 {state['inference_total_ms_p95']:.1f} ms")
     print(f"  frames published {state['frames_published']}, dropped in the slot {state['frames_dropped']}, "
           f"results {state['results_received']}; window frames presented {state['frames_presented']}, "
-          f"video frames presented {state['video_frames_presented']}")
+          f"video frames presented {state['video_frames_presented']}; 3D view rendered in "
+          f"{state['view3d_renders']} of {state['view3d_updates']} updates")
     if state.get("service"):
         s = state["service"]
         print(f"  inference service: {s['engines_loaded']} engine(s), {s['workers']} worker(s), {s['threads']} thread(s)")

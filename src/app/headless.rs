@@ -113,13 +113,18 @@ fn camera_dump(
         return None;
     };
     let global = GlobalTransform::from(*transform);
+    // The camera renders into a texture at a fraction of the view's size, shown over the view's
+    // rectangle: its viewport coordinates, scaled to the rectangle and moved to its corner, are window px.
+    let scale = camera
+        .logical_viewport_size()
+        .map_or(Vec2::ONE, |size| layout.view3d_size / size.max(Vec2::ONE));
     let joints_in_viewport = joint_positions(avatar)
         .into_iter()
         .filter_map(|(name, p)| {
             camera
                 .world_to_viewport(&global, p)
                 .ok()
-                .map(|v| (name, v.to_array()))
+                .map(|v| (name, (layout.view3d_min + v * scale).to_array()))
         })
         .collect();
     Some(Camera3dDump {
@@ -217,6 +222,9 @@ struct StateDump<'a> {
     frames_presented: u64,
     video_frames_presented: u64,
     display_mode: &'static str,
+    /// Updates in which the 3D view was rendered (something in it changed), of all updates.
+    view3d_renders: u64,
+    view3d_updates: u64,
     /// Pipelined rendering, the swap chain's maximum frame latency, the present mode asked for.
     render_tuning: String,
     inference_total_ms_p50: f32,
@@ -320,6 +328,7 @@ fn on_captured(
     browser: Res<BrowserServer>,
     recording: Res<crate::app::record::Recording>,
     present: Res<crate::app::present::PresentClock>,
+    view3d: Res<crate::app::view3d::View3dTarget>,
     mut exit: MessageWriter<AppExit>,
 ) {
     let Some(request) = &settings.screenshot else {
@@ -374,6 +383,8 @@ fn on_captured(
         frames_presented,
         video_frames_presented,
         display_mode: settings.display_mode.name(),
+        view3d_renders: view3d.renders,
+        view3d_updates: view3d.updates,
         render_tuning: format!("{:?}", settings.render),
         inference_total_ms_p50: total_p50,
         inference_total_ms_p95: total_p95,

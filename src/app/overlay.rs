@@ -312,8 +312,10 @@ fn draw_skeleton(
     // Landmarks can lie outside the frame (a body cut by the image edge): draw only what is on the video.
     let (video_min, video_max) = (layout.video_min, layout.video_min + layout.video_size);
     let inside = |p: Vec2| p.cmpge(video_min).all() && p.cmple(video_max).all();
+    // Lines are clipped a line's half-width inside, so that none spills into the 3D view beside.
+    let (line_min, line_max) = (video_min + Vec2::ONE, video_max - Vec2::ONE);
     let mut line = |a: [f32; 2], b: [f32; 2], color: Color| {
-        if let Some((a, b)) = clip_segment(to_window(a), to_window(b), video_min, video_max) {
+        if let Some((a, b)) = clip_segment(to_window(a), to_window(b), line_min, line_max) {
             gizmos.line_2d(
                 layout.world_from_window(a),
                 layout.world_from_window(b),

@@ -4,8 +4,12 @@
 //! the panel) that can be drawn over the rigged avatar (`app::avatar`). Same colours as the overlay.
 //! Reads [`Results`] and the avatar's drawn root ([`AvatarRoot`]): with the avatar shown, the landmarks
 //! stand on its hips and the camera follows it.
+//!
+//! Drawn less: the camera renders into a texture at [`VIEW3D_RESOLUTION`] of the view's size (the 2D
+//! camera shows it scaled up, as a sprite), and only in the updates where something in the view moved
+//! (a joint, a bone, the camera) or the view was resized; otherwise the texture keeps the last picture.
+//! In software rendering the fill is most of a frame's cost.
 
-use bevy::camera::Viewport;
 use bevy::camera::visibility::RenderLayers;
 use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
 use bevy::prelude::*;
@@ -18,6 +22,9 @@ use crate::app::{AppSettings, PresentSystems};
 use crate::vision::landmarks::{
     HAND_CONNECTIONS, HAND_LANDMARK_COUNT, Hand, POSE_CONNECTIONS, POSE_LANDMARK_COUNT, Pose,
 };
+
+/// The 3D view's render resolution, as a fraction of its size on screen.
+pub const VIEW3D_RESOLUTION: f32 = 0.5;
 
 /// Height the camera looks at above the followed hips' floor point (m).
 const LOOK_AT_HEIGHT_M: f32 = 0.9;
@@ -37,6 +44,20 @@ pub struct View3dGizmos;
 /// The 3D view's camera (its transform and projection are in the headless state dump).
 #[derive(Component)]
 pub(crate) struct View3dCamera;
+
+/// The sprite that shows the 3D view's texture in the window.
+#[derive(Component)]
+struct View3dSprite;
+
+/// The texture the 3D view renders into, and whether it must render this update.
+#[derive(Resource)]
+pub(crate) struct View3dTarget {
+    pub image: Handle<Image>,
+    /// Renders of the view (updates where something in it changed), and updates in all.
+    pub renders: u64,
+    pub updates: u64,
+    resized: bool,
+}
 
 /// Which landmark a sphere shows.
 #[derive(Component, Clone, Copy)]
@@ -81,21 +102,46 @@ fn setup(
     mut commands: Commands,
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
+    mut images: ResMut<Assets<Image>>,
 ) {
     let layer = RenderLayers::layer(VIEW3D_LAYER);
+    // Resized to the view in `update_camera`.
+    let target = images.add(Image::new_target_texture(
+        2,
+        2,
+        bevy::render::render_resource::TextureFormat::Rgba8UnormSrgb,
+        None,
+    ));
     commands.spawn((
         View3dCamera,
         Camera3d::default(),
         // No MSAA: it multiplies the fill cost, which dominates in software rendering.
         Msaa::Off,
         Camera {
-            order: 1,
+            // Before the 2D camera, which shows the texture.
+            order: -1,
             clear_color: ClearColorConfig::Custom(Color::srgb(0.12, 0.12, 0.15)),
             ..default()
         },
+        bevy::camera::RenderTarget::Image(target.clone().into()),
         Transform::from_xyz(0.0, 1.0, 3.0).looking_at(Vec3::new(0.0, 0.9, 0.0), Vec3::Y),
         layer.clone(),
     ));
+    commands.spawn((
+        View3dSprite,
+        Sprite {
+            image: target.clone(),
+            custom_size: Some(Vec2::ZERO),
+            ..default()
+        },
+        Transform::default(),
+    ));
+    commands.insert_resource(View3dTarget {
+        image: target,
+        renders: 0,
+        updates: 0,
+        resized: true,
+    });
     commands.spawn((
         DirectionalLight {
             illuminance: 8_000.0,
@@ -359,25 +405,36 @@ fn update_camera(
     mut orbit: ResMut<Orbit>,
     root: Res<AvatarRoot>,
     settings: Res<AppSettings>,
-    camera: Single<(&mut Camera, &mut Transform), With<View3dCamera>>,
+    camera: Single<&mut Transform, With<View3dCamera>>,
+    mut target: ResMut<View3dTarget>,
+    mut images: ResMut<Assets<Image>>,
+    sprite: Single<(&mut Sprite, &mut Transform), (With<View3dSprite>, Without<View3dCamera>)>,
 ) {
-    let (mut camera, mut transform) = camera.into_inner();
+    let mut transform = camera.into_inner();
+    // The texture: the view's physical size × VIEW3D_RESOLUTION; the sprite: the view's rectangle.
     let s = layout.scale_factor.max(0.1);
-    let position = (layout.view3d_min * s).as_uvec2();
-    let size = (layout.view3d_size * s).as_uvec2().max(UVec2::ONE);
-    let viewport = Viewport {
-        physical_position: position,
-        physical_size: size,
-        ..default()
+    let size = (layout.view3d_size * s * VIEW3D_RESOLUTION)
+        .as_uvec2()
+        .max(UVec2::ONE);
+    let extent = bevy::render::render_resource::Extent3d {
+        width: size.x,
+        height: size.y,
+        depth_or_array_layers: 1,
     };
-    if camera
-        .viewport
-        .as_ref()
-        .map(|v| (v.physical_position, v.physical_size))
-        != Some((position, size))
+    if images
+        .get(&target.image)
+        .is_some_and(|image| image.texture_descriptor.size != extent)
+        && let Some(mut image) = images.get_mut(&target.image)
     {
-        camera.viewport = Some(viewport);
+        image.resize(extent);
+        target.resized = true;
     }
+    let (mut sprite, mut sprite_transform) = sprite.into_inner();
+    let center = layout.world_from_window(layout.view3d_min + layout.view3d_size / 2.0);
+    if sprite.custom_size != Some(layout.view3d_size) {
+        sprite.custom_size = Some(layout.view3d_size);
+    }
+    sprite_transform.set_if_neq(Transform::from_translation(center.extend(0.0)));
     let over_view = window.cursor_position().is_some_and(|c| {
         c.x >= layout.view3d_min.x
             && c.x < layout.view3d_min.x + layout.view3d_size.x
@@ -396,13 +453,41 @@ fn update_camera(
         .0
         .filter(|_| settings.view3d.avatar)
         .unwrap_or(Vec3::ZERO);
-    let target = Vec3::new(followed.x, LOOK_AT_HEIGHT_M, followed.z);
+    let target_point = Vec3::new(followed.x, LOOK_AT_HEIGHT_M, followed.z);
     let offset = Vec3::new(
         orbit.yaw.sin() * orbit.pitch.cos(),
         orbit.pitch.sin(),
         orbit.yaw.cos() * orbit.pitch.cos(),
     ) * orbit.distance;
-    *transform = Transform::from_translation(target + offset).looking_at(target, Vec3::Y);
+    transform.set_if_neq(
+        Transform::from_translation(target_point + offset).looking_at(target_point, Vec3::Y),
+    );
+}
+
+/// Renders the 3D view only when something in it moved, appeared or disappeared (change detection on
+/// the view's entities and its camera, after transforms are propagated), or the texture was resized.
+fn render_only_when_changed(
+    changed: Query<
+        (),
+        (
+            With<RenderLayers>,
+            Or<(
+                Changed<GlobalTransform>,
+                Changed<Visibility>,
+                Changed<MeshMaterial3d<StandardMaterial>>,
+            )>,
+        ),
+    >,
+    mut camera: Single<&mut Camera, With<View3dCamera>>,
+    mut target: ResMut<View3dTarget>,
+) {
+    let render = target.resized || !changed.is_empty();
+    target.resized = false;
+    target.updates += 1;
+    target.renders += u64::from(render);
+    if camera.is_active != render {
+        camera.is_active = render;
+    }
 }
 
 fn configure_gizmos(mut store: ResMut<GizmoConfigStore>) {
@@ -420,6 +505,10 @@ pub(super) fn plugin(app: &mut App) {
             (update_landmarks, update_camera)
                 .chain()
                 .in_set(PresentSystems::View3d),
+        )
+        .add_systems(
+            PostUpdate,
+            render_only_when_changed.after(bevy::transform::TransformSystems::Propagate),
         );
 }
 
