@@ -106,12 +106,15 @@ fn setup(
 ) {
     let layer = RenderLayers::layer(VIEW3D_LAYER);
     // Resized to the view in `update_camera`.
-    let target = images.add(Image::new_target_texture(
+    let mut image = Image::new_target_texture(
         2,
         2,
         bevy::render::render_resource::TextureFormat::Rgba8UnormSrgb,
         None,
-    ));
+    );
+    // Scaled up on screen: filtered, not blocky.
+    image.sampler = bevy::image::ImageSampler::linear();
+    let target = images.add(image);
     commands.spawn((
         View3dCamera,
         Camera3d::default(),
