@@ -411,7 +411,7 @@ fn update_camera(
     camera: Single<&mut Transform, With<View3dCamera>>,
     mut target: ResMut<View3dTarget>,
     mut images: ResMut<Assets<Image>>,
-    sprite: Single<(&mut Sprite, &mut Transform), (With<View3dSprite>, Without<View3dCamera>)>,
+    sprite: Single<(&mut Sprite, &mut Transform), SpriteOnly>,
 ) {
     let mut transform = camera.into_inner();
     // The texture: the view's physical size × VIEW3D_RESOLUTION; the sprite: the view's rectangle.
@@ -467,20 +467,23 @@ fn update_camera(
     );
 }
 
+/// The 3D view's sprite, not its camera (both have a `Transform`).
+type SpriteOnly = (With<View3dSprite>, Without<View3dCamera>);
+
+/// Entities of the 3D view (the camera too) that moved, were shown or hidden, or changed material.
+type ChangedInView = (
+    With<RenderLayers>,
+    Or<(
+        Changed<GlobalTransform>,
+        Changed<Visibility>,
+        Changed<MeshMaterial3d<StandardMaterial>>,
+    )>,
+);
+
 /// Renders the 3D view only when something in it moved, appeared or disappeared (change detection on
 /// the view's entities and its camera, after transforms are propagated), or the texture was resized.
 fn render_only_when_changed(
-    changed: Query<
-        (),
-        (
-            With<RenderLayers>,
-            Or<(
-                Changed<GlobalTransform>,
-                Changed<Visibility>,
-                Changed<MeshMaterial3d<StandardMaterial>>,
-            )>,
-        ),
-    >,
+    changed: Query<(), ChangedInView>,
     mut camera: Single<&mut Camera, With<View3dCamera>>,
     mut target: ResMut<View3dTarget>,
 ) {
