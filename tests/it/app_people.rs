@@ -191,12 +191,19 @@ fn the_app_draws_everyone_where_the_truth_puts_them_and_ids_stay_with_their_peop
             .max(25.0);
             let entry = found.entry(person).or_default();
             entry.1 += 1;
-            let matched = s["people"].as_array().unwrap().iter().find(|p| {
+            // The nearest output person by hip centre, within the torso length (during the crossing
+            // both are within it: the nearest is theirs).
+            let distance = |p: &&Value| {
                 let h = &p[1];
                 ((h[0].as_f64().unwrap() - hx).powi(2) + (h[1].as_f64().unwrap() - hy).powi(2))
                     .sqrt()
-                    <= torso
-            });
+            };
+            let matched = s["people"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| distance(p) <= torso)
+                .min_by(|a, b| distance(a).total_cmp(&distance(b)));
             if let Some(p) = matched {
                 entry.0 += 1;
                 let id = p[0].as_u64().unwrap();

@@ -582,15 +582,20 @@ fn the_tracked_frame_view_shows_the_frame_of_the_result_drawn() {
         (tapped.image.width, tapped.image.height)
     );
     let same = difference(&shown, &tapped.image);
-    // The next-nearest frame the server tracked: what a mismatch of one frame would look like.
+    // The frames sent just before and after: what a mismatch of one frame would look like (not any
+    // other frame: the fake camera loops the clip, so a later loop sends the same pixels again).
     let other = session
         .tapped
         .iter()
-        .filter(|t| t.seq != seq)
+        .filter(|t| t.seq + 1 == seq || t.seq == seq + 1)
         .map(|t| difference(&shown, &t.image))
         .fold(f64::INFINITY, f64::min);
+    assert!(
+        other.is_finite(),
+        "no neighbouring frame of {seq} was tracked"
+    );
     eprintln!(
-        "tracked view: frame {seq} shown, {same:.2} grey levels from the frame tracked, {other:.2} from the nearest other; \
+        "tracked view: frame {seq} shown, {same:.2} grey levels from the frame tracked, {other:.2} from its neighbour; \
          capture to draw p50 {} ms, p95 {} ms",
         summary["drawP50"], summary["drawP95"]
     );

@@ -287,3 +287,61 @@ fn the_region_follows_the_motion_between_frames() {
     let still = t.people[0].region_at(4 * FRAME_US, false).unwrap();
     assert_eq!(still.center_in_image[0], 160.0);
 }
+
+/// A 1280×720 grey image with a torso-sized rectangle of `rgb` around (x, y).
+fn dressed(x: f32, y: f32, rgb: [u8; 3]) -> Candidate {
+    let (width, height) = (1280_u32, 720_u32);
+    let mut data = vec![128_u8; (width * height * 3) as usize];
+    for py in (y - 60.0) as u32..(y + 60.0) as u32 {
+        for px in (x - 40.0) as u32..(x + 40.0) as u32 {
+            let at = ((py * width + px) * 3) as usize;
+            data[at..at + 3].copy_from_slice(&rgb);
+        }
+    }
+    let image = crate::vision::RgbImage {
+        width,
+        height,
+        data,
+    };
+    let mut c = candidate(x, y, 100.0);
+    c.appearance = Appearance::of(&image, &c.body);
+    assert!(c.appearance.is_some());
+    c
+}
+
+#[test]
+fn a_lost_person_found_far_from_where_predicted_is_known_by_their_looks() {
+    const RED: [u8; 3] = [200, 30, 30];
+    const BLUE: [u8; 3] = [30, 40, 200];
+    let mut t = PeopleTracker::<()>::default();
+    assert_eq!(
+        t.associate(&[dressed(200.0, 300.0, RED)], 0, 3, || ()),
+        vec![Assignment::New(1)]
+    );
+    let roi = candidate(200.0, 300.0, 100.0).roi;
+    t.seen(1, 0, body(200.0, 300.0, 100.0), roi, None);
+    t.not_seen(1, FRAME_US);
+    t.settle(FRAME_US);
+    assert_eq!(t.tracked(), 0);
+    // 10 frames later, 8 torso lengths away (the gate has widened to ~1.1): the one in red is person 1
+    // again, the one in blue someone new.
+    let at = 11 * FRAME_US;
+    let found = t.associate(
+        &[dressed(1000.0, 300.0, BLUE), dressed(600.0, 300.0, RED)],
+        at,
+        3,
+        || (),
+    );
+    assert_eq!(found, vec![Assignment::New(2), Assignment::Reacquired(1)]);
+    assert!(t.people[0].restart_filters);
+    // Someone far away who looks only a little like a lost person is not them.
+    t.not_seen(1, at + FRAME_US);
+    t.settle(at + FRAME_US);
+    let found = t.associate(
+        &[dressed(100.0, 600.0, [170, 60, 60])],
+        at + 5 * FRAME_US,
+        3,
+        || (),
+    );
+    assert_eq!(found, vec![Assignment::New(3)]);
+}
