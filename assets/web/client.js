@@ -62,7 +62,7 @@
   const kept = Array.from({ length: KEPT_FRAMES }, () => ({ seq: -1, canvas: document.createElement('canvas') }));
   const frameCanvas = $('frame');
   const showsTracked = () => $('show').value === 'tracked';
-  // Capture to draw: capture time of each frame sent (by sequence), the first draw of its result.
+  // Capture to draw: from a frame's capture to the first draw of its result, the last DRAW_WINDOW.
   const DRAW_WINDOW = 200;
 
   const state = {
@@ -71,7 +71,7 @@
     unanswered: new Map(), rtts: [], sendTimes: [], resultTimes: [],
     previous: null, newest: null,
     draws: 0, drawsWithPose: 0, lastDrawn: null,
-    capturedAt: new Map(), drawLatencies: [], lastDrawnSeq: -1, frameShownSeq: -1,
+    drawLatencies: [], lastDrawnSeq: -1, frameShownSeq: -1,
   };
 
   // ---- capture --------------------------------------------------------------------------------------
@@ -188,8 +188,6 @@
       slot.canvas.height = capture.height;
       slot.canvas.getContext('2d').drawImage(capture, 0, 0);
     }
-    state.capturedAt.set(seq, capturedAt);
-    for (const old of state.capturedAt.keys()) if (old <= seq - 4 * KEPT_FRAMES) state.capturedAt.delete(old);
     state.encoding = true;
     capture.toBlob(async (blob) => {
       state.encoding = false;
@@ -344,9 +342,9 @@
     showTrackedFrame(result.sequence);
     if (result.sequence !== state.lastDrawnSeq) {
       state.lastDrawnSeq = result.sequence;
-      const capturedAt = state.capturedAt.get(result.sequence);
-      if (capturedAt !== undefined) {
-        state.drawLatencies.push(performance.now() - capturedAt);
+      // The result echoes the frame's capture time (this page's clock), as the round trip uses it.
+      if (typeof result.timestamp === 'number') {
+        state.drawLatencies.push(performance.now() - result.timestamp);
         if (state.drawLatencies.length > DRAW_WINDOW) state.drawLatencies.shift();
       }
     }

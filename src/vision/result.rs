@@ -46,13 +46,9 @@ impl FrameResult {
     /// (none when they are not in view), so a single-person consumer (the solver, an exporter) follows
     /// exactly that person.
     pub fn of_person(&self, id: PersonId) -> FrameResult {
-        let person = self.people.iter().find(|p| p.id == id);
         FrameResult {
-            pose: person.map(|p| p.pose.clone()),
-            hands: person.map(|p| p.hands.clone()).unwrap_or_default(),
-            angles: person.map(|p| p.angles.clone()).unwrap_or_default(),
-            people: person.into_iter().cloned().collect(),
-            ..self.clone()
+            people: self.people.iter().filter(|p| p.id == id).cloned().collect(),
+            ..self.focused_on(id)
         }
     }
 

@@ -65,16 +65,11 @@ fn blender_reads_every_persons_bvh_of_an_export() {
     let frames = crate::common::mjpeg_frames("multiperson/mp_cross2.mjpeg");
     let session = crate::common::record_clip_tracking(&dir, &frames, 3, None);
     let out = dir.join("export");
-    let output = Command::new(env!("CARGO_BIN_EXE_livepose"))
-        .args(["export", "--bvh", "--jsonl", "--out"])
-        .arg(&out)
-        .arg(&session)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    crate::common::run_livepose(
+        ["export", "--bvh", "--jsonl", "--out"]
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .chain([out.as_os_str(), session.as_os_str()]),
     );
     let text = std::fs::read_to_string(out.join("results.jsonl")).unwrap();
     let (results, _) = read_jsonl(&text).unwrap();

@@ -36,6 +36,18 @@ pub(crate) const PAGE_ANSWERED: f64 = 0.8;
 
 /// Writes frames as YUV4MPEG2 4:2:0 (JPEG chroma siting), BT.601 limited range, as Chromium's fake
 /// capture expects.
+/// The clip `mjpeg` (a fixture) decoded, and written as `CARGO_TARGET_TMPDIR/y4m_name` for Chromium's
+/// fake camera.
+pub(crate) fn fake_camera(mjpeg: &str, y4m_name: &str) -> (Vec<RgbImage>, PathBuf) {
+    let clip: Vec<RgbImage> = mjpeg_frames(mjpeg)
+        .iter()
+        .map(|jpeg| rgb_image_from_bytes(jpeg).unwrap())
+        .collect();
+    let y4m = Path::new(env!("CARGO_TARGET_TMPDIR")).join(y4m_name);
+    write_y4m(&y4m, &clip);
+    (clip, y4m)
+}
+
 pub(crate) fn write_y4m(path: &Path, frames: &[RgbImage]) {
     let (w, h) = (frames[0].width as usize, frames[0].height as usize);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
@@ -103,6 +115,16 @@ pub(crate) fn pink_pixels(screenshot: &Path) -> usize {
         .pixels()
         .filter(|p| p[0] > 220 && p[1] < 110 && p[2] > 120 && p[2] < 210)
         .count()
+}
+
+/// A canvas the page handed over as a PNG data URL (`toDataURL('image/png')`), decoded.
+pub(crate) fn png_data_url(data_url: &serde_json::Value) -> image::DynamicImage {
+    let base64 = data_url
+        .as_str()
+        .unwrap()
+        .trim_start_matches("data:image/png;base64,");
+    let png = data_encoding::BASE64.decode(base64.as_bytes()).unwrap();
+    image::load_from_memory(&png).unwrap()
 }
 
 pub(crate) fn browser_dir() -> PathBuf {
@@ -396,13 +418,8 @@ fn chromium_streams_the_clip_and_gets_faithful_results_back() {
             .exists(),
         "playwright-core missing: run `make setup` (npm ci in tests/browser)"
     );
-    let clip: Vec<RgbImage> = mjpeg_frames("carphone_640.mjpeg")
-        .iter()
-        .map(|jpeg| rgb_image_from_bytes(jpeg).unwrap())
-        .collect();
+    let (clip, y4m) = fake_camera("carphone_640.mjpeg", "carphone_640.y4m");
     let refs = read_jsonl("carphone_640.static.ref.jsonl");
-    let y4m = Path::new(env!("CARGO_TARGET_TMPDIR")).join("carphone_640.y4m");
-    write_y4m(&y4m, &clip);
 
     // Lossless transport (the page's PNG encoding): the server sees the camera's pixels, which differ
     // from libjpeg's decode of the clip by 0.56 grey levels on average (the .y4m's 4:2:0 round trip and
@@ -458,13 +475,8 @@ fn chromium_streams_the_clip_and_gets_faithful_results_back() {
 #[test]
 fn the_prototypes_socket_io_page_streams_from_another_origin() {
     let _serial = crate::common::heavy();
-    let clip: Vec<RgbImage> = mjpeg_frames("carphone_640.mjpeg")
-        .iter()
-        .map(|jpeg| rgb_image_from_bytes(jpeg).unwrap())
-        .collect();
+    let (clip, y4m) = fake_camera("carphone_640.mjpeg", "carphone_640_socketio.y4m");
     let refs = read_jsonl("carphone_640.static.ref.jsonl");
-    let y4m = Path::new(env!("CARGO_TARGET_TMPDIR")).join("carphone_640_socketio.y4m");
-    write_y4m(&y4m, &clip);
     let page_port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
@@ -548,12 +560,7 @@ fn the_prototypes_socket_io_page_streams_from_another_origin() {
 #[test]
 fn the_tracked_frame_view_shows_the_frame_of_the_result_drawn() {
     let _serial = crate::common::heavy();
-    let clip: Vec<RgbImage> = mjpeg_frames("carphone_640.mjpeg")
-        .iter()
-        .map(|jpeg| rgb_image_from_bytes(jpeg).unwrap())
-        .collect();
-    let y4m = Path::new(env!("CARGO_TARGET_TMPDIR")).join("carphone_640_tracked.y4m");
-    write_y4m(&y4m, &clip);
+    let (_, y4m) = fake_camera("carphone_640.mjpeg", "carphone_640_tracked.y4m");
     let session = stream(&y4m, "encoding=png&show=tracked", "browser_tracked");
     let summary = &session.summary;
     assert_eq!(summary["show"], "tracked");
@@ -563,15 +570,7 @@ fn the_tracked_frame_view_shows_the_frame_of_the_result_drawn() {
         .iter()
         .find(|t| t.seq == seq)
         .expect("the server tracked the frame the page drew");
-    let data_url = summary["framePng"].as_str().unwrap();
-    let png = data_encoding::BASE64
-        .decode(
-            data_url
-                .trim_start_matches("data:image/png;base64,")
-                .as_bytes(),
-        )
-        .unwrap();
-    let shown = image::load_from_memory(&png).unwrap().to_rgb8();
+    let shown = png_data_url(&summary["framePng"]).to_rgb8();
     let shown = RgbImage {
         width: shown.width(),
         height: shown.height(),

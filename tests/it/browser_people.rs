@@ -17,12 +17,8 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::path::Path;
-
-use super::browser_e2e::{Browser, difference, stream_from, write_y4m};
-use crate::common::mjpeg_frames;
-use livepose::vision::image::rgb_image_from_bytes;
-use livepose::vision::{RgbImage, TrackerConfig};
+use super::browser_e2e::{Browser, difference, fake_camera, png_data_url, stream_from};
+use livepose::vision::TrackerConfig;
 
 /// The page's person colours (`assets/web/client.js`, `PERSON_COLORS`), by id − 1.
 const PAGE_COLORS: [[u8; 3]; 6] = [
@@ -42,13 +38,8 @@ fn colour_of(id: u64) -> [u8; 3] {
 #[test]
 fn the_page_draws_everyone_in_their_own_colour_where_the_truth_puts_them() {
     let _serial = crate::common::heavy();
-    let clip: Vec<RgbImage> = mjpeg_frames("multiperson/mp_cross2.mjpeg")
-        .iter()
-        .map(|jpeg| rgb_image_from_bytes(jpeg).unwrap())
-        .collect();
+    let (clip, y4m) = fake_camera("multiperson/mp_cross2.mjpeg", "mp_cross2.y4m");
     let truth = crate::common::read_jsonl("multiperson/mp_cross2.truth.jsonl");
-    let y4m = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mp_cross2.y4m");
-    write_y4m(&y4m, &clip);
     let session = stream_from(
         &y4m,
         "browser_people",
@@ -90,15 +81,7 @@ fn the_page_draws_everyone_in_their_own_colour_where_the_truth_puts_them() {
         "no clip frame like the drawn one ({diff} levels)"
     );
     // The overlay as drawn.
-    let data_url = summary["overlayPng"].as_str().unwrap();
-    let png = data_encoding::BASE64
-        .decode(
-            data_url
-                .trim_start_matches("data:image/png;base64,")
-                .as_bytes(),
-        )
-        .unwrap();
-    let overlay = image::load_from_memory(&png).unwrap().to_rgba8();
+    let overlay = png_data_url(&summary["overlayPng"]).to_rgba8();
     let mut report = Vec::new();
     let mut checked = 0;
     for person in truth[k]["people"].as_array().unwrap() {

@@ -12,13 +12,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::browser_e2e::{
-    Browser, PAGE_ANSWERED, errors_against_mediapipe, stream_from, write_y4m,
+    Browser, PAGE_ANSWERED, errors_against_mediapipe, fake_camera, stream_from,
 };
-use crate::common::{mjpeg_frames, read_jsonl};
+use crate::common::read_jsonl;
 use livepose::server::{Server, ServerConfig};
 use livepose::service::{Service, ServiceConfig};
-use livepose::vision::image::rgb_image_from_bytes;
-use livepose::vision::{EngineConfig, RgbImage};
+use livepose::vision::EngineConfig;
 
 /// Two network namespaces' worth of "another device": a namespace for Chromium and a veth pair from it
 /// to this one, with addresses of their own (10.231.N.1 here, 10.231.N.2 there). Removed when dropped.
@@ -108,13 +107,8 @@ fn chromium_on_another_device_streams_over_https_with_the_token() {
             return;
         }
     };
-    let clip: Vec<RgbImage> = mjpeg_frames("carphone_640.mjpeg")
-        .iter()
-        .map(|jpeg| rgb_image_from_bytes(jpeg).unwrap())
-        .collect();
+    let (clip, y4m) = fake_camera("carphone_640.mjpeg", "carphone_640_remote.y4m");
     let refs = read_jsonl("carphone_640.static.ref.jsonl");
-    let y4m = Path::new(env!("CARGO_TARGET_TMPDIR")).join("carphone_640_remote.y4m");
-    write_y4m(&y4m, &clip);
     let cert_dir =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("remote-tls-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cert_dir);

@@ -53,11 +53,7 @@ fn python_osc_receives_one_valid_vmc_bundle_per_result() {
     )
     .unwrap();
     sender.follow(Some(stream.id()));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stream.stats().subscribers < 2 {
-        assert!(Instant::now() < deadline, "the VMC sender never subscribed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_sender(&stream);
 
     let mut frames: Vec<Payload> = mjpeg_frames("kenburns_messi.mjpeg")
         .into_iter()
@@ -73,28 +69,8 @@ fn python_osc_receives_one_valid_vmc_bundle_per_result() {
     frames.extend((0..EMPTY_FRAMES).map(|_| Payload::Decoded(Arc::clone(&empty))));
     let mut tracked = Vec::new();
     for (i, payload) in frames.into_iter().enumerate() {
-        stream
-            .publish(FrameInput {
-                meta: FrameMeta {
-                    seq: i as u64,
-                    timestamp_us: (i as i64 + 1) * 33_333,
-                    ..FrameMeta::captured_now(i as u64)
-                },
-                payload,
-            })
-            .unwrap();
-        // One frame at a time, as a 30 frames/s source would be served: each result reaches the
-        // sender before the next exists.
-        let done = ours.recv_timeout(Duration::from_secs(120)).unwrap();
-        tracked.push(done.outcome.unwrap().pose.is_some());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while sender.stats().results < i as u64 + 1 {
-            assert!(
-                Instant::now() < deadline,
-                "the sender did not take result {i}"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let result = publish_one(&stream, &ours, &sender, i, payload);
+        tracked.push(result.pose.is_some());
     }
     let stats = sender.stats();
     drop(sender);
@@ -202,6 +178,45 @@ fn serve_follows_the_oldest_client_stream() {
 
 /// Starts `tests/vmc/receive.py` on `port` (0: any); returns it and its output lines (the first, the port,
 /// already read).
+/// Waits until the VMC sender has subscribed to `stream` (beside the test's own subscription).
+fn wait_for_sender(stream: &livepose::service::StreamHandle) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stream.stats().subscribers < 2 {
+        assert!(Instant::now() < deadline, "the VMC sender never subscribed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Publishes frame `i` and returns its result once the sender has taken it too: one frame at a time,
+/// as a 30 frames/s source would be served, each result reaching the sender before the next exists.
+fn publish_one(
+    stream: &livepose::service::StreamHandle,
+    ours: &livepose::service::Subscription,
+    sender: &VmcSender,
+    i: usize,
+    payload: Payload,
+) -> Arc<livepose::vision::FrameResult> {
+    stream
+        .publish(FrameInput {
+            meta: FrameMeta {
+                timestamp_us: (i as i64 + 1) * 33_333,
+                ..FrameMeta::captured_now(i as u64)
+            },
+            payload,
+        })
+        .unwrap();
+    let done = ours.recv_timeout(Duration::from_secs(120)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sender.stats().results < i as u64 + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the sender did not take result {i}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    done.outcome.unwrap()
+}
+
 fn receiver_on(
     port: u16,
 ) -> (
@@ -263,37 +278,16 @@ fn every_person_goes_to_a_port_of_their_own() {
     )
     .unwrap();
     sender.follow(Some(stream.id()));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while stream.stats().subscribers < 2 {
-        assert!(Instant::now() < deadline, "the VMC sender never subscribed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_sender(&stream);
     let frames = mjpeg_frames("multiperson/mp_cross2.mjpeg");
     let mut people_per_result = Vec::new();
     for (i, jpeg) in frames.into_iter().enumerate() {
-        stream
-            .publish(FrameInput {
-                meta: FrameMeta {
-                    seq: i as u64,
-                    timestamp_us: (i as i64 + 1) * 33_333,
-                    ..FrameMeta::captured_now(i as u64)
-                },
-                payload: Payload::Encoded {
-                    format: EncodedFormat::Jpeg,
-                    bytes: jpeg.into(),
-                },
-            })
-            .unwrap();
-        let done = ours.recv_timeout(Duration::from_secs(120)).unwrap();
-        people_per_result.push(done.outcome.unwrap().people.len());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while sender.stats().results < i as u64 + 1 {
-            assert!(
-                Instant::now() < deadline,
-                "the sender did not take result {i}"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        let payload = Payload::Encoded {
+            format: EncodedFormat::Jpeg,
+            bytes: jpeg.into(),
+        };
+        let result = publish_one(&stream, &ours, &sender, i, payload);
+        people_per_result.push(result.people.len());
     }
     drop(sender);
     let first_summary: Value = serde_json::from_str(&lines_first.next().unwrap().unwrap()).unwrap();

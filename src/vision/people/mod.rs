@@ -54,8 +54,9 @@ const VELOCITY_GAIN: f32 = 0.6;
 /// A lost person is given back their id only by a body at least this similar to how they looked.
 pub const REACQUIRE_MIN_SIMILARITY: f32 = 0.5;
 /// A body found outside every gate that looks at least this much like a lost person is that person
-/// (re-identification by appearance alone: someone who moved further than predicted while hidden). On
-/// the crossing clips, the same person scored 0.89–0.98 and other people at most 0.69.
+/// (re-identification by appearance alone: someone who moved further than predicted while hidden).
+/// Chosen on `mp_cross2` (the same person scored 0.89–0.98, other people at most 0.69); the held-out
+/// clips were scored after (docs/MEASUREMENTS.md, "Several people").
 pub const REIDENTIFY_MIN_SIMILARITY: f32 = 0.85;
 /// A tracked person whose region now shows a body this dissimilar to how they looked (after
 /// [`SETTLED_LOOK_FRAMES`] frames of looking at them) has slid onto someone else: they are lost.
