@@ -294,17 +294,15 @@ impl Engine {
                 if person.restart_filters || !config.tracking {
                     person.state.reset();
                 }
-                let (pose, next) = if config.tracking {
-                    // The next region from this frame's own auxiliary points (moved on by the
-                    // person's velocity at the next frame), not from their smoothed copy as
-                    // MediaPipe's: smoothing lags behind a moving camera, and the landmarks are
-                    // smoothed anyway (measured against the truth: docs/MEASUREMENTS.md).
-                    let next = next_roi_from_raw(&raw);
-                    let (pose, _) = smooth_pose(raw, image.width, timestamp_us, &mut person.state);
-                    (pose, next)
+                // The next region from this frame's own auxiliary points (moved on by the person's
+                // velocity at the next frame), not from their smoothed copy as MediaPipe's: smoothing
+                // lags behind a moving camera, and the landmarks are smoothed anyway (measured against
+                // the truth: docs/MEASUREMENTS.md).
+                let next = next_roi_from_raw(&raw);
+                let pose = if config.tracking {
+                    smooth_pose(raw, image.width, timestamp_us, &mut person.state).0
                 } else {
-                    let next = next_roi_from_raw(&raw);
-                    (pose_from_raw(raw), next)
+                    pose_from_raw(raw)
                 };
                 let body = BodyInImage::from_landmarks(&pose.landmarks)?;
                 let look = Appearance::of(image, &body);
