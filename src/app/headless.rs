@@ -51,8 +51,8 @@ struct ScreenshotState {
 #[derive(Clone, Debug, serde::Serialize)]
 struct PeopleSeen {
     frame_seq: u64,
-    /// (id, hip centre in image px), in id order.
-    people: Vec<(crate::vision::PersonId, [f32; 2])>,
+    /// (id, hip centre, the 33 landmarks; image px), in id order.
+    people: Vec<(crate::vision::PersonId, [f32; 2], Vec<[f32; 2]>)>,
     followed: Option<crate::vision::PersonId>,
 }
 
@@ -77,7 +77,8 @@ fn note_people(
         .iter()
         .filter_map(|p| {
             let body = crate::vision::people::BodyInImage::from_landmarks(&p.pose.landmarks)?;
-            Some((p.id, body.hips_in_image))
+            let landmarks = p.pose.landmarks.iter().map(|l| l.pos_in_image).collect();
+            Some((p.id, body.hips_in_image, landmarks))
         })
         .collect();
     state.people_seen.push(PeopleSeen {

@@ -26,6 +26,7 @@
 
 pub mod appearance;
 mod body;
+mod reidentify;
 
 pub use appearance::Appearance;
 pub use body::BodyInImage;
@@ -43,6 +44,9 @@ pub const MATCH_TORSOS: f32 = 0.6;
 /// [`MAX_REACQUIRE_TORSOS`]): where they reappear is less certain the longer they were gone.
 pub const REACQUIRE_TORSOS_PER_S: f32 = 1.5;
 pub const MAX_REACQUIRE_TORSOS: f32 = 2.5;
+/// A detection this near a tracked person (torso lengths) that looks just like them
+/// ([`REIDENTIFY_MIN_SIMILARITY`]) is them seen differently (a partial view), not a new person.
+pub const HELD_LOOKALIKE_TORSOS: f32 = 1.0;
 /// Two people whose hip and shoulder centres are within this many torso lengths are on one body.
 pub const SAME_BODY_TORSOS: f32 = 0.35;
 /// A region that moved further than this from its prediction (torso lengths) jumped: detect next frame.
@@ -423,6 +427,7 @@ impl<F> PeopleTracker<F> {
                 Assignment::Reacquired(person.id)
             });
         }
+        self.newcomers_who_were_lost(candidates, &mut out, &mut person_taken, timestamp_us);
         let mut tracked = self.tracked();
         if tracing::enabled!(tracing::Level::TRACE) {
             for (ci, c) in candidates.iter().enumerate() {
@@ -458,10 +463,14 @@ impl<F> PeopleTracker<F> {
                     return a;
                 }
                 // A detection on a body someone already holds (outside the keypoint gate, e.g. a
-                // partial view) is not a new person.
+                // partial view, or near it and looking just like them) is not a new person.
                 let held = self.people.iter().any(|p| {
+                    let d = p.body_at(timestamp_us).distance_in_torsos(&c.body);
                     p.is_tracked()
-                        && p.body_at(timestamp_us).distance_in_torsos(&c.body) < MATCH_TORSOS
+                        && (d < MATCH_TORSOS
+                            || (d < HELD_LOOKALIKE_TORSOS
+                                && p.similarity(c.appearance.as_ref())
+                                    .is_some_and(|s| s >= REIDENTIFY_MIN_SIMILARITY)))
                 });
                 if held || tracked >= max_people {
                     return Assignment::Ignored;

@@ -345,3 +345,75 @@ fn a_lost_person_found_far_from_where_predicted_is_known_by_their_looks() {
     );
     assert_eq!(found, vec![Assignment::New(3)]);
 }
+
+#[test]
+fn a_detection_near_a_tracked_person_that_looks_just_like_them_is_them_not_someone_new() {
+    const RED: [u8; 3] = [200, 30, 30];
+    const BLUE: [u8; 3] = [30, 40, 200];
+    let mut t = PeopleTracker::<()>::default();
+    assert_eq!(
+        t.associate(&[dressed(200.0, 300.0, RED)], 0, 3, || ()),
+        vec![Assignment::New(1)]
+    );
+    let roi = candidate(200.0, 300.0, 100.0).roi;
+    t.seen(1, 0, body(200.0, 300.0, 100.0), roi, None);
+    // 0.8 torso lengths off (outside the 0.6 gate, a partial view's keypoints): in red, person 1 seen
+    // differently; in blue, someone new beside them.
+    assert_eq!(
+        t.associate(&[dressed(280.0, 300.0, RED)], FRAME_US, 3, || ()),
+        vec![Assignment::Ignored]
+    );
+    assert_eq!(
+        t.associate(&[dressed(280.0, 300.0, BLUE)], 2 * FRAME_US, 3, || ()),
+        vec![Assignment::New(2)]
+    );
+    // Further than HELD_LOOKALIKE_TORSOS, a look-alike is someone else.
+    assert_eq!(
+        t.associate(&[dressed(900.0, 300.0, RED)], 3 * FRAME_US, 3, || ()),
+        vec![Assignment::New(3)]
+    );
+}
+
+#[test]
+fn a_newcomer_who_soon_looks_like_someone_lost_takes_their_id_back() {
+    const RED: [u8; 3] = [200, 30, 30];
+    const BLUE: [u8; 3] = [30, 40, 200];
+    // Person 1 in red is lost; someone is found elsewhere in a view that looks blue (e.g. half hidden):
+    // a new id. `after` later, a detection on the newcomer looks red.
+    let run = |after: i64| {
+        let mut t = PeopleTracker::<()>::default();
+        t.associate(&[dressed(200.0, 300.0, RED)], 0, 3, || ());
+        t.seen(
+            1,
+            0,
+            body(200.0, 300.0, 100.0),
+            candidate(200.0, 300.0, 100.0).roi,
+            None,
+        );
+        t.not_seen(1, FRAME_US);
+        t.settle(FRAME_US);
+        let found = t.associate(&[dressed(900.0, 300.0, BLUE)], 2 * FRAME_US, 3, || ());
+        assert_eq!(found, vec![Assignment::New(2)]);
+        let at = 2 * FRAME_US + after;
+        t.seen(
+            2,
+            at - FRAME_US,
+            body(900.0, 300.0, 100.0),
+            candidate(900.0, 300.0, 100.0).roi,
+            None,
+        );
+        let found = t.associate(&[dressed(900.0, 300.0, RED)], at, 3, || ());
+        let ids: Vec<PersonId> = t.people.iter().map(|p| p.id).collect();
+        (found, ids)
+    };
+    assert_eq!(
+        run(2 * FRAME_US),
+        (vec![Assignment::Reacquired(1)], vec![1]),
+        "within NEWCOMER_US: person 1 again, id 2 retired"
+    );
+    assert_eq!(
+        run(reidentify::NEWCOMER_US + FRAME_US),
+        (vec![Assignment::Tracked(2)], vec![1, 2]),
+        "after NEWCOMER_US the newcomer keeps their id"
+    );
+}

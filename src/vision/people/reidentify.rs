@@ -1,0 +1,72 @@
+//! A newcomer who was someone lost: a person first seen in a view that did not look like them (half
+//! hidden, at an edge of the frame, coming out from behind someone) gets a new id; when, within
+//! [`NEWCOMER_US`], their detection looks like a lost person, they are that person and take back
+//! their id (the newcomer's id is retired, never reused).
+
+use super::{Assignment, Candidate, MAX_SCALE_RATIO, PeopleTracker, REIDENTIFY_MIN_SIMILARITY};
+
+/// A person given a new id less than this long ago may still turn out to be someone lost.
+pub const NEWCOMER_US: i64 = 1_000_000;
+
+impl<F> PeopleTracker<F> {
+    /// For each candidate matched to a newcomer (`out`, by candidate; tracked or back after a moment lost): if the candidate looks like a
+    /// lost person (similarity at least [`REIDENTIFY_MIN_SIMILARITY`], and more than like the newcomer's
+    /// own first look) who was known before the newcomer, the newcomer takes that person's id, first
+    /// sighting and appearance, and the lost person's record goes. `person_taken` (by person index) is
+    /// kept in step with the people.
+    pub(super) fn newcomers_who_were_lost(
+        &mut self,
+        candidates: &[Candidate],
+        out: &mut [Option<Assignment>],
+        person_taken: &mut Vec<bool>,
+        timestamp_us: i64,
+    ) {
+        for (candidate, assigned) in candidates.iter().zip(out.iter_mut()) {
+            let Some(Assignment::Tracked(id) | Assignment::Reacquired(id)) = *assigned else {
+                continue;
+            };
+            let Some(ni) = self.people.iter().position(|p| p.id == id) else {
+                continue;
+            };
+            let newcomer = &self.people[ni];
+            if timestamp_us - newcomer.created_us > NEWCOMER_US {
+                continue;
+            }
+            let look = candidate.appearance.as_ref();
+            let own = newcomer.similarity(look).unwrap_or(0.0);
+            let body = newcomer.body_at(timestamp_us);
+            let lost = self
+                .people
+                .iter()
+                .enumerate()
+                .filter(|(pi, p)| {
+                    !p.is_tracked()
+                        && !person_taken.get(*pi).copied().unwrap_or(true)
+                        && p.created_us < newcomer.created_us
+                        && p.body_at(timestamp_us).scale_ratio(&body) <= MAX_SCALE_RATIO
+                })
+                .filter_map(|(pi, p)| {
+                    p.similarity(look)
+                        .filter(|s| *s >= REIDENTIFY_MIN_SIMILARITY && *s > own)
+                        .map(|s| (pi, s))
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let Some((li, similarity)) = lost else {
+                continue;
+            };
+            let was = self.people.remove(li);
+            person_taken.remove(li);
+            let ni = if li < ni { ni - 1 } else { ni };
+            tracing::debug!(
+                "person {id} is person {} again (looks {similarity:.2} alike)",
+                was.id
+            );
+            let person = &mut self.people[ni];
+            person.id = was.id;
+            person.created_us = was.created_us;
+            person.appearance = was.appearance;
+            person.appearance_frames = was.appearance_frames;
+            *assigned = Some(Assignment::Reacquired(was.id));
+        }
+    }
+}
