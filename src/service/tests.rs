@@ -31,6 +31,8 @@ struct FakeSpec {
     hands: Option<Duration>,
     /// Frames with this timestamp fail in the pose branch.
     fail_at_us: Option<i64>,
+    /// The pose branch panics on frames with this timestamp.
+    panic_at_us: Option<i64>,
     /// Loading a processor for this model fails.
     refuse_model: Option<PoseModel>,
 }
@@ -69,6 +71,9 @@ impl Processor for Fake {
         _solo: bool,
     ) -> Result<PoseOutput, VisionError> {
         self.run(Branch::Pose, timestamp_us, self.spec.pose);
+        if self.spec.panic_at_us == Some(timestamp_us) {
+            panic!("a bug in the engine");
+        }
         if self.spec.fail_at_us == Some(timestamp_us) {
             return Err(VisionError::NonMonotonicTimestamp {
                 previous_us: timestamp_us,
@@ -117,6 +122,7 @@ fn quick(pose_ms: u64) -> FakeSpec {
         pose: Duration::from_millis(pose_ms),
         hands: None,
         fail_at_us: None,
+        panic_at_us: None,
         refuse_model: None,
     }
 }
@@ -310,6 +316,37 @@ fn a_closed_stream_delivers_what_is_in_flight_then_closes_its_subscriptions() {
         "no longer listed"
     );
     assert!(service.subscribe(id, 1).is_none());
+}
+
+#[test]
+fn a_panic_in_the_engine_fails_that_frame_and_the_worker_goes_on() {
+    let spec = FakeSpec {
+        panic_at_us: Some(1000),
+        ..quick(1)
+    };
+    let (service, _log) = service(1, spec);
+    let stream = open(&service, "clip", Delivery::Lossless);
+    let results = stream.subscribe(16);
+    for k in 0..4 {
+        stream.publish(frame(0, k)).unwrap();
+    }
+    assert!(
+        stream.wait_idle(Duration::from_secs(10)),
+        "the worker died with its job"
+    );
+    let got = results.drain();
+    assert_eq!(seqs(&got), vec![0, 1, 2, 3]);
+    match &got[1].outcome {
+        Err(FrameError::Inference(message)) => {
+            assert!(
+                message.contains("panicked: a bug in the engine"),
+                "{message}"
+            );
+        }
+        other => panic!("frame 1: {other:?}"),
+    }
+    assert!(got[2].outcome.is_ok() && got[3].outcome.is_ok());
+    assert_eq!(stream.stats().failed, 1);
 }
 
 #[test]

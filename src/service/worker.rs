@@ -10,8 +10,9 @@ use super::stream::{AfterDecode, FrameError, HandsWork, StreamShared};
 use super::{Branch, ServiceShared};
 use crate::frame::Payload;
 use crate::sync::lock;
-use crate::vision::ModelError;
 use crate::vision::image::FrameDecoder;
+use crate::vision::tracker::{HandsTrack, PoseTrack};
+use crate::vision::{ModelError, VisionError};
 
 /// An engine, counted in [`super::ServiceStats::engines_loaded`] while it exists.
 struct CountedEngine {
@@ -135,10 +136,14 @@ impl Worker {
         let solo = shared.alone();
         let output = {
             let mut track = lock(&stream.pose_track);
-            self.engine
-                .engine
-                .run_pose(&image, work.timestamp_us, work.config, &mut track, solo)
-                .map_err(|e| FrameError::Inference(e.to_string()))
+            let engine = &mut self.engine.engine;
+            let (output, panicked) = contain_panic(|| {
+                engine.run_pose(&image, work.timestamp_us, work.config, &mut track, solo)
+            });
+            if panicked {
+                *track = PoseTrack::new(work.config);
+            }
+            output
         };
         let model = self.engine.engine.pose_model();
         stream.pose_done(work.serial, output, model, shared)
@@ -176,11 +181,41 @@ impl Worker {
     ) -> Option<HandsWork> {
         let output = {
             let mut track = lock(&stream.hands_track);
-            self.engine
-                .engine
-                .run_hands(&work.image, work.timestamp_us, work.config, &mut track)
-                .map_err(|e| FrameError::Inference(e.to_string()))
+            let engine = &mut self.engine.engine;
+            let (output, panicked) = contain_panic(|| {
+                engine.run_hands(&work.image, work.timestamp_us, work.config, &mut track)
+            });
+            if panicked {
+                *track = HandsTrack::new(work.config);
+            }
+            output
         };
         stream.hands_done(work.serial, output, shared)
+    }
+}
+
+/// Runs one branch of a frame so that a panic in it (a bug in the engine or in ONNX Runtime's
+/// bindings) fails that frame instead of the worker: the frame is delivered with the error, and the
+/// caller starts the stream's tracker half afresh (its state may be half updated) when the second value
+/// says it panicked; the worker goes on with the next job. Without this a panicking worker took its job
+/// with it, and `analyze`, waiting for that frame, waited forever.
+fn contain_panic<T>(run: impl FnOnce() -> Result<T, VisionError>) -> (Result<T, FrameError>, bool) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(result) => (
+            result.map_err(|e| FrameError::Inference(e.to_string())),
+            false,
+        ),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            tracing::error!(
+                "the engine panicked on a frame ({what}); the stream's tracking restarts"
+            );
+            let error = FrameError::Inference(format!("the engine panicked: {what}"));
+            (Err(error), true)
+        }
     }
 }
