@@ -9,18 +9,20 @@
 //! - over every result the app took in the clip's first pass (its dump lists each result's people: id
 //!   and landmarks), true and output people are matched as the shared scorer matches them (greedily
 //!   by the mean distance over the visible landmarks, within max(0.6 torso lengths, 25 px)); each true
-//!   person's id changes at most once, and everyone is found in at least 70 % of the results where
+//!   person keeps one id through the crossing, and everyone is found within the first [`FOUND_WITHIN`]
+//!   results and then in at least 70 % of the results where
 //!   the truth has them clearly in view (at least 16 visible landmarks: half hidden behind the other,
 //!   a person need not be found);
 //! - the 3D view draws an avatar per person.
 //!
-//! The clip plays at 10 frames per second (`--fps 10`, a third of its rate): the app drops frames when it
-//! falls behind, and how many depends on the machine and its load (at 30 fps it tracked one frame in 2.5
-//! here and one in 4 on a loaded CI machine, where the second person, found by the detector's tiles,
-//! came ten tracked frames late and was then found in only 16 of 24 results). At 10 fps it tracks most
-//! frames, so what this checks is the app's drawing and ids; the tracker under frame drops is scored
-//! against the truth with `analyze` (docs/MEASUREMENTS.md). The frame shown (`shown_frame_seq`) is the
-//! clip frame `seq % 90` (the file source loops and numbers every frame it publishes). Runs with
+//! The clip plays at 15 frames per second (`--fps 15`, half its rate): the app drops frames when it
+//! falls behind, and how many depends on the machine and its load (at 30 fps it tracked one frame in
+//! 2.5 here and one in 4 on a loaded CI machine). Half the rate keeps Grace Hopper's time behind the
+//! other person (frames 28 to 67) at 2.6 s, within the tracker's 4 s grace period, as at the clip's
+//! rate (1.3 s); at 10 fps it was 3.9 s, on the edge, and her id changed in 2 of 8 runs; at 15 fps it
+//! held in 6 of 6 with one core loaded beside the app (2026-12-07). The tracker under frame drops is
+//! scored against the truth with `analyze` (docs/MEASUREMENTS.md). The frame shown (`shown_frame_seq`)
+//! is the clip frame `seq % 90` (the file source loops and numbers every frame it publishes). Runs with
 //! `--no-interpolation`, so the skeleton drawn is the result of the frame shown.
 
 #![allow(
@@ -34,6 +36,13 @@ use serde_json::Value;
 use livepose::app::PERSON_COLORS;
 
 const CLIP_FRAMES: u64 = 90;
+
+/// Everyone must be found within this many tracked frames: the person seen whole but small, on the
+/// right, is found by the detector's square tiles, whose turn comes every other detection while the
+/// detector backs off to every 4th frame (in `analyze` at frame 10). Their share found is counted
+/// after it (at 30 fps the app, tracking one frame in four on a loaded CI machine, found them at the
+/// 11th tracked frame, and so in only 16 of 24 results over the first pass).
+const FOUND_WITHIN: usize = 14;
 
 fn truth() -> Vec<Value> {
     crate::common::read_jsonl("multiperson/mp_cross2.truth.jsonl")
@@ -138,12 +147,12 @@ fn the_app_draws_everyone_where_the_truth_puts_them_and_ids_stay_with_their_peop
             "--max-people",
             "3",
             "--fps",
-            "10",
+            "15",
         ],
-        // The clip's first pass takes 9 s; the screenshot comes late in the second pass, after the
+        // The clip's first pass takes 6 s; the screenshot comes late in the second pass, after the
         // crossing (at the loop the people jump across the frame, and the one found by the detector's
         // tiles is found again about ten tracked frames later).
-        "17",
+        "12",
         "60",
     );
     let truth = truth();
@@ -213,14 +222,18 @@ fn the_app_draws_everyone_where_the_truth_puts_them_and_ids_stay_with_their_peop
         .iter()
         .filter(|s| s["frame_seq"].as_u64().unwrap() < CLIP_FRAMES)
         .collect();
-    for s in &first_pass {
+    // The result in which each true person was first found.
+    let mut first_found = std::collections::BTreeMap::<u64, usize>::new();
+    for (result, s) in first_pass.iter().enumerate() {
         let line = &truth[(s["frame_seq"].as_u64().unwrap() % CLIP_FRAMES) as usize];
         let outputs = s["people"].as_array().unwrap();
         // Matched as the shared scorer (`score_truth.py`) matches: greedily by the mean distance over
         // the person's visible landmarks, within max(0.6 torso lengths, 25 px).
         let mut pairs = Vec::new();
         for (person, points, landmarks) in visible(line) {
-            found.entry(person).or_default().1 += 1;
+            if result >= FOUND_WITHIN {
+                found.entry(person).or_default().1 += 1;
+            }
             let gate = (0.6 * torso_px(landmarks)).max(25.0);
             for (oi, output) in outputs.iter().enumerate() {
                 let d = mean_distance(&points, output);
@@ -237,7 +250,10 @@ fn the_app_draws_everyone_where_the_truth_puts_them_and_ids_stay_with_their_peop
             }
             people_taken.push(person);
             outputs_taken.push(oi);
-            found.entry(person).or_default().0 += 1;
+            first_found.entry(person).or_insert(result);
+            if result >= FOUND_WITHIN {
+                found.entry(person).or_default().0 += 1;
+            }
             let id = outputs[oi][0].as_u64().unwrap();
             let ids = ids_of.entry(person).or_default();
             if ids.last() != Some(&id) {
@@ -252,14 +268,22 @@ fn the_app_draws_everyone_where_the_truth_puts_them_and_ids_stay_with_their_peop
     );
     assert!(seen.len() >= 30, "{} results", seen.len());
     for (person, ids) in &ids_of {
+        // Through the crossing, Grace Hopper (half hidden, then hidden behind the other) keeps her id:
+        // `analyze` gives her the same id before and after at 30 fps and at every 3rd frame
+        // (docs/MEASUREMENTS.md, "Several people").
+        assert_eq!(ids.len(), 1, "true person {person} had ids {ids:?}");
+    }
+    // Everyone is found within the first FOUND_WITHIN results, and from then on in at least 70 % of
+    // the results where the truth has them in view. The tracker finds 0.81 of this clip's
+    // person-frames in `analyze` (every frame; MediaPipe Tasks 0.68, docs/MEASUREMENTS.md), and by this
+    // count 0.98 and 0.89 of the two people's frames.
+    for person in found.keys() {
+        let first = first_found.get(person).copied();
         assert!(
-            ids.len() <= 2,
-            "true person {person} had ids {ids:?}: more than one change"
+            first.is_some_and(|r| r < FOUND_WITHIN),
+            "true person {person} first found in result {first:?}"
         );
     }
-    // The tracker finds 0.81 of this clip's person-frames in `analyze` (every frame; MediaPipe Tasks
-    // 0.68, docs/MEASUREMENTS.md), and by this count 0.98 and 0.89 of the two people's frames (the
-    // second is found at frame 10, when the detector's turn comes to their tile): at least 0.7.
     for (person, (hit, all)) in &found {
         assert!(
             *hit as f64 >= 0.7 * *all as f64,

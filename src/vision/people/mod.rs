@@ -62,10 +62,16 @@ pub const REACQUIRE_MIN_SIMILARITY: f32 = 0.5;
 /// Chosen on `mp_cross2` (the same person scored 0.89–0.98, other people at most 0.69); the held-out
 /// clips were scored after (docs/MEASUREMENTS.md, "Several people").
 pub const REIDENTIFY_MIN_SIMILARITY: f32 = 0.85;
+/// Re-identified by appearance alone, torso lengths may differ by this factor (wider than
+/// [`MAX_SCALE_RATIO`]: the look is the evidence, and the body a lost person was last seen with may come
+/// from a partial view).
+pub const REIDENTIFY_MAX_SCALE_RATIO: f32 = 4.0;
 /// A tracked person whose region now shows a body this dissimilar to how they looked (after
 /// [`SETTLED_LOOK_FRAMES`] frames of looking at them) has slid onto someone else: they are lost.
 pub const SLID_MAX_SIMILARITY: f32 = 0.3;
 pub const SETTLED_LOOK_FRAMES: u32 = 5;
+/// A settled appearance model learns from a view only when it is at least this similar to it.
+pub const LEARN_MIN_SIMILARITY: f32 = 0.75;
 /// How fast a person's appearance model follows what is seen (EMA).
 const APPEARANCE_GAIN: f32 = 0.1;
 
@@ -436,11 +442,12 @@ impl<F> PeopleTracker<F> {
                     .iter()
                     .map(|p| {
                         format!(
-                            "#{}{} d {:.2}/{:.2} sim {:?}",
+                            "#{}{} d {:.2}/{:.2} scale {:.2} sim {:?}",
                             p.id,
                             if p.is_tracked() { "" } else { " lost" },
                             p.body_at(timestamp_us).distance_in_torsos(&c.body),
                             p.gate_torsos(timestamp_us),
+                            p.body_at(timestamp_us).scale_ratio(&c.body),
                             p.similarity(c.appearance.as_ref())
                         )
                     })
@@ -484,7 +491,8 @@ impl<F> PeopleTracker<F> {
                         // (People added for earlier candidates are past `person_taken`: tracked.)
                         !p.is_tracked()
                             && !person_taken.get(*pi).copied().unwrap_or(true)
-                            && p.body_at(timestamp_us).scale_ratio(&c.body) <= MAX_SCALE_RATIO
+                            && p.body_at(timestamp_us).scale_ratio(&c.body)
+                                <= REIDENTIFY_MAX_SCALE_RATIO
                     })
                     .filter_map(|(pi, p)| {
                         p.similarity(c.appearance.as_ref())
@@ -553,10 +561,21 @@ impl<F> PeopleTracker<F> {
         };
         if let Some(look) = &look {
             match &mut p.appearance {
-                Some(model) => model.blend(look, APPEARANCE_GAIN),
-                None => p.appearance = Some(look.clone()),
+                // A settled model learns only from views like it: a view half of someone else (a
+                // crossing, a region sliding over) would teach it the other person's look, and the
+                // person would not be known by it when they come back.
+                Some(model)
+                    if p.appearance_frames >= SETTLED_LOOK_FRAMES
+                        && model.similarity(look) < LEARN_MIN_SIMILARITY => {}
+                Some(model) => {
+                    model.blend(look, APPEARANCE_GAIN);
+                    p.appearance_frames = p.appearance_frames.saturating_add(1);
+                }
+                None => {
+                    p.appearance = Some(look.clone());
+                    p.appearance_frames = 1;
+                }
             }
-            p.appearance_frames = p.appearance_frames.saturating_add(1);
         }
         p.last_look = look;
         let jumped = p.lost_since_us.is_none()

@@ -3,7 +3,9 @@
 //! [`NEWCOMER_US`], their detection looks like a lost person, they are that person and take back
 //! their id (the newcomer's id is retired, never reused).
 
-use super::{Assignment, Candidate, MAX_SCALE_RATIO, PeopleTracker, REIDENTIFY_MIN_SIMILARITY};
+use super::{
+    Assignment, Candidate, PeopleTracker, REIDENTIFY_MAX_SCALE_RATIO, REIDENTIFY_MIN_SIMILARITY,
+};
 
 /// A person given a new id less than this long ago may still turn out to be someone lost.
 pub const NEWCOMER_US: i64 = 1_000_000;
@@ -43,7 +45,7 @@ impl<F> PeopleTracker<F> {
                     !p.is_tracked()
                         && !person_taken.get(*pi).copied().unwrap_or(true)
                         && p.created_us < newcomer.created_us
-                        && p.body_at(timestamp_us).scale_ratio(&body) <= MAX_SCALE_RATIO
+                        && p.body_at(timestamp_us).scale_ratio(&body) <= REIDENTIFY_MAX_SCALE_RATIO
                 })
                 .filter_map(|(pi, p)| {
                     p.similarity(look)

@@ -290,10 +290,15 @@ fn the_region_follows_the_motion_between_frames() {
 
 /// A 1280×720 grey image with a torso-sized rectangle of `rgb` around (x, y).
 fn dressed(x: f32, y: f32, rgb: [u8; 3]) -> Candidate {
+    dressed_sized(x, y, 100.0, rgb)
+}
+
+/// As [`dressed`], with a torso `torso` px long (the rectangle scales with it).
+fn dressed_sized(x: f32, y: f32, torso: f32, rgb: [u8; 3]) -> Candidate {
     let (width, height) = (1280_u32, 720_u32);
     let mut data = vec![128_u8; (width * height * 3) as usize];
-    for py in (y - 60.0) as u32..(y + 60.0) as u32 {
-        for px in (x - 40.0) as u32..(x + 40.0) as u32 {
+    for py in (y - 0.6 * torso) as u32..(y + 0.6 * torso) as u32 {
+        for px in (x - 0.4 * torso) as u32..(x + 0.4 * torso) as u32 {
             let at = ((py * width + px) * 3) as usize;
             data[at..at + 3].copy_from_slice(&rgb);
         }
@@ -303,7 +308,7 @@ fn dressed(x: f32, y: f32, rgb: [u8; 3]) -> Candidate {
         height,
         data,
     };
-    let mut c = candidate(x, y, 100.0);
+    let mut c = candidate(x, y, torso);
     c.appearance = Appearance::of(&image, &c.body);
     assert!(c.appearance.is_some());
     c
@@ -416,4 +421,39 @@ fn a_newcomer_who_soon_looks_like_someone_lost_takes_their_id_back() {
         (vec![Assignment::Tracked(2)], vec![1, 2]),
         "after NEWCOMER_US the newcomer keeps their id"
     );
+}
+
+#[test]
+fn re_identified_by_their_looks_a_person_may_come_back_at_another_scale() {
+    const RED: [u8; 3] = [200, 30, 30];
+    // Person 1 was last seen with a torso of 100 px (say, a partial view); they come back far away,
+    // 2.5 times as large: beyond MAX_SCALE_RATIO, within REIDENTIFY_MAX_SCALE_RATIO.
+    let mut t = PeopleTracker::<()>::default();
+    t.associate(&[dressed(200.0, 300.0, RED)], 0, 3, || ());
+    t.seen(
+        1,
+        0,
+        body(200.0, 300.0, 100.0),
+        candidate(200.0, 300.0, 100.0).roi,
+        None,
+    );
+    t.not_seen(1, FRAME_US);
+    t.settle(FRAME_US);
+    let found = t.associate(
+        &[dressed_sized(900.0, 360.0, 250.0, RED)],
+        10 * FRAME_US,
+        3,
+        || (),
+    );
+    assert_eq!(found, vec![Assignment::Reacquired(1)]);
+    // Five times as large is someone else, however alike.
+    t.not_seen(1, 11 * FRAME_US);
+    t.settle(11 * FRAME_US);
+    let found = t.associate(
+        &[dressed_sized(900.0, 360.0, 500.0, RED)],
+        12 * FRAME_US,
+        3,
+        || (),
+    );
+    assert_eq!(found, vec![Assignment::New(2)]);
 }
