@@ -457,3 +457,32 @@ fn re_identified_by_their_looks_a_person_may_come_back_at_another_scale() {
     );
     assert_eq!(found, vec![Assignment::New(2)]);
 }
+
+#[test]
+fn a_settled_look_does_not_learn_from_a_view_of_someone_else() {
+    const RED: [u8; 3] = [200, 30, 30];
+    const BLUE: [u8; 3] = [30, 40, 200];
+    let red = dressed(200.0, 300.0, RED).appearance;
+    let blue = dressed(200.0, 300.0, BLUE).appearance;
+    let mut t = PeopleTracker::<()>::default();
+    t.associate(&[dressed(200.0, 300.0, RED)], 0, 3, || ());
+    let see = |t: &mut PeopleTracker<()>, k: i64, look: &Option<Appearance>| {
+        let roi = candidate(200.0, 300.0, 100.0).roi;
+        t.seen(1, k * FRAME_US, body(200.0, 300.0, 100.0), roi, look.clone());
+    };
+    for k in 1..SETTLED_LOOK_FRAMES as i64 {
+        see(&mut t, k, &red);
+    }
+    // Settled in red: twenty frames of a view of someone in blue (a crossing) teach it nothing.
+    for k in 0..20 {
+        see(&mut t, 10 + k, &blue);
+    }
+    let similarity = t.people[0].similarity(red.as_ref()).unwrap();
+    assert!(similarity > 0.99, "{similarity}");
+    // Before it is settled, a person's look follows what is seen.
+    let mut t = PeopleTracker::<()>::default();
+    t.associate(&[dressed(200.0, 300.0, RED)], 0, 3, || ());
+    see(&mut t, 1, &blue);
+    let similarity = t.people[0].similarity(red.as_ref()).unwrap();
+    assert!(similarity < 0.99, "{similarity}");
+}
