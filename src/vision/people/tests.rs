@@ -468,7 +468,13 @@ fn a_settled_look_does_not_learn_from_a_view_of_someone_else() {
     t.associate(&[dressed(200.0, 300.0, RED)], 0, 3, || ());
     let see = |t: &mut PeopleTracker<()>, k: i64, look: &Option<Appearance>| {
         let roi = candidate(200.0, 300.0, 100.0).roi;
-        t.seen(1, k * FRAME_US, body(200.0, 300.0, 100.0), roi, look.clone());
+        t.seen(
+            1,
+            k * FRAME_US,
+            body(200.0, 300.0, 100.0),
+            roi,
+            look.clone(),
+        );
     };
     for k in 1..SETTLED_LOOK_FRAMES as i64 {
         see(&mut t, k, &red);
