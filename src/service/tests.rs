@@ -318,12 +318,9 @@ fn a_closed_stream_delivers_what_is_in_flight_then_closes_its_subscriptions() {
     assert!(service.subscribe(id, 1).is_none());
 }
 
-#[test]
-fn a_panic_in_the_engine_fails_that_frame_and_the_worker_goes_on() {
-    let spec = FakeSpec {
-        panic_at_us: Some(1000),
-        ..quick(1)
-    };
+/// A one-worker service running `spec` on a lossless stream of four frames: the stream (with its
+/// service, which must outlive it) once idle, and the results it delivered.
+fn four_frames(spec: FakeSpec) -> (Service, StreamHandle, Vec<StreamResult>) {
     let (service, _log) = service(1, spec);
     let stream = open(&service, "clip", Delivery::Lossless);
     let results = stream.subscribe(16);
@@ -332,9 +329,19 @@ fn a_panic_in_the_engine_fails_that_frame_and_the_worker_goes_on() {
     }
     assert!(
         stream.wait_idle(Duration::from_secs(10)),
-        "the worker died with its job"
+        "the stream did not finish (a worker died with its job?)"
     );
     let got = results.drain();
+    (service, stream, got)
+}
+
+#[test]
+fn a_panic_in_the_engine_fails_that_frame_and_the_worker_goes_on() {
+    let spec = FakeSpec {
+        panic_at_us: Some(1000),
+        ..quick(1)
+    };
+    let (_service, stream, got) = four_frames(spec);
     assert_eq!(seqs(&got), vec![0, 1, 2, 3]);
     match &got[1].outcome {
         Err(FrameError::Inference(message)) => {
@@ -355,14 +362,7 @@ fn a_frame_that_fails_is_delivered_with_its_error_and_the_stream_goes_on() {
         fail_at_us: Some(2000),
         ..quick(1)
     };
-    let (service, _log) = service(1, spec);
-    let stream = open(&service, "clip", Delivery::Lossless);
-    let results = stream.subscribe(16);
-    for k in 0..4 {
-        stream.publish(frame(0, k)).unwrap();
-    }
-    assert!(stream.wait_idle(Duration::from_secs(10)));
-    let got = results.drain();
+    let (_service, stream, got) = four_frames(spec);
     assert_eq!(seqs(&got), vec![0, 1, 2, 3]);
     assert!(matches!(got[2].outcome, Err(FrameError::Inference(_))));
     assert!(got[3].outcome.is_ok());

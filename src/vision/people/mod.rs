@@ -32,6 +32,7 @@ pub use appearance::Appearance;
 pub use body::BodyInImage;
 
 use crate::vision::roi::Roi;
+use reidentify::Lookalike;
 
 /// A person lost for longer than this is forgotten (their id is retired).
 pub const GRACE_US: i64 = 4_000_000;
@@ -106,6 +107,10 @@ impl RoiMotion {
         }
         let size = |r: &Roi| r.size_in_image[0].max(1e-3);
         let mut turn = after.rotation - before.rotation;
+        if !turn.is_finite() {
+            // (The loops below would never end.)
+            return None;
+        }
         while turn > std::f32::consts::PI {
             turn -= std::f32::consts::TAU;
         }
@@ -483,23 +488,14 @@ impl<F> PeopleTracker<F> {
                     return Assignment::Ignored;
                 }
                 // Someone lost who looks just like this body, wherever they were: them again.
-                let reidentified = self
-                    .people
-                    .iter()
-                    .enumerate()
-                    .filter(|(pi, p)| {
-                        // (People added for earlier candidates are past `person_taken`: tracked.)
-                        !p.is_tracked()
-                            && !person_taken.get(*pi).copied().unwrap_or(true)
-                            && p.body_at(timestamp_us).scale_ratio(&c.body)
-                                <= REIDENTIFY_MAX_SCALE_RATIO
-                    })
-                    .filter_map(|(pi, p)| {
-                        p.similarity(c.appearance.as_ref())
-                            .filter(|s| *s >= REIDENTIFY_MIN_SIMILARITY)
-                            .map(|s| (pi, s))
-                    })
-                    .max_by(|a, b| a.1.total_cmp(&b.1));
+                // (People added for earlier candidates are past `person_taken`: tracked.)
+                let reidentified = self.lost_lookalike(
+                    c.appearance.as_ref(),
+                    &c.body,
+                    timestamp_us,
+                    &person_taken,
+                    Lookalike::ANYONE,
+                );
                 if let Some((pi, _)) = reidentified
                     && let Some(taken) = person_taken.get_mut(pi)
                 {

@@ -4,13 +4,59 @@
 //! their id (the newcomer's id is retired, never reused).
 
 use super::{
-    Assignment, Candidate, PeopleTracker, REIDENTIFY_MAX_SCALE_RATIO, REIDENTIFY_MIN_SIMILARITY,
+    Appearance, Assignment, BodyInImage, Candidate, PeopleTracker, REIDENTIFY_MAX_SCALE_RATIO,
+    REIDENTIFY_MIN_SIMILARITY,
 };
 
 /// A person given a new id less than this long ago may still turn out to be someone lost.
 pub const NEWCOMER_US: i64 = 1_000_000;
 
+/// Which lost people [`PeopleTracker::lost_lookalike`] may return, besides looking at least
+/// [`REIDENTIFY_MIN_SIMILARITY`] alike.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Lookalike {
+    /// Their similarity must exceed this.
+    pub more_than: f32,
+    /// They must have been first seen before this.
+    pub known_before_us: i64,
+}
+
+impl Lookalike {
+    pub const ANYONE: Self = Self {
+        more_than: 0.0,
+        known_before_us: i64::MAX,
+    };
+}
+
 impl<F> PeopleTracker<F> {
+    /// The lost person (their index, and how alike) who looks most like `look`, at least
+    /// [`REIDENTIFY_MIN_SIMILARITY`], not taken by another detection this frame, last seen with a body
+    /// whose torso length is within [`REIDENTIFY_MAX_SCALE_RATIO`] of `body`'s, and allowed by `which`.
+    pub(super) fn lost_lookalike(
+        &self,
+        look: Option<&Appearance>,
+        body: &BodyInImage,
+        timestamp_us: i64,
+        person_taken: &[bool],
+        which: Lookalike,
+    ) -> Option<(usize, f32)> {
+        self.people
+            .iter()
+            .enumerate()
+            .filter(|(pi, p)| {
+                !p.is_tracked()
+                    && !person_taken.get(*pi).copied().unwrap_or(true)
+                    && p.created_us < which.known_before_us
+                    && p.body_at(timestamp_us).scale_ratio(body) <= REIDENTIFY_MAX_SCALE_RATIO
+            })
+            .filter_map(|(pi, p)| {
+                p.similarity(look)
+                    .filter(|s| *s >= REIDENTIFY_MIN_SIMILARITY && *s > which.more_than)
+                    .map(|s| (pi, s))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
     /// For each candidate matched to a newcomer (`out`, by candidate; tracked or back after a moment lost): if the candidate looks like a
     /// lost person (similarity at least [`REIDENTIFY_MIN_SIMILARITY`], and more than like the newcomer's
     /// own first look) who was known before the newcomer, the newcomer takes that person's id, first
@@ -37,22 +83,16 @@ impl<F> PeopleTracker<F> {
             let look = candidate.appearance.as_ref();
             let own = newcomer.similarity(look).unwrap_or(0.0);
             let body = newcomer.body_at(timestamp_us);
-            let lost = self
-                .people
-                .iter()
-                .enumerate()
-                .filter(|(pi, p)| {
-                    !p.is_tracked()
-                        && !person_taken.get(*pi).copied().unwrap_or(true)
-                        && p.created_us < newcomer.created_us
-                        && p.body_at(timestamp_us).scale_ratio(&body) <= REIDENTIFY_MAX_SCALE_RATIO
-                })
-                .filter_map(|(pi, p)| {
-                    p.similarity(look)
-                        .filter(|s| *s >= REIDENTIFY_MIN_SIMILARITY && *s > own)
-                        .map(|s| (pi, s))
-                })
-                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let lost = self.lost_lookalike(
+                look,
+                &body,
+                timestamp_us,
+                person_taken,
+                Lookalike {
+                    more_than: own,
+                    known_before_us: newcomer.created_us,
+                },
+            );
             let Some((li, similarity)) = lost else {
                 continue;
             };

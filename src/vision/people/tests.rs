@@ -314,10 +314,11 @@ fn dressed_sized(x: f32, y: f32, torso: f32, rgb: [u8; 3]) -> Candidate {
     c
 }
 
-#[test]
-fn a_lost_person_found_far_from_where_predicted_is_known_by_their_looks() {
-    const RED: [u8; 3] = [200, 30, 30];
-    const BLUE: [u8; 3] = [30, 40, 200];
+const RED: [u8; 3] = [200, 30, 30];
+const BLUE: [u8; 3] = [30, 40, 200];
+
+/// A tracker holding person 1, in red, seen at (200, 300) with a 100 px torso at time 0.
+fn red_person_seen() -> PeopleTracker<()> {
     let mut t = PeopleTracker::<()>::default();
     assert_eq!(
         t.associate(&[dressed(200.0, 300.0, RED)], 0, 3, || ()),
@@ -325,9 +326,21 @@ fn a_lost_person_found_far_from_where_predicted_is_known_by_their_looks() {
     );
     let roi = candidate(200.0, 300.0, 100.0).roi;
     t.seen(1, 0, body(200.0, 300.0, 100.0), roi, None);
+    t
+}
+
+/// As [`red_person_seen`], and lost in the next frame.
+fn red_person_lost() -> PeopleTracker<()> {
+    let mut t = red_person_seen();
     t.not_seen(1, FRAME_US);
     t.settle(FRAME_US);
     assert_eq!(t.tracked(), 0);
+    t
+}
+
+#[test]
+fn a_lost_person_found_far_from_where_predicted_is_known_by_their_looks() {
+    let mut t = red_person_lost();
     // 10 frames later, 8 torso lengths away (the gate has widened to ~1.1): the one in red is person 1
     // again, the one in blue someone new.
     let at = 11 * FRAME_US;
@@ -353,15 +366,7 @@ fn a_lost_person_found_far_from_where_predicted_is_known_by_their_looks() {
 
 #[test]
 fn a_detection_near_a_tracked_person_that_looks_just_like_them_is_them_not_someone_new() {
-    const RED: [u8; 3] = [200, 30, 30];
-    const BLUE: [u8; 3] = [30, 40, 200];
-    let mut t = PeopleTracker::<()>::default();
-    assert_eq!(
-        t.associate(&[dressed(200.0, 300.0, RED)], 0, 3, || ()),
-        vec![Assignment::New(1)]
-    );
-    let roi = candidate(200.0, 300.0, 100.0).roi;
-    t.seen(1, 0, body(200.0, 300.0, 100.0), roi, None);
+    let mut t = red_person_seen();
     // 0.8 torso lengths off (outside the 0.6 gate, a partial view's keypoints): in red, person 1 seen
     // differently; in blue, someone new beside them.
     assert_eq!(
@@ -381,22 +386,10 @@ fn a_detection_near_a_tracked_person_that_looks_just_like_them_is_them_not_someo
 
 #[test]
 fn a_newcomer_who_soon_looks_like_someone_lost_takes_their_id_back() {
-    const RED: [u8; 3] = [200, 30, 30];
-    const BLUE: [u8; 3] = [30, 40, 200];
     // Person 1 in red is lost; someone is found elsewhere in a view that looks blue (e.g. half hidden):
     // a new id. `after` later, a detection on the newcomer looks red.
     let run = |after: i64| {
-        let mut t = PeopleTracker::<()>::default();
-        t.associate(&[dressed(200.0, 300.0, RED)], 0, 3, || ());
-        t.seen(
-            1,
-            0,
-            body(200.0, 300.0, 100.0),
-            candidate(200.0, 300.0, 100.0).roi,
-            None,
-        );
-        t.not_seen(1, FRAME_US);
-        t.settle(FRAME_US);
+        let mut t = red_person_lost();
         let found = t.associate(&[dressed(900.0, 300.0, BLUE)], 2 * FRAME_US, 3, || ());
         assert_eq!(found, vec![Assignment::New(2)]);
         let at = 2 * FRAME_US + after;
@@ -425,20 +418,9 @@ fn a_newcomer_who_soon_looks_like_someone_lost_takes_their_id_back() {
 
 #[test]
 fn re_identified_by_their_looks_a_person_may_come_back_at_another_scale() {
-    const RED: [u8; 3] = [200, 30, 30];
     // Person 1 was last seen with a torso of 100 px (say, a partial view); they come back far away,
     // 2.5 times as large: beyond MAX_SCALE_RATIO, within REIDENTIFY_MAX_SCALE_RATIO.
-    let mut t = PeopleTracker::<()>::default();
-    t.associate(&[dressed(200.0, 300.0, RED)], 0, 3, || ());
-    t.seen(
-        1,
-        0,
-        body(200.0, 300.0, 100.0),
-        candidate(200.0, 300.0, 100.0).roi,
-        None,
-    );
-    t.not_seen(1, FRAME_US);
-    t.settle(FRAME_US);
+    let mut t = red_person_lost();
     let found = t.associate(
         &[dressed_sized(900.0, 360.0, 250.0, RED)],
         10 * FRAME_US,
@@ -460,8 +442,6 @@ fn re_identified_by_their_looks_a_person_may_come_back_at_another_scale() {
 
 #[test]
 fn a_settled_look_does_not_learn_from_a_view_of_someone_else() {
-    const RED: [u8; 3] = [200, 30, 30];
-    const BLUE: [u8; 3] = [30, 40, 200];
     let red = dressed(200.0, 300.0, RED).appearance;
     let blue = dressed(200.0, 300.0, BLUE).appearance;
     let mut t = PeopleTracker::<()>::default();
