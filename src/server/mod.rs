@@ -266,6 +266,28 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
 }
 
+/// Connections the kernel queues before the server accepts them. The standard library's `bind` asks
+/// for 128; a burst of connections (hundreds of slow clients reconnecting at once while the acceptor
+/// waits for a core) overflows that, and the kernel then drops a real client's SYN, which it resends
+/// only after a second. (The kernel caps this at `net.core.somaxconn`, 4096 here.)
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// A listening TCP socket on `addr` with [`LISTEN_BACKLOG`], otherwise as the standard library's
+/// `TcpListener::bind` makes it (`SO_REUSEADDR` on Unix). socket2 is the crate the Rust networking
+/// stack (tokio, mio) builds its sockets with; the standard library cannot set the backlog.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
 impl Server {
     /// Binds and starts serving over `service`.
     pub fn start(config: ServerConfig, service: Arc<Service>) -> Result<Server, ServerError> {
@@ -278,7 +300,7 @@ impl Server {
         if !config.allow_remote && config.token.is_none() && !config.listen.ip().is_loopback() {
             return Err(ServerError::RemoteNotAllowed(config.listen));
         }
-        TcpListener::bind(config.listen).map_err(|source| ServerError::Bind {
+        listen(config.listen).map_err(|source| ServerError::Bind {
             addr: config.listen,
             source,
         })
