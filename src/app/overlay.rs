@@ -89,7 +89,9 @@ fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
         TextureDimension::D2,
         &[0, 0, 0, 255],
         TextureFormat::Rgba8UnormSrgb,
-        RenderAssetUsages::MAIN_WORLD | RenderAssetUsages::RENDER_WORLD,
+        // Render world only: each frame's pixels move to the render world (and into the texture that
+        // is already there) instead of being cloned there and kept in the main world too.
+        RenderAssetUsages::RENDER_WORLD,
     );
     let handle = images.add(image);
     commands.insert_resource(Video {
@@ -194,6 +196,9 @@ fn upload_frame(
         return;
     }
     let frame = &shown.image;
+    if !frame.is_valid() {
+        return;
+    }
     let Some(mut image) = images.get_mut(&video.image) else {
         return;
     };
@@ -203,20 +208,27 @@ fn upload_frame(
         depth_or_array_layers: 1,
     };
     if image.texture_descriptor.size != size {
-        image.resize(size);
+        // The asset's pixels have moved to the render world: only its size changes here.
+        image.texture_descriptor.size = size;
     }
-    // Into the texture's own buffer: allocated when the size changes, reused for every frame after.
-    let rgba = image.data.get_or_insert_with(Vec::new);
-    rgba.resize(frame.width as usize * frame.height as usize * 4, 255);
-    for (dst, src) in rgba.chunks_exact_mut(4).zip(frame.data.chunks_exact(3)) {
-        dst[..3].copy_from_slice(src);
-        dst[3] = 255;
-    }
+    // The one copy per frame: RGB to RGBA (GPUs have no 3-byte texel format). The buffer moves to
+    // the render world, which writes it into the texture it already has (a new one only when the size
+    // changes): no clone of the asset, no new texture per frame.
+    image.data = Some(rgba_from_rgb(&frame.data));
     video.frame_size = UVec2::new(frame.width, frame.height);
     video.frame_seq = Some(shown.meta.seq);
     video.frame_captured_at = Some(shown.meta.captured_at);
     shown_frame.0 = Some((shown.meta.seq, shown.meta.captured_at));
     stats.record_display(shown.meta.captured_at);
+}
+
+/// Opaque RGBA pixels from RGB ones.
+fn rgba_from_rgb(rgb: &[u8]) -> Vec<u8> {
+    let mut rgba = Vec::with_capacity(rgb.len() / 3 * 4);
+    for px in rgb.chunks_exact(3) {
+        rgba.extend_from_slice(&[px[0], px[1], px[2], 255]);
+    }
+    rgba
 }
 
 fn place_sprite(

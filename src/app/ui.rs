@@ -214,6 +214,9 @@ fn qr_ui(ui: &mut egui::Ui, side: usize, modules: &[bool]) {
 /// How long the panel says that the followed person left.
 const LEFT_NOTICE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Space between the panel's edges and its contents, logical px.
+const PANEL_MARGIN: f32 = 8.0;
+
 fn egui_color(color: Color) -> egui::Color32 {
     let c = color.to_srgba();
     egui::Color32::from_rgb(
@@ -306,14 +309,26 @@ fn panel_ui(
     people_labels_ui(ctx, &labels);
     let mut edited = settings.clone();
     let mut rows = Vec::new();
-    let height = ctx.content_rect().height();
+    let screen = ctx.content_rect();
+    // The panel's column is the window's last PANEL_WIDTH px, and the panel starts at its left edge:
+    // nothing of it is drawn over the 3D view (a row wider than the column runs off the right edge).
+    let scroll_bar = ctx.global_style().spacing.scroll.bar_width;
     egui::Window::new("livepose")
-        .anchor(egui::Align2::RIGHT_TOP, [0.0, 0.0])
-        .fixed_size([PANEL_WIDTH - 16.0, height - 16.0])
+        .fixed_pos(egui::pos2(screen.max.x - PANEL_WIDTH, screen.min.y))
+        .constrain(false)
+        .fixed_size([
+            PANEL_WIDTH - 2.0 * PANEL_MARGIN - scroll_bar,
+            screen.height() - 2.0 * PANEL_MARGIN,
+        ])
         .title_bar(false)
         .resizable(false)
         .collapsible(false)
         .vscroll(true)
+        // No filled frame or shadow: the window's clear colour is the panel's background. With
+        // software rendering every pixel egui fills runs its shader (two colour-space conversions
+        // per pixel), and the filled frame was most of the panel's pixels: render FPS +31-46 % idle,
+        // +1-35 % while tracking, without it (docs/MEASUREMENTS.md, "Drawing less").
+        .frame(egui::Frame::NONE.inner_margin(PANEL_MARGIN))
         .show(ctx, |ui| {
             ui.heading("Source");
             let status = source.status();
