@@ -224,9 +224,11 @@ fn upload_frame(
 
 /// Opaque RGBA pixels from RGB ones.
 fn rgba_from_rgb(rgb: &[u8]) -> Vec<u8> {
-    let mut rgba = Vec::with_capacity(rgb.len() / 3 * 4);
-    for px in rgb.chunks_exact(3) {
-        rgba.extend_from_slice(&[px[0], px[1], px[2], 255]);
+    // Filled with opaque alpha first, then each pixel's three bytes copied in: no capacity check per
+    // pixel on this per-frame path.
+    let mut rgba = vec![255; rgb.len() / 3 * 4];
+    for (dst, src) in rgba.chunks_exact_mut(4).zip(rgb.chunks_exact(3)) {
+        dst[..3].copy_from_slice(src);
     }
     rgba
 }
@@ -611,5 +613,14 @@ mod tests {
             clip_segment(Vec2::new(f32::NAN, 1.0), Vec2::new(5.0, 5.0), min, max),
             None
         );
+    }
+
+    #[test]
+    fn rgb_pixels_become_opaque_rgba() {
+        assert_eq!(
+            rgba_from_rgb(&[1, 2, 3, 40, 50, 60]),
+            vec![1, 2, 3, 255, 40, 50, 60, 255]
+        );
+        assert!(rgba_from_rgb(&[]).is_empty());
     }
 }

@@ -581,8 +581,8 @@ fn the_tracked_frame_view_shows_the_frame_of_the_result_drawn() {
         (tapped.image.width, tapped.image.height)
     );
     let same = difference(&shown, &tapped.image);
-    // The nearest frames sent before and after whose pixels differ from the tracked one: what a
-    // mismatch of a frame would look like (not any other frame: the fake camera loops the clip, so a
+    // The frames sent up to 3 before or after whose pixels differ from the tracked one, the closest
+    // to what is shown: what a mismatch of a frame would look like (not any other frame: the fake camera loops the clip, so a
     // later loop sends the same pixels again; and the page may capture one camera frame twice, so the
     // very next one can be the same picture).
     let other = session
