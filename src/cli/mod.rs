@@ -180,6 +180,28 @@ pub struct EngineArgs {
     /// as MediaPipe; --legacy sets 1).
     #[arg(long, default_value_t = crate::vision::config::DEFAULT_PALM_DETECTION_EVERY, value_parser = clap::value_parser!(u32).range(1..))]
     pub palm_every: u32,
+    /// Where a hand not tracked yet is looked for: `pose`, each person's wrist, index and pinky
+    /// landmarks of the previous frame (MediaPipe Holistic; the palm detector only while nobody is in
+    /// view); `palm`, the palm detector over the whole frame (MediaPipe Hands), each hand then given to
+    /// the person whose wrist it is at. Static mode and --legacy use the palm detector.
+    #[arg(long, value_enum, default_value_t = HandRegionsArg::Pose)]
+    pub hand_regions: HandRegionsArg,
+}
+
+/// `--hand-regions`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HandRegionsArg {
+    Palm,
+    Pose,
+}
+
+impl From<HandRegionsArg> for crate::vision::config::HandRegions {
+    fn from(arg: HandRegionsArg) -> Self {
+        match arg {
+            HandRegionsArg::Palm => Self::Palm,
+            HandRegionsArg::Pose => Self::Pose,
+        }
+    }
 }
 
 impl EngineArgs {
@@ -217,6 +239,11 @@ impl EngineArgs {
             smooth_hands: !self.legacy,
             palm_detection_every: if self.legacy { 1 } else { self.palm_every },
             legacy: self.legacy,
+            hand_regions: if self.legacy {
+                crate::vision::config::HandRegions::Palm
+            } else {
+                self.hand_regions.into()
+            },
             ..crate::vision::TrackerConfig::VIDEO
         }
         .with_max_people(self.max_people(default_max_people))

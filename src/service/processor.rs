@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::vision::engine::{HandsOutput, PoseOutput};
+use crate::vision::hands::HandFromPose;
 use crate::vision::tracker::{HandsTrack, PoseTrack};
 use crate::vision::{
     Engine, EngineConfig, ModelError, PoseModel, RgbImage, TrackerConfig, VisionError,
@@ -32,6 +33,7 @@ pub trait Processor: Send {
         image: &RgbImage,
         timestamp_us: i64,
         config: TrackerConfig,
+        from_pose: &[HandFromPose],
         track: &mut HandsTrack,
     ) -> Result<HandsOutput, VisionError>;
 }
@@ -73,8 +75,9 @@ impl Processor for Engine {
         image: &RgbImage,
         timestamp_us: i64,
         config: TrackerConfig,
+        from_pose: &[HandFromPose],
         track: &mut HandsTrack,
     ) -> Result<HandsOutput, VisionError> {
-        Engine::run_hands(self, image, timestamp_us, config, track)
+        Engine::run_hands(self, image, timestamp_us, config, from_pose, track)
     }
 }

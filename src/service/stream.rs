@@ -20,6 +20,7 @@ use crate::mailbox::Mailbox;
 use crate::sync::lock;
 use crate::vision::assemble::assemble;
 use crate::vision::engine::{HandsOutput, PoseOutput};
+use crate::vision::hands::HandFromPose;
 use crate::vision::tracker::{HandsTrack, PoseTrack};
 use crate::vision::{FrameResult, PoseModel, RgbImage, TrackerConfig};
 
@@ -160,6 +161,10 @@ pub(super) struct InFlight {
     pose: Option<PoseOutput>,
     hands: Option<HandsOutput>,
     error: Option<FrameError>,
+    /// The previous frame's hands as its poses place them, taken when this frame is decoded (the pose
+    /// branch of the previous frame is done by then): where the hand branch looks for new hands with
+    /// `HandRegions::Pose`.
+    hands_from_pose: Vec<HandFromPose>,
 }
 
 impl InFlight {
@@ -242,6 +247,7 @@ pub(crate) struct HandsWork {
     pub image: Arc<RgbImage>,
     pub timestamp_us: i64,
     pub config: TrackerConfig,
+    pub from_pose: Vec<HandFromPose>,
 }
 
 impl StreamShared {
@@ -350,6 +356,7 @@ impl StreamShared {
             pose: None,
             hands: None,
             error: None,
+            hands_from_pose: Vec::new(),
         });
         state.pose_running = Some(serial);
         self.progress.notify_all();
@@ -383,6 +390,7 @@ impl StreamShared {
         serial: u64,
         decoded: Result<Arc<RgbImage>, FrameError>,
         decode_ms: f32,
+        hands_from_pose: Vec<HandFromPose>,
         service: &ServiceShared,
     ) -> AfterDecode {
         let mut state = lock(&self.state);
@@ -390,6 +398,7 @@ impl StreamShared {
             return AfterDecode::Failed { pose_again: false };
         };
         frame.decode_ms = decode_ms;
+        frame.hands_from_pose = hands_from_pose;
         match decoded {
             Ok(image) => frame.image = Some(image),
             Err(e) => {
@@ -416,6 +425,7 @@ impl StreamShared {
             image: Arc::clone(frame.image.as_ref()?),
             timestamp_us: frame.meta.timestamp_us,
             config: frame.config,
+            from_pose: frame.hands_from_pose.clone(),
         };
         state.hands_running = Some(work.serial);
         Some(work)
@@ -448,6 +458,7 @@ impl StreamShared {
             image: Arc::clone(frame.image.as_ref()?),
             timestamp_us: frame.meta.timestamp_us,
             config: frame.config,
+            from_pose: frame.hands_from_pose.clone(),
         })
     }
 

@@ -88,6 +88,7 @@ impl Processor for Fake {
         _image: &RgbImage,
         timestamp_us: i64,
         _config: TrackerConfig,
+        _from_pose: &[crate::vision::hands::HandFromPose],
         _track: &mut HandsTrack,
     ) -> Result<HandsOutput, VisionError> {
         if let Some(d) = self.spec.hands {

@@ -123,7 +123,9 @@ impl Worker {
         };
         let decode_ms = started.elapsed().as_secs_f32() * 1e3;
         let image = decoded.as_ref().ok().cloned();
-        let hands = match stream.decoded(work.serial, decoded, decode_ms, shared) {
+        // The previous frame's poses (this stream's pose branch runs one frame at a time).
+        let from_pose = lock(&stream.pose_track).hands_from_pose().to_vec();
+        let hands = match stream.decoded(work.serial, decoded, decode_ms, from_pose, shared) {
             AfterDecode::Failed { pose_again } => return pose_again,
             AfterDecode::Continue(hands) => hands,
         };
@@ -183,7 +185,13 @@ impl Worker {
             let mut track = lock(&stream.hands_track);
             let engine = &mut self.engine.engine;
             let (output, panicked) = contain_panic(|| {
-                engine.run_hands(&work.image, work.timestamp_us, work.config, &mut track)
+                engine.run_hands(
+                    &work.image,
+                    work.timestamp_us,
+                    work.config,
+                    &work.from_pose,
+                    &mut track,
+                )
             });
             if panicked {
                 *track = HandsTrack::new(work.config);

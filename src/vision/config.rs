@@ -127,6 +127,27 @@ pub struct TrackerConfig {
     /// The multi-person tracker's detector cadence while fewer than `max_people` are tracked.
     #[serde(default = "default_detect_every")]
     pub detect_every: u32,
+    /// Where a new hand's region comes from (`--hand-regions`).
+    #[serde(default)]
+    pub hand_regions: HandRegions,
+}
+
+/// Where the hand branch looks for a hand that it does not track yet.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum HandRegions {
+    /// The palm detector over the whole frame (MediaPipe Hands); each hand then goes to the person
+    /// whose wrist it is at.
+    Palm,
+    /// Each person's wrist, index and pinky landmarks of the previous frame (MediaPipe Holistic's
+    /// `HandDetectionsFromPoseToRectsCalculator`); the palm detector only while nobody's pose is in
+    /// view. The default in video mode: it finds more hands, each already its person's
+    /// (docs/MEASUREMENTS.md, "Hands: from the palm detector or from the pose"). `--legacy` and static
+    /// mode use the palm detector.
+    #[default]
+    Pose,
 }
 
 fn one() -> usize {
@@ -147,6 +168,7 @@ impl TrackerConfig {
         max_people: 1,
         legacy: false,
         detect_every: DEFAULT_DETECT_EVERY,
+        hand_regions: HandRegions::Pose,
     };
     /// What the legacy `mp.solutions` API does in video mode: hands not smoothed, palm detector every
     /// frame while fewer than two hands are tracked.
@@ -158,6 +180,7 @@ impl TrackerConfig {
         max_people: 1,
         legacy: true,
         detect_every: 1,
+        hand_regions: HandRegions::Palm,
     };
     /// Every frame on its own, no smoothing.
     pub const STATIC: TrackerConfig = TrackerConfig {
@@ -168,6 +191,7 @@ impl TrackerConfig {
         max_people: 1,
         legacy: false,
         detect_every: 1,
+        hand_regions: HandRegions::Palm,
     };
 
     /// The same, tracking up to `max_people` (at least 1).

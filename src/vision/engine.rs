@@ -15,9 +15,11 @@ use std::time::Instant;
 
 use crate::vision::assemble::assemble;
 pub use crate::vision::assemble::{HandsOutput, PoseOutput};
-use crate::vision::config::{EngineConfig, TrackerConfig};
+use crate::vision::config::{EngineConfig, HandRegions, TrackerConfig};
 use crate::vision::error::{ModelError, VisionError};
-use crate::vision::hands::{HandLandmarker, PalmDetector, tracking_roi_from_landmarks};
+use crate::vision::hands::{
+    HandFromPose, HandLandmarker, PalmDetector, tracking_roi_from_landmarks,
+};
 use crate::vision::image::RgbImage;
 use crate::vision::landmarks::{POSE_LANDMARK_COUNT, Pose};
 use crate::vision::model::{ModelFile, OnnxModel, SessionOptions};
@@ -139,8 +141,11 @@ impl Engine {
         }
         let config = tracker.config;
         let solo = !self.hands_have_work(config, &tracker.hands);
+        // The hand branch sees the previous frame's poses, as it does in the service, where it runs
+        // beside this frame's pose branch.
+        let from_pose = tracker.pose.hands_from_pose.clone();
         let pose = self.run_pose(image, timestamp_us, config, &mut tracker.pose, solo)?;
-        let hands = self.run_hands(image, timestamp_us, config, &mut tracker.hands)?;
+        let hands = self.run_hands(image, timestamp_us, config, &from_pose, &mut tracker.hands)?;
         Ok(assemble(
             image.width,
             image.height,
@@ -181,11 +186,13 @@ impl Engine {
         check_order(track.last_timestamp_us, timestamp_us)?;
         track.last_timestamp_us = Some(timestamp_us);
         track.adopt(config);
-        if config.is_legacy() {
+        let out = if config.is_legacy() {
             self.run_legacy_pose(image, timestamp_us, track, solo)
         } else {
             self.run_people(image, timestamp_us, config, track, solo)
-        }
+        }?;
+        track.hands_from_pose = HandFromPose::of_people(&out.people);
+        Ok(out)
     }
 
     /// MediaPipe's legacy video mode: one person; the detector only when nobody is tracked; the next
@@ -338,6 +345,7 @@ impl Engine {
         image: &RgbImage,
         timestamp_us: i64,
         config: TrackerConfig,
+        from_pose: &[HandFromPose],
         track: &mut HandsTrack,
     ) -> Result<HandsOutput, VisionError> {
         check_frame(image)?;
@@ -357,11 +365,32 @@ impl Engine {
         let max_hands = branch.max_hands(config);
         let mut candidates: Vec<HandTrack> = Vec::with_capacity(2 * max_hands);
         if previous.len() < max_hands && palm_detector_due(config, track) {
-            out.palm_detector_ran = true;
             track.frames_since_palm_detection = 0;
             let method = config.hand_smoothing();
-            for roi in branch.detector.detect(image, max_hands, &mut out.timings)? {
-                associate(&mut candidates, HandTrack::new(roi, method));
+            // Photos and static mode have no previous frame, `--legacy` is MediaPipe Hands, and with nobody's pose in the previous
+            // frame (a hand held up close, no body in view) there is no wrist to start from: the palm
+            // detector looks for hands then.
+            let from_wrists = config.tracking
+                && !config.legacy
+                && config.hand_regions == HandRegions::Pose
+                && !from_pose.is_empty();
+            if from_wrists {
+                for hand in from_pose {
+                    let Some(roi) = hand.roi() else {
+                        continue;
+                    };
+                    // A wrist whose hand is tracked already keeps that hand's region.
+                    let knuckles = hand.knuckles_in_image();
+                    if previous.iter().any(|t| t.roi.contains(knuckles)) {
+                        continue;
+                    }
+                    associate(&mut candidates, HandTrack::new(roi, method));
+                }
+            } else {
+                out.palm_detector_ran = true;
+                for roi in branch.detector.detect(image, max_hands, &mut out.timings)? {
+                    associate(&mut candidates, HandTrack::new(roi, method));
+                }
             }
         } else {
             track.frames_since_palm_detection = track.frames_since_palm_detection.saturating_add(1);

@@ -41,6 +41,85 @@ const PALM_ROI_SCALE: f32 = 2.6;
 const TRACKING_ROI_SHIFT_Y: f32 = -0.1;
 const TRACKING_ROI_SCALE: f32 = 2.0;
 /// Landmarks used for the tracking ROI: wrist, and the two lowest joints of each finger.
+/// A hand region from pose landmarks: MediaPipe Holistic's box (twice the wrist to middle-knuckle
+/// distance, about the hand's length, centred on the knuckles) transformed as its palm regions are. Holistic
+/// scales this box by 2.7 for its hand re-crop model, which then finds the hand's own box; livepose has no
+/// re-crop model and hands the box straight to the landmark model, so the scale is the one that model is
+/// trained for (MediaPipe's tracking region: 2.0 with a shift of −0.1 toward the fingers), over a box a
+/// little larger than the hand to allow for the pose landmarks' error at the hands.
+const POSE_HAND_ROI_SHIFT_Y: f32 = -0.1;
+const POSE_HAND_ROI_SCALE: f32 = 2.0;
+/// Holistic's gate: the pose's wrist must be this visible for its hand to be looked for.
+pub const POSE_HAND_MIN_WRIST_VISIBILITY: f32 = 0.1;
+
+/// One side of one person's pose, as the hand branch needs it to find that hand: the previous frame's
+/// wrist, pinky and index landmarks in image pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HandFromPose {
+    pub person: crate::vision::PersonId,
+    pub wrist_in_image: [f32; 2],
+    pub pinky_in_image: [f32; 2],
+    pub index_in_image: [f32; 2],
+    pub wrist_visibility: f32,
+}
+
+impl HandFromPose {
+    /// Both sides of every person whose pose has its 33 landmarks.
+    pub fn of_people(people: &[(crate::vision::PersonId, crate::vision::Pose)]) -> Vec<Self> {
+        use crate::vision::landmarks::pose_index::{LEFT_INDEX, LEFT_PINKY, LEFT_WRIST};
+        let mut out = Vec::with_capacity(2 * people.len());
+        for (id, pose) in people {
+            for side in 0..2 {
+                let (Some(wrist), Some(pinky), Some(index)) = (
+                    pose.landmarks.get(LEFT_WRIST + side),
+                    pose.landmarks.get(LEFT_PINKY + side),
+                    pose.landmarks.get(LEFT_INDEX + side),
+                ) else {
+                    continue;
+                };
+                out.push(Self {
+                    person: *id,
+                    wrist_in_image: wrist.pos_in_image,
+                    pinky_in_image: pinky.pos_in_image,
+                    index_in_image: index.pos_in_image,
+                    wrist_visibility: wrist.visibility,
+                });
+            }
+        }
+        out
+    }
+
+    /// Where the knuckles are: Holistic's estimate of the middle finger, (2 index + pinky) / 3.
+    pub fn knuckles_in_image(&self) -> [f32; 2] {
+        let [i, p] = [self.index_in_image, self.pinky_in_image];
+        [(2.0 * i[0] + p[0]) / 3.0, (2.0 * i[1] + p[1]) / 3.0]
+    }
+
+    /// The region to run the hand landmark model on, if the wrist is visible enough and the points
+    /// give a box.
+    pub fn roi(&self) -> Option<Roi> {
+        if self.wrist_visibility.is_nan() || self.wrist_visibility < POSE_HAND_MIN_WRIST_VISIBILITY
+        {
+            return None;
+        }
+        let middle = self.knuckles_in_image();
+        let [dx, dy] = [
+            middle[0] - self.wrist_in_image[0],
+            middle[1] - self.wrist_in_image[1],
+        ];
+        let side = 2.0 * (dx * dx + dy * dy).sqrt();
+        if !side.is_finite() || side < 1.0 || !middle.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        let roi = Roi {
+            center_in_image: middle,
+            size_in_image: [side, side],
+            rotation: rotation_from_points(self.wrist_in_image, middle),
+        };
+        Some(roi.transformed([0.0, POSE_HAND_ROI_SHIFT_Y], true, POSE_HAND_ROI_SCALE))
+    }
+}
+
 const TRACKING_SUBSET: [usize; 12] = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18];
 
 /// Runs the palm detector on the whole frame.
@@ -286,6 +365,62 @@ mod tests {
             pos_in_image: [x, y],
             ..Default::default()
         }
+    }
+
+    fn hand_from_pose(wrist: [f32; 2], knuckles: [f32; 2], visibility: f32) -> HandFromPose {
+        // index and pinky either side of the knuckles, so that (2 index + pinky) / 3 = knuckles.
+        HandFromPose {
+            person: 1,
+            wrist_in_image: wrist,
+            pinky_in_image: [knuckles[0] - 20.0, knuckles[1]],
+            index_in_image: [knuckles[0] + 10.0, knuckles[1]],
+            wrist_visibility: visibility,
+        }
+    }
+
+    #[test]
+    fn a_hand_region_from_the_pose_covers_the_hand_and_turns_with_it() {
+        // Fingers up: wrist below the knuckles, 30 px apart.
+        let up = hand_from_pose([100.0, 230.0], [100.0, 200.0], 0.9);
+        assert_eq!(up.knuckles_in_image(), [100.0, 200.0]);
+        let roi = up.roi().expect("a visible wrist gives a region");
+        assert!(roi.rotation.abs() < 1e-6, "{roi:?}");
+        // Box 2 × 30 px, shifted 0.1 of it toward the fingers, scaled 2.0.
+        assert!((roi.size_in_image[0] - 120.0).abs() < 1e-3, "{roi:?}");
+        assert!((roi.center_in_image[1] - 194.0).abs() < 1e-3, "{roi:?}");
+        assert!(roi.contains([100.0, 230.0]) && roi.contains([100.0, 150.0]));
+        // Fingers pointing right: the region turns a quarter clockwise (wrist → knuckles points up in it).
+        let right = hand_from_pose([70.0, 200.0], [100.0, 200.0], 0.9);
+        let roi = right.roi().expect("a region");
+        assert!(
+            (roi.rotation - std::f32::consts::FRAC_PI_2).abs() < 1e-5,
+            "{roi:?}"
+        );
+        assert!((roi.center_in_image[0] - 106.0).abs() < 1e-3, "{roi:?}");
+    }
+
+    #[test]
+    fn no_hand_region_from_a_hidden_wrist_or_broken_points() {
+        assert!(
+            hand_from_pose([100.0, 230.0], [100.0, 200.0], 0.05)
+                .roi()
+                .is_none()
+        );
+        assert!(
+            hand_from_pose([100.0, 230.0], [100.0, 200.0], f32::NAN)
+                .roi()
+                .is_none()
+        );
+        assert!(
+            hand_from_pose([f32::NAN, 230.0], [100.0, 200.0], 0.9)
+                .roi()
+                .is_none()
+        );
+        // All three points on one spot: no size.
+        let mut flat = hand_from_pose([100.0, 200.0], [100.0, 200.0], 0.9);
+        flat.index_in_image = [100.0, 200.0];
+        flat.pinky_in_image = [100.0, 200.0];
+        assert!(flat.roi().is_none());
     }
 
     #[test]

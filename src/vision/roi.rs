@@ -61,6 +61,18 @@ impl Roi {
         ]
     }
 
+    /// Whether a point (image pixels) lies inside the rotated rectangle.
+    pub fn contains(&self, pos_in_image: [f32; 2]) -> bool {
+        let [dx, dy] = [
+            pos_in_image[0] - self.center_in_image[0],
+            pos_in_image[1] - self.center_in_image[1],
+        ];
+        let (sin, cos) = self.rotation.sin_cos();
+        // Into the rectangle's own frame (the inverse of `image_from_roi`'s rotation).
+        let (x, y) = (cos * dx + sin * dy, -sin * dx + cos * dy);
+        x.abs() <= 0.5 * self.size_in_image[0] && y.abs() <= 0.5 * self.size_in_image[1]
+    }
+
     /// Axis-aligned IoU of the unrotated boxes, as MediaPipe's association calculator computes it.
     pub fn iou_ignoring_rotation(&self, other: &Roi) -> f32 {
         let bounds = |r: &Roi| {
@@ -137,6 +149,19 @@ mod tests {
                 && (t.center_in_image[1] - 100.0).abs() < 1e-4
         );
         assert_eq!(t.size_in_image, [80.0, 80.0]);
+    }
+
+    #[test]
+    fn contains_follows_rotation() {
+        // 40 × 10, turned a quarter: 10 wide and 40 tall on screen.
+        let roi = Roi {
+            center_in_image: [50.0, 50.0],
+            size_in_image: [40.0, 10.0],
+            rotation: std::f32::consts::FRAC_PI_2,
+        };
+        assert!(roi.contains([50.0, 68.0]));
+        assert!(!roi.contains([68.0, 50.0]));
+        assert!(!roi.contains([50.0, 71.0]));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! filter starts from the next value); switching tracking off forgets them.
 
 use crate::vision::config::TrackerConfig;
+use crate::vision::hands::HandFromPose;
 use crate::vision::people::{PeopleTracker, PersonId};
 use crate::vision::roi::Roi;
 use crate::vision::smoothing::{
@@ -109,6 +110,9 @@ pub struct PoseTrack {
     pub(crate) legacy_id: PersonId,
     /// The multi-person tracker's people.
     pub(crate) people: PeopleTracker<PersonFilters>,
+    /// The last frame's people's wrists, pinkies and indexes: where the hand branch of the next frame
+    /// looks for hands with [`crate::vision::config::HandRegions::Pose`].
+    pub(crate) hands_from_pose: Vec<HandFromPose>,
 }
 
 impl PoseTrack {
@@ -120,6 +124,7 @@ impl PoseTrack {
             filters: PersonFilters::new(config),
             legacy_id: 0,
             people: PeopleTracker::default(),
+            hands_from_pose: Vec::new(),
         }
     }
 
@@ -156,6 +161,7 @@ impl PoseTrack {
         self.roi = None;
         self.filters.landmarks.reset();
         self.filters.aux.reset();
+        self.hands_from_pose.clear();
     }
 
     /// Forgets everything, every filter and every person included (ids go on increasing).
@@ -169,6 +175,11 @@ impl PoseTrack {
     /// The region the next frame will use, if the (legacy) person is tracked.
     pub fn roi(&self) -> Option<Roi> {
         self.roi
+    }
+
+    /// The last frame's hands as its poses place them (see [`HandFromPose`]).
+    pub fn hands_from_pose(&self) -> &[HandFromPose] {
+        &self.hands_from_pose
     }
 
     /// The people tracked into the next frame (multi-person tracker).
