@@ -17,7 +17,12 @@ pub trait Processor: Send {
     /// The pose model results are labelled with.
     fn pose_model(&self) -> PoseModel;
     /// Whether the hand branch will run a model on this frame (otherwise it is run inline, for free).
-    fn hands_have_work(&self, config: TrackerConfig, track: &HandsTrack) -> bool;
+    fn hands_have_work(
+        &self,
+        config: TrackerConfig,
+        from_pose: &[HandFromPose],
+        track: &HandsTrack,
+    ) -> bool;
     /// The pose branch on one frame (`solo`: nothing else runs beside it; use the whole budget).
     fn run_pose(
         &mut self,
@@ -55,8 +60,13 @@ impl Processor for Engine {
         self.config().pose_model
     }
 
-    fn hands_have_work(&self, config: TrackerConfig, track: &HandsTrack) -> bool {
-        Engine::hands_have_work(self, config, track)
+    fn hands_have_work(
+        &self,
+        config: TrackerConfig,
+        from_pose: &[HandFromPose],
+        track: &HandsTrack,
+    ) -> bool {
+        Engine::hands_have_work(self, config, from_pose, track)
     }
 
     fn run_pose(

@@ -58,7 +58,12 @@ impl Processor for Fake {
         self.model
     }
 
-    fn hands_have_work(&self, _config: TrackerConfig, _track: &HandsTrack) -> bool {
+    fn hands_have_work(
+        &self,
+        _config: TrackerConfig,
+        _from_pose: &[crate::vision::hands::HandFromPose],
+        _track: &HandsTrack,
+    ) -> bool {
         self.spec.hands.is_some()
     }
 

@@ -158,7 +158,10 @@ impl Worker {
         while let Some(work) = next.take() {
             let trivial = {
                 let track = lock(&stream.hands_track);
-                !self.engine.engine.hands_have_work(work.config, &track)
+                !self
+                    .engine
+                    .engine
+                    .hands_have_work(work.config, &work.from_pose, &track)
             };
             if !trivial {
                 stream.queue_hands(shared);

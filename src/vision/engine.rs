@@ -140,10 +140,10 @@ impl Engine {
             });
         }
         let config = tracker.config;
-        let solo = !self.hands_have_work(config, &tracker.hands);
         // The hand branch sees the previous frame's poses, as it does in the service, where it runs
         // beside this frame's pose branch.
         let from_pose = tracker.pose.hands_from_pose.clone();
+        let solo = !self.hands_have_work(config, &from_pose, &tracker.hands);
         let pose = self.run_pose(image, timestamp_us, config, &mut tracker.pose, solo)?;
         let hands = self.run_hands(image, timestamp_us, config, &from_pose, &mut tracker.hands)?;
         Ok(assemble(
@@ -158,8 +158,14 @@ impl Engine {
     }
 
     /// Whether the hand branch will run a model this frame (otherwise it only counts the frame for the
-    /// palm detector's throttle, which costs nothing).
-    pub fn hands_have_work(&self, config: TrackerConfig, track: &HandsTrack) -> bool {
+    /// palm detector's throttle, which costs nothing): a hand is tracked, or new hands are due to be
+    /// looked for and there is somewhere to look (the palm detector, or a visible wrist).
+    pub fn hands_have_work(
+        &self,
+        config: TrackerConfig,
+        from_pose: &[HandFromPose],
+        track: &HandsTrack,
+    ) -> bool {
         let Some(branch) = &self.hands else {
             return false;
         };
@@ -168,7 +174,11 @@ impl Engine {
         } else {
             0
         };
-        tracked > 0 || (tracked < branch.max_hands(config) && palm_detector_due(config, track))
+        let due = tracked < branch.max_hands(config) && palm_detector_due(config, track);
+        tracked > 0
+            || (due
+                && (!looks_from_wrists(config, from_pose)
+                    || from_pose.iter().any(|h| h.roi().is_some())))
     }
 
     /// The pose branch on one frame. `solo`: use the pose session with `solo_threads` (when nothing else
@@ -370,11 +380,7 @@ impl Engine {
             // Photos and static mode have no previous frame, `--legacy` is MediaPipe Hands, and with nobody's pose in the previous
             // frame (a hand held up close, no body in view) there is no wrist to start from: the palm
             // detector looks for hands then.
-            let from_wrists = config.tracking
-                && !config.legacy
-                && config.hand_regions == HandRegions::Pose
-                && !from_pose.is_empty();
-            if from_wrists {
+            if looks_from_wrists(config, from_pose) {
                 for hand in from_pose {
                     let Some(roi) = hand.roi() else {
                         continue;
@@ -429,6 +435,15 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// Whether new hands are looked for at the wrists of `from_pose` (`HandRegions::Pose` in video mode with
+/// someone's pose in the previous frame) rather than by the palm detector.
+fn looks_from_wrists(config: TrackerConfig, from_pose: &[HandFromPose]) -> bool {
+    config.tracking
+        && !config.legacy
+        && config.hand_regions == HandRegions::Pose
+        && !from_pose.is_empty()
 }
 
 fn check_frame(image: &RgbImage) -> Result<(), VisionError> {
