@@ -25,6 +25,7 @@ use bevy::prelude::*;
 use bevy::window::WindowResolution;
 
 use crate::vision::EngineConfig;
+use crate::vision::config::HandRegions;
 use crate::vision::smoothing::SmoothingMethod;
 
 /// The app's default `--max-people`: one inference thread beside rendering; two people (a coach and an
@@ -56,6 +57,8 @@ pub struct AppSettings {
     pub engine: EngineConfig,
     /// People tracked at most (`--max-people`, and in the panel).
     pub max_people: usize,
+    /// Where new hands are looked for (`--hand-regions`, and in the panel).
+    pub hand_regions: HandRegions,
     pub smoothing: SmoothingMethod,
     pub interpolation: bool,
     pub mirror: bool,
@@ -138,6 +141,7 @@ impl Default for AppSettings {
             file_fps: 30.0,
             engine: EngineConfig::default(),
             max_people: APP_MAX_PEOPLE,
+            hand_regions: HandRegions::default(),
             smoothing: SmoothingMethod::ONE_EURO,
             interpolation: true,
             mirror: false,

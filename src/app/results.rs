@@ -140,6 +140,7 @@ pub(crate) fn engine_config(settings: &AppSettings) -> EngineConfig {
 pub(crate) fn tracker_config(settings: &AppSettings) -> TrackerConfig {
     TrackerConfig {
         smoothing: settings.smoothing,
+        hand_regions: settings.hand_regions,
         ..TrackerConfig::VIDEO
     }
     .with_max_people(settings.max_people)

@@ -16,6 +16,7 @@ use crate::source::camera::CameraRequest;
 use crate::source::demo::bundled_demo_clip;
 use crate::vision::PoseModel;
 use crate::vision::angles::Joint;
+use crate::vision::config::HandRegions;
 use crate::vision::smoothing::{OneEuroTuning, PROTOTYPE_EMA_ALPHA, SmoothingMethod};
 use crate::vision::timings::Stage;
 
@@ -372,6 +373,21 @@ fn panel_ui(
                 ui.radio_value(&mut edited.engine.pose_model, PoseModel::Full, "full");
                 ui.radio_value(&mut edited.engine.pose_model, PoseModel::Heavy, "heavy");
                 ui.checkbox(&mut edited.engine.hands, "hands");
+            });
+            ui.add_enabled_ui(edited.engine.hands, |ui| {
+                ui.horizontal(|ui| {
+                    ui.label("hands from");
+                    ui.radio_value(&mut edited.hand_regions, HandRegions::Pose, "pose")
+                        .on_hover_text(
+                            "look for hands at each person's wrists (finds more, each already \
+                             theirs; the palm detector while nobody is in view)",
+                        );
+                    ui.radio_value(&mut edited.hand_regions, HandRegions::Palm, "palm detector")
+                        .on_hover_text(
+                            "look for hands anywhere in the frame (also a hand whose body is out \
+                             of view)",
+                        );
+                });
             });
             ui.horizontal(|ui| {
                 ui.label("people")

@@ -120,6 +120,12 @@ pub struct ModelArgs {
     /// [default: analyze 3, serve 2, the app 2; see the user guide for why].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub max_people: Option<u32>,
+    /// Where a hand not tracked yet is looked for: `pose`, each person's wrist, index and pinky
+    /// landmarks of the previous frame (MediaPipe Holistic; the palm detector only while nobody is in
+    /// view); `palm`, the palm detector over the whole frame (MediaPipe Hands), each hand then given to
+    /// the person whose wrist it is at. Static mode and --legacy use the palm detector.
+    #[arg(long, value_enum, default_value_t = HandRegionsArg::Pose)]
+    pub hand_regions: HandRegionsArg,
     #[command(flatten)]
     pub smoothing: SmoothingArgs,
 }
@@ -180,12 +186,6 @@ pub struct EngineArgs {
     /// as MediaPipe; --legacy sets 1).
     #[arg(long, default_value_t = crate::vision::config::DEFAULT_PALM_DETECTION_EVERY, value_parser = clap::value_parser!(u32).range(1..))]
     pub palm_every: u32,
-    /// Where a hand not tracked yet is looked for: `pose`, each person's wrist, index and pinky
-    /// landmarks of the previous frame (MediaPipe Holistic; the palm detector only while nobody is in
-    /// view); `palm`, the palm detector over the whole frame (MediaPipe Hands), each hand then given to
-    /// the person whose wrist it is at. Static mode and --legacy use the palm detector.
-    #[arg(long, value_enum, default_value_t = HandRegionsArg::Pose)]
-    pub hand_regions: HandRegionsArg,
 }
 
 /// `--hand-regions`.
@@ -242,7 +242,7 @@ impl EngineArgs {
             hand_regions: if self.legacy {
                 crate::vision::config::HandRegions::Palm
             } else {
-                self.hand_regions.into()
+                self.model.hand_regions.into()
             },
             ..crate::vision::TrackerConfig::VIDEO
         }
@@ -538,6 +538,7 @@ impl AppArgs {
             file_fps: self.fps as f32,
             engine: self.model.engine_config(),
             max_people: self.model.max_people_or(crate::app::APP_MAX_PEOPLE),
+            hand_regions: self.model.hand_regions.into(),
             smoothing,
             interpolation: !self.no_interpolation,
             mirror: self.mirror,
@@ -557,5 +558,37 @@ impl AppArgs {
                 present_mode: self.present_mode.map(Into::into),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "test code: a failed unwrap is a failed test"
+    )]
+
+    use super::*;
+    use crate::vision::config::HandRegions;
+
+    fn analyze(args: &[&str]) -> AnalyzeArgs {
+        let mut all = vec!["livepose", "analyze", "clip.mjpeg", "--out", "out"];
+        all.extend(args);
+        match Cli::try_parse_from(all).unwrap().command {
+            Some(Command::Analyze(a)) => a,
+            other => panic!("not analyze: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hand_regions_default_to_the_pose_and_legacy_keeps_the_palm_detector() {
+        let regions = |args: &[&str]| analyze(args).engine.video_tracker_config(3).hand_regions;
+        assert_eq!(regions(&[]), HandRegions::Pose);
+        assert_eq!(regions(&["--hand-regions", "palm"]), HandRegions::Palm);
+        assert_eq!(regions(&["--hand-regions", "pose"]), HandRegions::Pose);
+        assert_eq!(regions(&["--legacy"]), HandRegions::Palm);
+        assert!(Cli::try_parse_from(["livepose", "--hand-regions", "elbow"]).is_err());
+        let app = Cli::try_parse_from(["livepose", "--hand-regions", "palm"]).unwrap();
+        assert_eq!(app.app.model.hand_regions, HandRegionsArg::Palm);
     }
 }
