@@ -377,9 +377,9 @@ impl Engine {
         if previous.len() < max_hands && palm_detector_due(config, track) {
             track.frames_since_palm_detection = 0;
             let method = config.hand_smoothing();
-            // Photos and static mode have no previous frame, `--legacy` is MediaPipe Hands, and with nobody's pose in the previous
-            // frame (a hand held up close, no body in view) there is no wrist to start from: the palm
-            // detector looks for hands then.
+            // The palm detector looks for hands in photos and static mode (no previous frame), with
+            // `--legacy` (MediaPipe Hands), and when nobody's pose was in the previous frame (a hand
+            // held up close, no body in view: no wrist to start from).
             if looks_from_wrists(config, from_pose) {
                 for hand in from_pose {
                     let Some(roi) = hand.roi() else {
