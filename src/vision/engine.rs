@@ -201,7 +201,11 @@ impl Engine {
         } else {
             self.run_people(image, timestamp_us, config, track, solo)
         }?;
-        track.hands_from_pose = HandFromPose::of_people(&out.people);
+        track.hands_from_pose = if hands_from_wrists(config) {
+            HandFromPose::of_people(&out.people)
+        } else {
+            Vec::new()
+        };
         Ok(out)
     }
 
@@ -437,13 +441,16 @@ impl Engine {
     }
 }
 
-/// Whether new hands are looked for at the wrists of `from_pose` (`HandRegions::Pose` in video mode with
-/// someone's pose in the previous frame) rather than by the palm detector.
+/// Whether the hand branch starts new hands from the previous frame's wrists: `HandRegions::Pose` in
+/// video mode, `--legacy` excepted (it is MediaPipe Hands).
+fn hands_from_wrists(config: TrackerConfig) -> bool {
+    config.tracking && !config.legacy && config.hand_regions == HandRegions::Pose
+}
+
+/// Whether new hands are looked for at the wrists of `from_pose` (someone's pose was in the previous
+/// frame) rather than by the palm detector.
 fn looks_from_wrists(config: TrackerConfig, from_pose: &[HandFromPose]) -> bool {
-    config.tracking
-        && !config.legacy
-        && config.hand_regions == HandRegions::Pose
-        && !from_pose.is_empty()
+    hands_from_wrists(config) && !from_pose.is_empty()
 }
 
 fn check_frame(image: &RgbImage) -> Result<(), VisionError> {

@@ -40,13 +40,11 @@ const PALM_ROI_SCALE: f32 = 2.6;
 /// Landmarks → next ROI: shift up by 0.1, square, × 2.0.
 const TRACKING_ROI_SHIFT_Y: f32 = -0.1;
 const TRACKING_ROI_SCALE: f32 = 2.0;
-/// Landmarks used for the tracking ROI: wrist, and the two lowest joints of each finger.
 /// A hand region from pose landmarks: MediaPipe Holistic's box (twice the wrist to middle-knuckle
-/// distance, about the hand's length, centred on the knuckles) transformed as its palm regions are. Holistic
-/// scales this box by 2.7 for its hand re-crop model, which then finds the hand's own box; livepose has no
-/// re-crop model and hands the box straight to the landmark model, so the scale is the one that model is
-/// trained for (MediaPipe's tracking region: 2.0 with a shift of −0.1 toward the fingers), over a box a
-/// little larger than the hand to allow for the pose landmarks' error at the hands.
+/// distance, about the hand's length, centred on the knuckles). Holistic scales it by 2.7 for its hand
+/// re-crop model, which then finds the hand's own box; livepose has no re-crop model and hands the box
+/// straight to the landmark model with MediaPipe's tracking transform (scale 2.0, shifted −0.1 toward
+/// the fingers), the region that model sees while it tracks a hand.
 const POSE_HAND_ROI_SHIFT_Y: f32 = -0.1;
 const POSE_HAND_ROI_SCALE: f32 = 2.0;
 /// Holistic's gate: the pose's wrist must be this visible for its hand to be looked for.
@@ -56,7 +54,6 @@ pub const POSE_HAND_MIN_WRIST_VISIBILITY: f32 = 0.1;
 /// wrist, pinky and index landmarks in image pixels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HandFromPose {
-    pub person: crate::vision::PersonId,
     pub wrist_in_image: [f32; 2],
     pub pinky_in_image: [f32; 2],
     pub index_in_image: [f32; 2],
@@ -68,7 +65,7 @@ impl HandFromPose {
     pub fn of_people(people: &[(crate::vision::PersonId, crate::vision::Pose)]) -> Vec<Self> {
         use crate::vision::landmarks::pose_index::{LEFT_INDEX, LEFT_PINKY, LEFT_WRIST};
         let mut out = Vec::with_capacity(2 * people.len());
-        for (id, pose) in people {
+        for (_, pose) in people {
             for side in 0..2 {
                 let (Some(wrist), Some(pinky), Some(index)) = (
                     pose.landmarks.get(LEFT_WRIST + side),
@@ -78,7 +75,6 @@ impl HandFromPose {
                     continue;
                 };
                 out.push(Self {
-                    person: *id,
                     wrist_in_image: wrist.pos_in_image,
                     pinky_in_image: pinky.pos_in_image,
                     index_in_image: index.pos_in_image,
@@ -120,6 +116,7 @@ impl HandFromPose {
     }
 }
 
+/// Landmarks used for the tracking ROI: wrist, and the two lowest joints of each finger.
 const TRACKING_SUBSET: [usize; 12] = [0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18];
 
 /// Runs the palm detector on the whole frame.
@@ -370,7 +367,6 @@ mod tests {
     fn hand_from_pose(wrist: [f32; 2], knuckles: [f32; 2], visibility: f32) -> HandFromPose {
         // index and pinky either side of the knuckles, so that (2 index + pinky) / 3 = knuckles.
         HandFromPose {
-            person: 1,
             wrist_in_image: wrist,
             pinky_in_image: [knuckles[0] - 20.0, knuckles[1]],
             index_in_image: [knuckles[0] + 10.0, knuckles[1]],

@@ -111,7 +111,7 @@ pub struct PoseTrack {
     /// The multi-person tracker's people.
     pub(crate) people: PeopleTracker<PersonFilters>,
     /// The last frame's people's wrists, pinkies and indexes: where the hand branch of the next frame
-    /// looks for hands with [`crate::vision::config::HandRegions::Pose`].
+    /// looks for hands with [`crate::vision::config::HandRegions::Pose`] (empty in every other mode).
     pub(crate) hands_from_pose: Vec<HandFromPose>,
 }
 
