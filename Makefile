@@ -1,6 +1,6 @@
 # livepose — one-command entry points. Each target does the set-up it needs (scripts/setup.sh:
 # Debian cmake + nasm for libjpeg-turbo, and ONNX Runtime 1.31.1 from the PyPI wheel into .ort/).
-.PHONY: setup run serve analyze screenshot test test-blender bench bench-load bench-app soak fuzz fuzz-smoke models
+.PHONY: setup run serve analyze screenshot test test-blender bench eval-people bench-load bench-app soak fuzz fuzz-smoke models
 
 CARGO ?= cargo
 OUT ?= out
@@ -52,6 +52,11 @@ test-blender: setup
 # Speed: livepose's pipeline and, in the same run, the official MediaPipe Python pipeline.
 bench: setup
 	scripts/bench.sh
+
+# The multi-person tracker against the truth on every clip with identity truth, as an ensemble of
+# runs at frame rates around 30 fps, with MediaPipe beside (docs/MEASUREMENTS.md, "How much one run says").
+eval-people: setup
+	scripts/people_eval.sh
 
 # The server under load: N = 1, 2, 4, 8 WebSocket clients, then memory over 10 000 frames.
 bench-load: setup
