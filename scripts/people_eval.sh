@@ -15,7 +15,7 @@
 # sums are checked against multiperson/recipe_eval.sha256), with MediaPipe Tasks' answers beside them.
 #
 #   LIVEPOSE_MP_VENV  venv with mediapipe (default ~/.cache/livepose/mediapipe-venv; made if missing)
-#   DITHERS           how many frame rates (default 4: 30, 29.997, 30.003, 29.99)
+#   DITHERS           how many frame rates, 1 to 6 (default 4: 30, 29.997, 30.003, 29.99)
 #   extra arguments   passed to `livepose analyze` (e.g. --model lite)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,11 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/livepose"
 SET="$CACHE/people-eval"
 OUT=target/people-eval
 DITHERS="${DITHERS:-4}"
+fps_list=(30 29.997 30.003 29.99 30.01 29.97)
+if ! [[ "$DITHERS" =~ ^[1-6]$ ]]; then
+  echo "people-eval: DITHERS must be 1 to 6 (one run per frame rate of: ${fps_list[*]}), not '$DITHERS'" >&2
+  exit 2
+fi
 FIX=tests/fixtures
 MP="$FIX/multiperson"
 if ! "$VENV/bin/python" -c "import mediapipe" >/dev/null 2>&1; then
@@ -53,7 +58,6 @@ for c in "${EVAL_CLIPS[@]}"; do
 done
 cargo build --release --quiet --bin livepose
 rm -rf "$OUT"
-fps_list=(30 29.997 30.003 29.99 30.01 29.97)
 clips=("$MP"/{mp_kb_basketball1,mp_cross2,mp_cross3,mp_leave3,mp_cross4,mp_pass2,mp_weave3}.mjpeg)
 for c in "${EVAL_CLIPS[@]}"; do clips+=("$SET/$c.mjpeg"); done
 clips+=("$FIX"/kenburns_{messi,astronaut,basketball1}.mjpeg)
