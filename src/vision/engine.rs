@@ -22,8 +22,9 @@ use crate::vision::hands::{
 };
 use crate::vision::image::RgbImage;
 use crate::vision::landmarks::{POSE_LANDMARK_COUNT, Pose};
+use crate::vision::lanes::{LandmarkResult, LaneModel, PoseLanes, landmarks_on_lanes};
 use crate::vision::model::{ModelFile, OnnxModel, SessionOptions};
-use crate::vision::people::{Appearance, BodyInImage, PersonId, detection_tiles};
+use crate::vision::people::{Appearance, BodyInImage, PeopleTracker, PersonId, detection_tiles};
 use crate::vision::pose::{PoseDetector, PoseLandmarker, RawPose, roi_from_alignment_points};
 use crate::vision::result::FrameResult;
 use crate::vision::roi::Roi;
@@ -42,6 +43,9 @@ struct PoseBranch {
     landmarker: PoseLandmarker,
     /// The same model with `solo_threads`, for frames where this engine has the whole budget.
     landmarker_solo: Option<PoseLandmarker>,
+    /// Sessions of `threads` beside `landmarker`, for several people when the engine has the whole
+    /// budget.
+    lanes: PoseLanes,
 }
 
 struct HandBranch {
@@ -93,6 +97,16 @@ impl Engine {
             } else {
                 None
             },
+            lanes: PoseLanes::new(
+                LaneModel {
+                    models_dir: dir.clone(),
+                    file: config.pose_model.file(),
+                    options,
+                    refine_kernel: config.refine_kernel,
+                    min_presence: config.min_tracking_confidence,
+                },
+                solo.intra_threads,
+            ),
         };
         let hands = if config.hands {
             Some(HandBranch {
@@ -266,7 +280,6 @@ impl Engine {
         let mut out = PoseOutput::default();
         let max_people = config.max_people.max(1);
         let people = &mut track.people;
-        let branch = &mut self.pose;
         if !config.tracking {
             // Every frame on its own: nobody keeps a region; a detection matched to someone gives
             // them back their id with the detection's region.
@@ -277,6 +290,23 @@ impl Engine {
                 }
             }
         }
+        let use_motion = config.tracking;
+        let jobs_now = |people: &PeopleTracker<PersonFilters>| -> Vec<(PersonId, Roi)> {
+            people
+                .people
+                .iter()
+                .filter(|p| p.is_tracked())
+                .filter_map(|p| Some((p.id, p.region_at(timestamp_us, use_motion)?)))
+                .collect()
+        };
+        let PoseBranch {
+            detector,
+            landmarker,
+            landmarker_solo,
+            lanes,
+        } = &mut self.pose;
+        // Landmarks already run this frame (beside the detector), by person and region.
+        let mut early: Vec<(PersonId, Roi, LandmarkResult)> = Vec::new();
         let tiles = detection_tiles(image.width, image.height);
         if let Some(region) = people.detection_region(
             max_people,
@@ -286,7 +316,29 @@ impl Engine {
         ) {
             out.detector_ran = true;
             let region = region.and_then(|i| tiles.get(i).copied());
-            let mut candidates = branch.detector.detect_in(image, region, &mut out.timings)?;
+            // The people tracked already keep their regions whatever the detector finds, so with
+            // lanes to spare their landmarks run beside it.
+            let tracked = jobs_now(people);
+            let beside = if solo && config.tracking {
+                lanes.beside(tracked.len() + 1)
+            } else {
+                &mut []
+            };
+            let mut candidates = if beside.is_empty() {
+                detector.detect_in(image, region, &mut out.timings)?
+            } else {
+                let rois: Vec<Roi> = tracked.iter().map(|(_, roi)| *roi).collect();
+                let (found, raws) =
+                    landmarks_on_lanes(image, &rois, landmarker, beside, &mut out.timings, |t| {
+                        detector.detect_in(image, region, t)
+                    });
+                early = tracked
+                    .into_iter()
+                    .zip(raws)
+                    .map(|((id, roi), raw)| (id, roi, raw))
+                    .collect();
+                found?
+            };
             if !config.tracking {
                 // Every frame on its own: the best `max_people` detections, as MediaPipe's static mode
                 // takes the best one (association only carries the ids).
@@ -296,19 +348,41 @@ impl Engine {
                 PersonFilters::new(config)
             });
         }
-        let use_motion = config.tracking;
-        let jobs: Vec<(PersonId, Roi)> = people
-            .people
+        let jobs = jobs_now(people);
+        let mut raws: Vec<Option<LandmarkResult>> = jobs
             .iter()
-            .filter(|p| p.is_tracked())
-            .filter_map(|p| Some((p.id, p.region_at(timestamp_us, use_motion)?)))
+            .map(|(id, roi)| {
+                let i = early.iter().position(|(e, r, _)| e == id && r == roi)?;
+                Some(early.swap_remove(i).2)
+            })
             .collect();
-        let landmarker = match (&mut branch.landmarker_solo, solo) {
-            (Some(solo_landmarker), true) => solo_landmarker,
-            _ => &mut branch.landmarker,
+        let missing: Vec<usize> = (0..jobs.len()).filter(|&i| raws[i].is_none()).collect();
+        let beside = if solo && missing.len() > 1 {
+            lanes.beside(missing.len())
+        } else {
+            &mut []
         };
-        for (id, roi) in jobs {
-            let raw = landmarker.landmarks(image, roi, &mut out.timings)?;
+        if beside.is_empty() {
+            let landmarker = match (landmarker_solo, solo) {
+                (Some(solo_landmarker), true) => solo_landmarker,
+                _ => landmarker,
+            };
+            for &i in &missing {
+                raws[i] = Some(landmarker.landmarks(image, jobs[i].1, &mut out.timings));
+            }
+        } else {
+            let rois: Vec<Roi> = missing.iter().map(|&i| jobs[i].1).collect();
+            let ((), found) =
+                landmarks_on_lanes(image, &rois, landmarker, beside, &mut out.timings, |_| ());
+            for (&i, raw) in missing.iter().zip(found) {
+                raws[i] = Some(raw);
+            }
+        }
+        for ((id, _), raw) in jobs.into_iter().zip(raws) {
+            let raw = match raw {
+                Some(raw) => raw?,
+                None => None,
+            };
             let start = Instant::now();
             let seen = raw.and_then(|raw| {
                 let person = people.get_mut(id)?;

@@ -15,6 +15,7 @@ pub mod error;
 pub mod hands;
 pub mod image;
 pub mod landmarks;
+pub mod lanes;
 pub mod model;
 pub mod people;
 pub mod pose;
