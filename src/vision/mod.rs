@@ -2,7 +2,7 @@
 //! can be tested, benchmarked and run from the command line without a window.
 //!
 //! Module order (each uses only those above it): `error`, `image`, `roi`, `timings`, `landmarks` →
-//! `angles`, `smoothing`, `crop`, `detection`, `model`, `people` → `pose`, `hands` → `result`,
+//! `angles`, `smoothing`, `crop`, `detection`, `model`, `people` → `pose`, `hands` → `lanes`, `result`,
 //! `config`, `tracker`, `assemble` → `engine`.
 
 pub mod angles;

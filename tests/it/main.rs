@@ -21,6 +21,7 @@ mod golden_clips;
 mod golden_photos;
 mod haproxy_failover;
 mod motion_clips;
+mod pose_lanes;
 mod remote_access;
 mod serve_lifecycle;
 mod server_protocol;
