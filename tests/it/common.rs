@@ -10,7 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use livepose::vision::{Engine, EngineConfig, FrameResult, PoseModel};
+use livepose::vision::image::{MjpegFrames, rgb_image_from_bytes};
+use livepose::vision::{Engine, EngineConfig, FrameResult, PoseModel, Tracker, TrackerConfig};
 use serde_json::Value;
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -29,6 +30,22 @@ pub fn read_jsonl(name: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every frame of the MJPEG fixture `clip` through `engine` with one tracker of `config`, at the
+/// references' timestamps ((k+1)·33333 µs).
+pub fn process_clip(engine: &mut Engine, clip: &str, config: TrackerConfig) -> Vec<FrameResult> {
+    let bytes = std::fs::read(fixture(clip)).unwrap();
+    let mut tracker = Tracker::new(config);
+    MjpegFrames::new(&bytes)
+        .enumerate()
+        .map(|(k, jpeg)| {
+            let image = rgb_image_from_bytes(jpeg.unwrap()).unwrap();
+            engine
+                .process(&image, (k as i64 + 1) * 33_333, &mut tracker)
+                .unwrap()
+        })
         .collect()
 }
 

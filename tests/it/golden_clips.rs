@@ -26,26 +26,13 @@
 )]
 
 use crate::common::{
-    fixture, hand_errors, legacy_engine, mean, pose_errors, pose_json_errors, read_jsonl,
+    hand_errors, legacy_engine, mean, pose_errors, pose_json_errors, process_clip, read_jsonl,
 };
-use livepose::vision::image::{MjpegFrames, rgb_image_from_bytes};
-use livepose::vision::{FrameResult, PoseModel, Tracker, TrackerConfig};
-
-const FRAME_US: i64 = 33_333;
+use livepose::vision::{FrameResult, PoseModel, TrackerConfig};
 
 fn run_clip(clip: &str, config: TrackerConfig) -> Vec<FrameResult> {
-    let bytes = std::fs::read(fixture(clip)).unwrap();
     let mut engine = legacy_engine(PoseModel::Full, true);
-    let mut tracker = Tracker::new(config);
-    MjpegFrames::new(&bytes)
-        .enumerate()
-        .map(|(k, jpeg)| {
-            let image = rgb_image_from_bytes(jpeg.unwrap()).unwrap();
-            engine
-                .process(&image, (k as i64 + 1) * FRAME_US, &mut tracker)
-                .unwrap()
-        })
-        .collect()
+    process_clip(&mut engine, clip, config)
 }
 
 /// Mean |p[t+1] − 2p[t] + p[t−1]| (px/frame²) over landmarks the reference sees in all three frames.

@@ -11,16 +11,12 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use livepose::vision::image::{MjpegFrames, rgb_image_from_bytes};
-use livepose::vision::{Engine, EngineConfig, FrameResult, Tracker, TrackerConfig};
-
-const FRAME_US: i64 = 33_333;
+use livepose::vision::{Engine, EngineConfig, FrameResult, TrackerConfig};
 
 /// Largest difference allowed between the two runs' landmarks (image px).
 const SAME_PX: f32 = 1e-3;
 
 fn run(solo_threads: usize) -> Vec<FrameResult> {
-    let bytes = std::fs::read(crate::common::fixture("multiperson/mp_cross3.mjpeg")).unwrap();
     let mut engine = Engine::new(EngineConfig {
         hands: false,
         threads: 1,
@@ -28,16 +24,11 @@ fn run(solo_threads: usize) -> Vec<FrameResult> {
         ..Default::default()
     })
     .unwrap_or_else(|e| panic!("cannot load models (run `make setup`): {e}"));
-    let mut tracker = Tracker::new(TrackerConfig::VIDEO.with_max_people(3));
-    MjpegFrames::new(&bytes)
-        .enumerate()
-        .map(|(k, jpeg)| {
-            let image = rgb_image_from_bytes(jpeg.unwrap()).unwrap();
-            engine
-                .process(&image, (k as i64 + 1) * FRAME_US, &mut tracker)
-                .unwrap()
-        })
-        .collect()
+    crate::common::process_clip(
+        &mut engine,
+        "multiperson/mp_cross3.mjpeg",
+        TrackerConfig::VIDEO.with_max_people(3),
+    )
 }
 
 #[test]
