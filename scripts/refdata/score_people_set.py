@@ -22,6 +22,16 @@ def score(truth, output, fp=True):
     return json.loads(subprocess.check_output(args))
 
 
+def add(pooled, o):
+    """Adds one clip's score to a set's totals: person-frames, found, error × found, switches, extra."""
+    found = round(o["recall"] * o["truth_person_frames"])
+    pooled[0] += o["truth_person_frames"]
+    pooled[1] += found
+    pooled[2] += (o["mean_px"] or 0.0) * found
+    pooled[3] += o["id_switches"]
+    pooled[4] += o.get("unmatched_outputs", 0)
+
+
 def spread(values, digits):
     m = statistics.mean(values)
     if max(values) - min(values) < 10 ** -digits:
@@ -45,24 +55,14 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|")
     for name, clips in sets:
         pooled = {r: [0, 0, 0.0, 0, 0] for r in runs}
-        mp_pooled = [0, 0, 0.0, 0]
+        mp_pooled = [0, 0, 0.0, 0, 0]
         for base, clip in clips:
             truth = os.path.join(base, f"{clip}.truth.jsonl")
             rows = [score(truth, os.path.join(runs_dir, r, f"{clip}.jsonl")) for r in runs]
             for r, o in zip(runs, rows):
-                found = round(o["recall"] * o["truth_person_frames"])
-                p = pooled[r]
-                p[0] += o["truth_person_frames"]
-                p[1] += found
-                p[2] += (o["mean_px"] or 0.0) * found
-                p[3] += o["id_switches"]
-                p[4] += o["unmatched_outputs"]
+                add(pooled[r], o)
             m = score(truth, os.path.join(base, f"{clip}.mediapipe_tasks.jsonl"))
-            m_found = round(m["recall"] * m["truth_person_frames"])
-            mp_pooled[0] += m["truth_person_frames"]
-            mp_pooled[1] += m_found
-            mp_pooled[2] += (m["mean_px"] or 0.0) * m_found
-            mp_pooled[3] += m["id_switches"]
+            add(mp_pooled, m)
             print(f"| {name} | `{clip}` | {spread([o['recall'] for o in rows], 3)} "
                   f"| {spread([o['mean_px'] or 0.0 for o in rows], 2)} "
                   f"| {spread([o['id_switches'] for o in rows], 1)} "

@@ -317,12 +317,16 @@ impl Engine {
             out.detector_ran = true;
             let region = region.and_then(|i| tiles.get(i).copied());
             // The people tracked already keep their regions whatever the detector finds, so with
-            // lanes to spare their landmarks run beside it.
-            let tracked = jobs_now(people);
-            let beside = if solo && config.tracking {
-                lanes.beside(tracked.len() + 1)
+            // lanes to spare their landmarks run beside it (the detector taking one lane's place).
+            let tracked = if solo && config.tracking {
+                jobs_now(people)
             } else {
+                Vec::new()
+            };
+            let beside = if tracked.is_empty() {
                 &mut []
+            } else {
+                lanes.beside(tracked.len() + 1)
             };
             let mut candidates = if beside.is_empty() {
                 detector.detect_in(image, region, &mut out.timings)?
