@@ -318,8 +318,13 @@ impl Engine {
             let region = region.and_then(|i| tiles.get(i).copied());
             // The people tracked already keep their regions whatever the detector finds, so with
             // lanes to spare their landmarks run beside it (the detector taking one lane's place).
+            // Not those whose legs the model does not see: a detection may give them its region.
             let tracked = if solo && config.tracking {
-                jobs_now(people)
+                let mut jobs = jobs_now(people);
+                jobs.retain(|(id, _)| {
+                    !people.people.iter().any(|p| p.id == *id && p.legs_unseen())
+                });
+                jobs
             } else {
                 Vec::new()
             };

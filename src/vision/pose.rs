@@ -149,6 +149,7 @@ impl PoseDetector {
                 let body = BodyInImage {
                     hips_in_image: hips,
                     shoulders_in_image: shoulders,
+                    legs_visibility: None,
                 };
                 Some(Candidate {
                     roi: roi_from_alignment_points(hips, scale_point),

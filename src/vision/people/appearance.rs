@@ -111,6 +111,7 @@ mod tests {
         BodyInImage {
             shoulders_in_image: [x, 50.0],
             hips_in_image: [x, 150.0],
+            legs_visibility: None,
         }
     }
 
@@ -134,6 +135,7 @@ mod tests {
         let degenerate = BodyInImage {
             shoulders_in_image: [10.0, 10.0],
             hips_in_image: [10.0, 11.0],
+            legs_visibility: None,
         };
         assert!(Appearance::of(&image, &degenerate).is_none());
     }

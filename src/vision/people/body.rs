@@ -1,13 +1,20 @@
-//! Where a body is in the image, for association: the hip and shoulder centres.
+//! Where a body is in the image, for association: the hip and shoulder centres (and how much of the
+//! legs the landmark model saw).
 
 use crate::vision::landmarks::ImageLandmark;
-use crate::vision::landmarks::pose_index::{LEFT_HIP, LEFT_SHOULDER, RIGHT_HIP, RIGHT_SHOULDER};
+use crate::vision::landmarks::pose_index::{
+    LEFT_ANKLE, LEFT_HIP, LEFT_KNEE, LEFT_SHOULDER, RIGHT_ANKLE, RIGHT_HIP, RIGHT_KNEE,
+    RIGHT_SHOULDER,
+};
 
 /// Where a body is in the image: the hip centre and the shoulder centre, in px.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BodyInImage {
     pub hips_in_image: [f32; 2],
     pub shoulders_in_image: [f32; 2],
+    /// The mean visibility of the knees and ankles (0 to 1) as the landmark model gave it; `None` for a
+    /// detection, which has no visibility. Low for a body cut by a desk, an edge or someone in front.
+    pub legs_visibility: Option<f32>,
 }
 
 impl BodyInImage {
@@ -20,9 +27,14 @@ impl BodyInImage {
             );
             Some([(pa[0] + pb[0]) * 0.5, (pa[1] + pb[1]) * 0.5])
         };
+        let mut legs = 0.0;
+        for i in [LEFT_KNEE, RIGHT_KNEE, LEFT_ANKLE, RIGHT_ANKLE] {
+            legs += landmarks.get(i)?.visibility;
+        }
         let body = Self {
             hips_in_image: mid(LEFT_HIP, RIGHT_HIP)?,
             shoulders_in_image: mid(LEFT_SHOULDER, RIGHT_SHOULDER)?,
+            legs_visibility: Some(legs * 0.25),
         };
         body.is_finite().then_some(body)
     }
@@ -67,6 +79,7 @@ impl BodyInImage {
         Self {
             hips_in_image: add(self.hips_in_image),
             shoulders_in_image: add(self.shoulders_in_image),
+            legs_visibility: self.legs_visibility,
         }
     }
 }

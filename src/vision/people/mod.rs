@@ -13,9 +13,11 @@
 //! 3. **Associate** ([`PeopleTracker::associate`]): a detection is matched to a person by body keypoints
 //!    (hip centre and shoulder centre, relative to the person's torso length, and the torso length
 //!    itself), never by the overlap of the large square regions, which loses a second person standing
-//!    close. A detection matched to a tracked person changes nothing (the person keeps their region);
-//!    matched to a lost person within the grace period, it gives that person back their id (filters
-//!    restarted); unmatched, it is a new person with a new id, if there is room.
+//!    close. A detection matched to a tracked person changes nothing (the person keeps their region),
+//!    except for a body whose legs the landmark model does not see, matched closely with nobody else
+//!    near ([`PeopleTracker::associate`]): it takes the detection's region. Matched to a lost person
+//!    within the grace period, a detection gives that person back their id (filters restarted);
+//!    unmatched, it is a new person with a new id, if there is room.
 //! 4. **Landmarks** (the engine) for every tracked person, then [`PeopleTracker::seen`] or
 //!    [`PeopleTracker::not_seen`] for each.
 //! 5. **Settle** ([`PeopleTracker::settle`]): two people on one body become one (the person whose
@@ -54,6 +56,17 @@ pub const SAME_BODY_TORSOS: f32 = 0.35;
 pub const JUMP_TORSOS: f32 = 0.75;
 /// Torso lengths of a matched detection and person may differ by at most this factor.
 pub const MAX_SCALE_RATIO: f32 = 1.8;
+/// A tracked person whose legs the landmark model saw less than this (mean visibility of knees and
+/// ankles) takes the region of a detection matched within [`REANCHOR_MAX_TORSOS`] of their prediction
+/// when nobody else, tracked, lost or detected, is within [`REANCHOR_CLEAR_TORSOS`] of it. The region
+/// the landmarks of a body cut at the waist give drifts from frame to frame (the model places the
+/// hidden hips lower in a larger region, which gives a larger region), while the detector's stays on
+/// what is visible. Chosen on the tuning clips (docs/MEASUREMENTS.md, "Cut bodies take the detector's
+/// region"): full bodies (`kenburns_messi`, legs 0.87–0.96) keep their own region, which is better
+/// for them; cut ones (the astronaut, 0.0–0.5) drifted up to 40 px off between detections.
+pub const REANCHOR_MAX_LEGS_VISIBILITY: f32 = 0.5;
+pub const REANCHOR_MAX_TORSOS: f32 = 0.35;
+pub const REANCHOR_CLEAR_TORSOS: f32 = 1.2;
 /// The velocity estimate follows a new measurement by this much (EMA).
 const VELOCITY_GAIN: f32 = 0.6;
 /// A lost person is given back their id only by a body at least this similar to how they looked.
@@ -214,6 +227,14 @@ impl<F> PersonTrack<F> {
         self.lost_since_us = None;
         self.restart_filters = true;
         self.acquired_us = timestamp_us;
+    }
+
+    /// Whether the landmark model saw little of the person's legs when they were last seen (a cut
+    /// body): a close detection may give them its region ([`REANCHOR_MAX_LEGS_VISIBILITY`]).
+    pub fn legs_unseen(&self) -> bool {
+        self.body
+            .legs_visibility
+            .is_some_and(|v| v < REANCHOR_MAX_LEGS_VISIBILITY)
     }
 
     pub fn is_tracked(&self) -> bool {
@@ -432,7 +453,9 @@ impl<F> PeopleTracker<F> {
             person_taken[pi] = true;
             let person = &mut self.people[pi];
             out[ci] = Some(if person.is_tracked() {
-                Assignment::Tracked(person.id)
+                let id = person.id;
+                self.reanchor_if_clear(pi, ci, candidates, timestamp_us);
+                Assignment::Tracked(id)
             } else {
                 person.reacquire(candidates[ci].roi, timestamp_us);
                 Assignment::Reacquired(person.id)
@@ -538,6 +561,50 @@ impl<F> PeopleTracker<F> {
             (self.backoff.max(1) * 2).min(MAX_BACKOFF)
         };
         assignments
+    }
+
+    /// Tracked person `pi`, matched to detection `ci`: a body whose legs the model does not see takes
+    /// the detection's region when the match is close and nobody else is near (see
+    /// [`REANCHOR_MAX_LEGS_VISIBILITY`]). Its size's rate of change starts afresh: what was measured
+    /// was the drift.
+    fn reanchor_if_clear(
+        &mut self,
+        pi: usize,
+        ci: usize,
+        candidates: &[Candidate],
+        timestamp_us: i64,
+    ) {
+        let (Some(person), Some(c)) = (self.people.get(pi), candidates.get(ci)) else {
+            return;
+        };
+        if !person.legs_unseen()
+            || person.body_at(timestamp_us).distance_in_torsos(&c.body) > REANCHOR_MAX_TORSOS
+        {
+            return;
+        }
+        let near = |d: f32| d <= REANCHOR_CLEAR_TORSOS;
+        let someone_near =
+            self.people.iter().enumerate().any(|(pj, q)| {
+                pj != pi && near(q.body_at(timestamp_us).distance_in_torsos(&c.body))
+            }) || candidates
+                .iter()
+                .enumerate()
+                .any(|(cj, o)| cj != ci && near(c.body.distance_in_torsos(&o.body)));
+        if someone_near {
+            return;
+        }
+        let Some(person) = self.people.get_mut(pi) else {
+            return;
+        };
+        tracing::trace!(
+            "t {} #{} takes the detection's region",
+            timestamp_us / 33_333,
+            person.id
+        );
+        person.roi = Some(c.roi);
+        person.roi_at_us = timestamp_us;
+        person.previous_roi = None;
+        person.motion.log_size_per_s = 0.0;
     }
 
     /// Person `id` was seen at `timestamp_us` with `body` looking like `look`; `next` is the region

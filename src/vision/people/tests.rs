@@ -6,6 +6,7 @@ fn body(x: f32, y: f32, torso: f32) -> BodyInImage {
     BodyInImage {
         hips_in_image: [x, y + torso * 0.5],
         shoulders_in_image: [x, y - torso * 0.5],
+        legs_visibility: None,
     }
 }
 
@@ -471,4 +472,39 @@ fn a_settled_look_does_not_learn_from_a_view_of_someone_else() {
     see(&mut t, 1, &blue);
     let similarity = t.people[0].similarity(red.as_ref()).unwrap();
     assert!(similarity < 0.99, "{similarity}");
+}
+
+/// One person seen at (300, 300) with legs seen `legs`; a detection of them 10 px on, whose region is
+/// half the size of theirs, and maybe a second person.
+fn cut_body_detected(legs: f32, second_at: Option<f32>) -> (PeopleTracker<()>, Roi) {
+    let mut t = PeopleTracker::<()>::default();
+    t.associate(&[candidate(300.0, 300.0, 100.0)], 0, 3, || ());
+    let mut seen_body = body(300.0, 300.0, 100.0);
+    seen_body.legs_visibility = Some(legs);
+    t.seen(1, 0, seen_body, candidate(300.0, 300.0, 100.0).roi, None);
+    t.settle(0);
+    let mut detected = vec![candidate(310.0, 300.0, 100.0)];
+    detected[0].roi.size_in_image = [150.0, 150.0];
+    if let Some(x) = second_at {
+        detected.push(candidate(x, 300.0, 100.0));
+    }
+    let a = t.associate(&detected, FRAME_US, 3, || ());
+    assert_eq!(a[0], Assignment::Tracked(1));
+    (t, detected[0].roi)
+}
+
+#[test]
+fn a_body_whose_legs_are_unseen_takes_a_close_detections_region_when_nobody_is_near() {
+    let (t, detected) = cut_body_detected(0.1, None);
+    assert_eq!(t.people[0].roi, Some(detected));
+    assert_eq!(t.people[0].region_at(FRAME_US, true), Some(detected));
+    // Legs in view: the landmarks' own region stays.
+    let (t, detected) = cut_body_detected(0.9, None);
+    assert_ne!(t.people[0].roi, Some(detected));
+    // Someone else detected within 1.2 torsos: the region stays (the detection could be a mix of both).
+    let (t, detected) = cut_body_detected(0.1, Some(400.0));
+    assert_ne!(t.people[0].roi, Some(detected));
+    // ... but not someone 2 torsos away.
+    let (t, detected) = cut_body_detected(0.1, Some(510.0));
+    assert_eq!(t.people[0].roi, Some(detected));
 }
