@@ -310,7 +310,12 @@ fn analyze_mjpeg(
         };
         Ok(((index as i64 + 1) * frame_us, payload))
     });
-    analyze_clip(service, path, args, model, clip, Some(total), args.fps)
+    let meta = ClipMeta {
+        frames: Some(total),
+        fps: args.fps,
+        max_people: super::ANALYZE_MAX_PEOPLE,
+    };
+    analyze_clip(service, path, args, model, clip, meta)
 }
 
 /// A video file through FFmpeg (`crate::video`): frames decoded one at a time, stamped with their
@@ -333,7 +338,12 @@ fn analyze_video(
         )
     });
     let fps = info.avg_fps.unwrap_or(args.fps);
-    let outcome = analyze_clip(service, path, args, model, clip, info.frames_estimate, fps);
+    let meta = ClipMeta {
+        frames: info.frames_estimate,
+        fps,
+        max_people: super::ANALYZE_MAX_PEOPLE,
+    };
+    let outcome = analyze_clip(service, path, args, model, clip, meta);
     let early = reader.ended_early();
     let damaged = reader.damaged_packets();
     outcome?;
@@ -379,8 +389,17 @@ fn analyze_session(
             },
         ))
     });
-    let total = session.frames.len() as u64;
-    analyze_clip(service, path, args, model, clip, Some(total), args.fps)
+    // The session's number of people unless `--max-people` says otherwise: whether a detection runs
+    // while someone is tracked depends on it, and so (for a body cut at the waist) the results.
+    let meta = ClipMeta {
+        frames: Some(session.frames.len() as u64),
+        fps: args.fps,
+        max_people: session
+            .info
+            .as_ref()
+            .map_or(super::ANALYZE_MAX_PEOPLE, |i| i.settings.tracker.max_people),
+    };
+    analyze_clip(service, path, args, model, clip, meta)
 }
 
 fn clip_progress(total: Option<u64>, name: String) -> indicatif::ProgressBar {
@@ -396,6 +415,16 @@ fn clip_progress(total: Option<u64>, name: String) -> indicatif::ProgressBar {
     progress.with_message(name)
 }
 
+/// What is known of a clip before it is read.
+struct ClipMeta {
+    /// How many frames (an estimate for a video file), for the progress bar.
+    frames: Option<u64>,
+    /// Frames per second, for the exports.
+    fps: f64,
+    /// How many people to track unless `--max-people` says.
+    max_people: usize,
+}
+
 /// Publishes a clip's frames losslessly, in order, and writes each result as it comes.
 fn analyze_clip(
     service: &Service,
@@ -403,13 +432,17 @@ fn analyze_clip(
     args: &AnalyzeArgs,
     model: &'static str,
     clip: impl Iterator<Item = ClipFrame>,
-    total: Option<u64>,
-    fps: f64,
+    meta: ClipMeta,
 ) -> anyhow::Result<()> {
+    let ClipMeta {
+        frames: total,
+        fps,
+        max_people,
+    } = meta;
     let config = if args.r#static {
-        args.engine.static_tracker_config(super::ANALYZE_MAX_PEOPLE)
+        args.engine.static_tracker_config(max_people)
     } else {
-        args.engine.video_tracker_config(super::ANALYZE_MAX_PEOPLE)
+        args.engine.video_tracker_config(max_people)
     };
     let (stream, results) = open(service, path, config);
     let out_path = args.out.join(format!("{}.jsonl", stem(path)));
