@@ -60,15 +60,19 @@ pub const JUMP_TORSOS: f32 = 0.75;
 pub const MAX_SCALE_RATIO: f32 = 1.8;
 /// A tracked person whose legs the landmark model saw less than this (mean visibility of knees and
 /// ankles) takes the region of a detection matched within [`REANCHOR_MAX_TORSOS`] of their prediction
-/// when nobody else, tracked, lost or detected, is within [`REANCHOR_CLEAR_TORSOS`] of it. The region
-/// the landmarks of a body cut at the waist give drifts from frame to frame (the model places the
-/// hidden hips lower in a larger region, which gives a larger region), while the detector's stays on
-/// what is visible. Chosen on the tuning clips (docs/MEASUREMENTS.md, "Cut bodies take the detector's
+/// when nobody else, tracked, lost or detected, is within [`REANCHOR_CLEAR_TORSOS`] of it, and their
+/// region's size differs from the detection's by [`REANCHOR_MIN_SIZE_RATIO`] or more. The region the
+/// landmarks of a body cut at the waist give drifts from frame to frame (the model places the hidden
+/// hips lower in a larger region, which gives a larger region), while the detector's stays on what is
+/// visible. Chosen on the tuning clips (docs/MEASUREMENTS.md, "Cut bodies take the detector's
 /// region"): full bodies (`kenburns_messi`, legs 0.87–0.96) keep their own region, which is better
-/// for them; cut ones (the astronaut, 0.0–0.5) drifted up to 40 px off between detections.
+/// for them; cut ones (the astronaut, 0.0–0.5) drifted up to 40 px off between detections; a steady
+/// upper body (`carphone`, sizes within 0.96–1.14 of the detection's) keeps its own, or its landmarks
+/// jitter ~25 % more.
 pub const REANCHOR_MAX_LEGS_VISIBILITY: f32 = 0.5;
 pub const REANCHOR_MAX_TORSOS: f32 = 0.35;
 pub const REANCHOR_CLEAR_TORSOS: f32 = 1.2;
+pub const REANCHOR_MIN_SIZE_RATIO: f32 = 1.15;
 /// The velocity estimate follows a new measurement by this much (EMA).
 const VELOCITY_GAIN: f32 = 0.6;
 /// A lost person is given back their id only by a body at least this similar to how they looked.
@@ -521,7 +525,13 @@ impl<F> PeopleTracker<F> {
                 .iter()
                 .enumerate()
                 .any(|(cj, o)| cj != ci && near(c.body.distance_in_torsos(&o.body)));
-        if someone_near {
+        // A region near the detection's size has not drifted: keeping it keeps a steady upper body
+        // (at a desk) as steady as before.
+        let drifted = person.region_at(timestamp_us, true).is_some_and(|r| {
+            let (a, b) = (r.size_in_image[0], c.roi.size_in_image[0]);
+            a.max(b) >= REANCHOR_MIN_SIZE_RATIO * a.min(b)
+        });
+        if someone_near || !drifted {
             return;
         }
         let Some(person) = self.people.get_mut(pi) else {
