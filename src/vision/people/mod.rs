@@ -15,7 +15,8 @@
 //!    itself), never by the overlap of the large square regions, which loses a second person standing
 //!    close. A detection matched to a tracked person changes nothing (the person keeps their region),
 //!    except for a body whose legs the landmark model does not see, matched closely with nobody else
-//!    near ([`PeopleTracker::associate`]): it takes the detection's region. Matched to a lost person
+//!    near, whose region's size has drifted from the detection's ([`REANCHOR_MAX_LEGS_VISIBILITY`]):
+//!    it takes the detection's region. Matched to a lost person
 //!    within the grace period, a detection gives that person back their id (filters restarted);
 //!    unmatched, it is a new person with a new id, if there is room.
 //! 4. **Landmarks** (the engine) for every tracked person, then [`PeopleTracker::seen`] or
