@@ -316,15 +316,11 @@ impl Engine {
         ) {
             out.detector_ran = true;
             let region = region.and_then(|i| tiles.get(i).copied());
-            // The people tracked already keep their regions whatever the detector finds, so with
-            // lanes to spare their landmarks run beside it (the detector taking one lane's place).
-            // Not those whose legs the model does not see: a detection may give them its region.
+            // The people tracked mostly keep their regions whatever the detector finds, so with
+            // lanes to spare their landmarks run beside it (the detector taking one lane's place). A
+            // person whose region a detection replaces (a cut body that drifted) runs again after.
             let tracked = if solo && config.tracking {
-                let mut jobs = jobs_now(people);
-                jobs.retain(|(id, _)| {
-                    !people.people.iter().any(|p| p.id == *id && p.legs_unseen())
-                });
-                jobs
+                jobs_now(people)
             } else {
                 Vec::new()
             };
