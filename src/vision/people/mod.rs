@@ -167,7 +167,7 @@ impl<F> PersonTrack<F> {
 
     /// Whether the landmark model saw little of the person's legs when they were last seen (a cut
     /// body): a close detection may give them its region ([`REANCHOR_MAX_LEGS_VISIBILITY`]).
-    pub fn legs_unseen(&self) -> bool {
+    fn legs_unseen(&self) -> bool {
         self.body
             .legs_visibility
             .is_some_and(|v| v < REANCHOR_MAX_LEGS_VISIBILITY)
@@ -513,7 +513,14 @@ impl<F> PeopleTracker<F> {
         let (Some(person), Some(c)) = (self.people.get(pi), candidates.get(ci)) else {
             return;
         };
+        // A region near the detection's size has not drifted: keeping it keeps a steady upper body
+        // (at a desk) as steady as before.
+        let drifted = person.region_at(timestamp_us, true).is_some_and(|r| {
+            let (a, b) = (r.size_in_image[0], c.roi.size_in_image[0]);
+            a.max(b) >= REANCHOR_MIN_SIZE_RATIO * a.min(b)
+        });
         if !person.legs_unseen()
+            || !drifted
             || person.body_at(timestamp_us).distance_in_torsos(&c.body) > REANCHOR_MAX_TORSOS
         {
             return;
@@ -526,13 +533,7 @@ impl<F> PeopleTracker<F> {
                 .iter()
                 .enumerate()
                 .any(|(cj, o)| cj != ci && near(c.body.distance_in_torsos(&o.body)));
-        // A region near the detection's size has not drifted: keeping it keeps a steady upper body
-        // (at a desk) as steady as before.
-        let drifted = person.region_at(timestamp_us, true).is_some_and(|r| {
-            let (a, b) = (r.size_in_image[0], c.roi.size_in_image[0]);
-            a.max(b) >= REANCHOR_MIN_SIZE_RATIO * a.min(b)
-        });
-        if someone_near || !drifted {
+        if someone_near {
             return;
         }
         let Some(person) = self.people.get_mut(pi) else {
