@@ -3,6 +3,9 @@
 .PHONY: setup run serve analyze screenshot test test-blender bench eval-people bench-load bench-app soak fuzz fuzz-smoke models
 
 CARGO ?= cargo
+# ONNX Runtime's official build records usage telemetry unless this is set before it loads: the
+# livepose binary sets it itself; this covers the test and bench processes that load it as a library.
+export ORT_DISABLE_TELEMETRY ?= 1
 OUT ?= out
 
 setup:

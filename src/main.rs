@@ -32,7 +32,23 @@ fn report_outcome(outcome: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// Opts out of ONNX Runtime's telemetry before anything loads it (see
+/// [`livepose::vision::model::TELEMETRY_OPT_OUT_VAR`]), unless the user set the variable themselves.
+#[allow(
+    unsafe_code,
+    reason = "the environment can only be changed with `set_var`, which is unsafe while other threads may read it"
+)]
+fn opt_out_of_runtime_telemetry() {
+    let var = livepose::vision::model::TELEMETRY_OPT_OUT_VAR;
+    if std::env::var_os(var).is_none() {
+        // SAFETY: called first thing in `main`, before any thread is started, so no other thread reads
+        // or writes the environment at the same time.
+        unsafe { std::env::set_var(var, "1") };
+    }
+}
+
 fn main() -> ExitCode {
+    opt_out_of_runtime_telemetry();
     let cli = Cli::parse();
     if cli.command.is_some() {
         init_command_logging();

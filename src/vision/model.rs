@@ -14,6 +14,15 @@ use crate::vision::error::ModelError;
 /// The ONNX Runtime shared library this build targets (ort's `api-31`).
 pub const ORT_LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
 
+/// ONNX Runtime's official builds (1.31, PyPI's `onnxruntime` wheel that livepose loads) record usage
+/// telemetry on Linux and macOS: a persistent device id and queued events in
+/// `~/.cache/Microsoft/DeveloperTools/.onnxruntime/`, uploaded to Microsoft (ProcessInfo: OS, CPU, memory,
+/// process name; then sessions, models and inference counts). This variable, set before the runtime is
+/// loaded, turns all of it off (microsoft/onnxruntime#27379, #29843). The `livepose` binary sets it to
+/// `1` first thing in `main` unless the user set it; [`runtime`] also turns telemetry events off for
+/// programs that load the runtime through the library.
+pub const TELEMETRY_OPT_OUT_VAR: &str = "ORT_DISABLE_TELEMETRY";
+
 /// SHA-256 of every model file, checked on load (`models/SHA256SUMS`, made by `models/make_models.sh`).
 const MODEL_SHA256SUMS: &str = include_str!("../../models/SHA256SUMS");
 
@@ -64,6 +73,7 @@ pub fn runtime() -> Result<&'static ort::environment::Environment, ModelError> {
         let builder = ort::init_from(&path).map_err(|e| load_err(e.to_string()))?;
         let env = builder
             .with_name("livepose")
+            .with_telemetry(false)
             .build()
             .map_err(|e| load_err(e.to_string()))?;
         Ok((path, env))

@@ -219,3 +219,64 @@ fn a_broken_onnx_runtime_library_is_an_error_not_a_panic() {
     );
     assert!(!stderr.contains("panicked"), "stderr: {stderr}");
 }
+
+/// ONNX Runtime 1.31's official build (the one livepose loads) keeps a device id and queues usage
+/// telemetry for Microsoft under `$HOME/.cache/Microsoft/DeveloperTools/.onnxruntime/` unless
+/// `ORT_DISABLE_TELEMETRY` is set before it loads (or it thinks it runs on a CI service). A user who set
+/// nothing gets livepose's opt-out: `analyze` with a fresh home and none of those variables leaves no such
+/// folder. (Without the opt-out in `main`, this run made `deviceid` and `onnxruntime.db` there.)
+#[test]
+fn analyze_leaves_no_onnx_runtime_telemetry_behind() {
+    let home = crate::common::temp_dir("telemetry-home");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_livepose"));
+    command
+        .args([
+            "analyze",
+            fixture("messi5.jpg").to_str().unwrap(),
+            "--no-hands",
+            "--out",
+        ])
+        .arg(home.join("out"))
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", home.join(".cache"));
+    // The variables by which the runtime suppresses its telemetry on its own (found in the library's
+    // strings), and the opt-out itself (`make test` exports it).
+    for var in [
+        livepose::vision::model::TELEMETRY_OPT_OUT_VAR,
+        "CI",
+        "TF_BUILD",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
+        "CIRCLECI",
+        "TRAVIS",
+        "JENKINS_URL",
+        "CODEBUILD_BUILD_ID",
+        "BUILDKITE",
+    ] {
+        command.env_remove(var);
+    }
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "stderr: {stderr}");
+    assert!(
+        home.join("out").join("messi5.json").is_file(),
+        "analyze wrote no result; stderr: {stderr}"
+    );
+    let left: Vec<_> = walk(&home)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("Microsoft"))
+        .collect();
+    assert!(left.is_empty(), "ONNX Runtime telemetry files: {left:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
+}
