@@ -24,7 +24,9 @@ use crate::vision::image::RgbImage;
 use crate::vision::landmarks::{POSE_LANDMARK_COUNT, Pose};
 use crate::vision::lanes::{LandmarkResult, LaneModel, PoseLanes, landmarks_on_lanes};
 use crate::vision::model::{ModelFile, OnnxModel, SessionOptions};
-use crate::vision::people::{Appearance, BodyInImage, PeopleTracker, PersonId, detection_tiles};
+use crate::vision::people::{
+    Appearance, BodyInImage, PeopleTracker, PersonId, detection_tiles, pick_tile,
+};
 use crate::vision::pose::{PoseDetector, PoseLandmarker, RawPose, roi_from_alignment_points};
 use crate::vision::result::FrameResult;
 use crate::vision::roi::Roi;
@@ -315,7 +317,17 @@ impl Engine {
             tiles.len(),
         ) {
             out.detector_ran = true;
-            let region = region.and_then(|i| tiles.get(i).copied());
+            let tile = region.and_then(|turn| {
+                tiles
+                    .get(pick_tile(&tiles, turn, &people.people, timestamp_us))
+                    .copied()
+            });
+            let tracked_bodies: Vec<BodyInImage> = people
+                .people
+                .iter()
+                .filter(|p| p.is_tracked())
+                .map(|p| p.body_at(timestamp_us))
+                .collect();
             // The people tracked mostly keep their regions whatever the detector finds, so with
             // lanes to spare their landmarks run beside it (the detector taking one lane's place). A
             // person whose region a detection replaces (a cut body that drifted) runs again after.
@@ -330,12 +342,12 @@ impl Engine {
                 lanes.beside(tracked.len() + 1)
             };
             let mut candidates = if beside.is_empty() {
-                detector.detect_in(image, region, &mut out.timings)?
+                detector.detect_with_tile(image, tile, &tracked_bodies, &mut out.timings)?
             } else {
                 let rois: Vec<Roi> = tracked.iter().map(|(_, roi)| *roi).collect();
                 let (found, raws) =
                     landmarks_on_lanes(image, &rois, landmarker, beside, &mut out.timings, |t| {
-                        detector.detect_in(image, region, t)
+                        detector.detect_with_tile(image, tile, &tracked_bodies, t)
                     });
                 early = tracked
                     .into_iter()
@@ -427,7 +439,10 @@ impl Engine {
             out.timings.add(Stage::Smoothing, start.elapsed());
         }
         let given_up = people.settle(timestamp_us);
-        out.people.retain(|(id, _)| !given_up.contains(id));
+        // A new person near someone is reported from their `CONFIRM_FRAMES`th frame (people::CONFIRM_FRAMES).
+        out.people.retain(|(id, _)| {
+            !given_up.contains(id) && (!config.tracking || people.is_confirmed(*id))
+        });
         out.people.sort_by_key(|(id, _)| *id);
         Ok(out)
     }

@@ -14,7 +14,7 @@ use crate::vision::landmarks::{
     ImageLandmark, POSE_LANDMARK_COUNT, POSE_MODEL_LANDMARK_COUNT, WorldLandmark,
 };
 use crate::vision::model::OnnxModel;
-use crate::vision::people::{Appearance, BodyInImage, Candidate};
+use crate::vision::people::{Appearance, BodyInImage, Candidate, add_tile_candidates};
 use crate::vision::roi::{Roi, rotation_from_points};
 use crate::vision::timings::{Stage, StageTimings};
 
@@ -89,6 +89,23 @@ impl PoseDetector {
         timings: &mut StageTimings,
     ) -> Result<Vec<Candidate>, ModelError> {
         self.detect_in(image, None, timings)
+    }
+
+    /// The whole image, then `tile` if any, whose candidates are added where the whole image found
+    /// nobody and nobody `tracked` is near ([`add_tile_candidates`]).
+    pub fn detect_with_tile(
+        &mut self,
+        image: &RgbImage,
+        tile: Option<Roi>,
+        tracked: &[BodyInImage],
+        timings: &mut StageTimings,
+    ) -> Result<Vec<Candidate>, ModelError> {
+        let mut found = self.detect_in(image, None, timings)?;
+        if let Some(tile) = tile {
+            let in_tile = self.detect_in(image, Some(tile), timings)?;
+            add_tile_candidates(&mut found, in_tile, tracked);
+        }
+        Ok(found)
     }
 
     /// Like [`Self::detect_all`], in `region` of the image only (`None`: the whole image): the detector

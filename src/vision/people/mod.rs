@@ -9,7 +9,9 @@
 //! 2. **Detect** ([`PeopleTracker::detection_due`]): on every frame while nobody is tracked; while
 //!    fewer than `max_people` are tracked, every `detect_every` frames, backing off to
 //!    `detect_every` × [`MAX_BACKOFF`] while detections find nobody new and nobody is lost; and on the
-//!    frame after a tracked person was lost or their region jumped.
+//!    frame after a tracked person was lost or their region jumped. While someone is missing, each
+//!    detection looks at the whole frame and at one square tile of it ([`tiles`]), where small people
+//!    are larger.
 //! 3. **Associate** ([`PeopleTracker::associate`]): a detection is matched to a person by body keypoints
 //!    (hip centre and shoulder centre, relative to the person's torso length, and the torso length
 //!    itself), never by the overlap of the large square regions, which loses a second person standing
@@ -18,7 +20,9 @@
 //!    near, whose region's size has drifted from the detection's ([`REANCHOR_MAX_LEGS_VISIBILITY`]):
 //!    it takes the detection's region. Matched to a lost person
 //!    within the grace period, a detection gives that person back their id (filters restarted);
-//!    unmatched, it is a new person with a new id, if there is room.
+//!    unmatched, it is a new person with a new id, if there is room. A new person near someone tracked
+//!    is reported from their [`CONFIRM_FRAMES`]th frame (a partial view of someone lives a frame or
+//!    two).
 //! 4. **Landmarks** (the engine) for every tracked person, then [`PeopleTracker::seen`] or
 //!    [`PeopleTracker::not_seen`] for each.
 //! 5. **Settle** ([`PeopleTracker::settle`]): two people on one body become one (the person whose
@@ -31,10 +35,12 @@ pub mod appearance;
 mod body;
 mod motion;
 mod reidentify;
+mod tiles;
 
 pub use appearance::Appearance;
 pub use body::BodyInImage;
 pub use motion::RoiMotion;
+pub use tiles::{TILE_CLEAR_TORSOS, add_tile_candidates, detection_tiles, pick_tile};
 
 use crate::vision::roi::Roi;
 use reidentify::Lookalike;
@@ -74,6 +80,14 @@ pub const REANCHOR_MAX_LEGS_VISIBILITY: f32 = 0.5;
 pub const REANCHOR_MAX_TORSOS: f32 = 0.35;
 pub const REANCHOR_CLEAR_TORSOS: f32 = 1.2;
 pub const REANCHOR_MIN_SIZE_RATIO: f32 = 1.15;
+/// A person found while someone else is tracked within [`CONFIRM_NEAR_TORSOS`] of them is reported
+/// only once the landmark model has found them in this many frames: near someone, a new body is often a
+/// partial view of them that lives a frame or two (a "ghost", which the scorer counts as an id switch
+/// when it lands on a hidden person). A person found alone, or when nobody was known, is reported at
+/// once. DeepSORT's tentative tracks (`n_init` 3) do the same. Chosen on the tuning clips
+/// (docs/MEASUREMENTS.md, "The whole frame and a tile at every detection").
+pub const CONFIRM_FRAMES: u32 = 3;
+pub const CONFIRM_NEAR_TORSOS: f32 = 2.0;
 /// The velocity estimate follows a new measurement by this much (EMA).
 const VELOCITY_GAIN: f32 = 0.6;
 /// A lost person is given back their id only by a body at least this similar to how they looked.
@@ -137,6 +151,10 @@ pub struct PersonTrack<F> {
     pub appearance: Option<Appearance>,
     pub appearance_frames: u32,
     pub last_look: Option<Appearance>,
+    /// Frames in which the landmark model found the person since they were created.
+    pub seen_frames: u32,
+    /// Reported ([`CONFIRM_FRAMES`]).
+    pub confirmed: bool,
     pub state: F,
 }
 
@@ -220,34 +238,6 @@ pub enum Assignment {
     Ignored,
 }
 
-/// Where the detector looks besides the whole frame: squares as high as a landscape frame (as wide as a
-/// portrait one), at both ends of its long side (and evenly between when it is more than twice as long):
-/// a person small in the whole frame is larger in a tile, where the detector, which sees its region at
-/// 224 px, finds them. A square frame has none. (A finer grid of smaller tiles found no more people on
-/// the shared clips and cost more detector runs per person found: docs/MEASUREMENTS.md.)
-pub fn detection_tiles(width: u32, height: u32) -> Vec<Roi> {
-    let (w, h) = (width as f32, height as f32);
-    let (long, short) = (w.max(h), w.min(h));
-    let count = (long / short).ceil() as usize;
-    if count < 2 {
-        return Vec::new();
-    }
-    (0..count)
-        .map(|i| {
-            let along = short * 0.5 + (long - short) * i as f32 / (count - 1) as f32;
-            Roi {
-                center_in_image: if w >= h {
-                    [along, h * 0.5]
-                } else {
-                    [w * 0.5, along]
-                },
-                size_in_image: [short, short],
-                rotation: 0.0,
-            }
-        })
-        .collect()
-}
-
 /// A stream's people.
 #[derive(Debug)]
 pub struct PeopleTracker<F> {
@@ -256,7 +246,7 @@ pub struct PeopleTracker<F> {
     frames_since_detection: u32,
     /// Detect in the next frame (someone was lost or jumped).
     detect_next: bool,
-    /// Detections so far (the whole frame on every other one, a tile in turn on the others).
+    /// Detections with a tile so far (the tiles take turns).
     detections: u64,
     /// The detection interval is `detect_every` times this: doubled (up to [`MAX_BACKOFF`]) after each
     /// detection that finds nobody new while nobody is lost, back to 1 when someone is found or lost.
@@ -305,9 +295,10 @@ impl<F> PeopleTracker<F> {
     }
 
     /// Whether the detector runs on this frame, and where: `None` not at all; `Some(None)` the whole
-    /// frame; `Some(Some(i))` tile `i` of `tiles`. The whole frame on every other detection and right
-    /// after someone was lost (where people most likely are); tiles in turn on the others, while fewer
-    /// than `max_people` are tracked. Static mode (no tracking): the whole frame, every frame.
+    /// frame; `Some(Some(i))` the whole frame and a tile, the tiles taking turns from `i` (see
+    /// [`pick_tile`]). A tile while fewer than `max_people` are tracked, except right after someone
+    /// was lost (the whole frame only: they are most likely where they were). Static mode (no
+    /// tracking): the whole frame, every frame.
     pub fn detection_region(
         &mut self,
         max_people: usize,
@@ -337,11 +328,12 @@ impl<F> PeopleTracker<F> {
         }
         let k = self.detections;
         self.detections += 1;
-        Some(if k.is_multiple_of(2) {
-            None
-        } else {
-            Some((k / 2) as usize % tiles)
-        })
+        Some(Some(k as usize % tiles))
+    }
+
+    /// Whether person `id` is reported ([`CONFIRM_FRAMES`]).
+    pub fn is_confirmed(&self, id: PersonId) -> bool {
+        self.people.iter().any(|p| p.id == id && p.confirmed)
     }
 
     /// Matches this frame's detections (best score first) to the people: tracked ones first, then lost
@@ -355,6 +347,7 @@ impl<F> PeopleTracker<F> {
         max_people: usize,
         mut make_state: impl FnMut() -> F,
     ) -> Vec<Assignment> {
+        let scene_was_empty = self.people.is_empty();
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ci, c) in candidates.iter().enumerate() {
             for (pi, p) in self.people.iter().enumerate() {
@@ -465,6 +458,10 @@ impl<F> PeopleTracker<F> {
                     return Assignment::Reacquired(person.id);
                 }
                 tracked += 1;
+                let alone = !self.people.iter().any(|p| {
+                    p.is_tracked()
+                        && p.body_at(timestamp_us).distance_in_torsos(&c.body) < CONFIRM_NEAR_TORSOS
+                });
                 let id = self.next_id;
                 self.next_id += 1;
                 self.people.push(PersonTrack {
@@ -482,6 +479,8 @@ impl<F> PeopleTracker<F> {
                     appearance: c.appearance.clone(),
                     appearance_frames: u32::from(c.appearance.is_some()),
                     last_look: c.appearance.clone(),
+                    seen_frames: 0,
+                    confirmed: scene_was_empty || alone,
                     state: make_state(),
                 });
                 Assignment::New(id)
@@ -584,6 +583,8 @@ impl<F> PeopleTracker<F> {
             }
         }
         p.last_look = look;
+        p.seen_frames = p.seen_frames.saturating_add(1);
+        p.confirmed |= p.seen_frames >= CONFIRM_FRAMES;
         let jumped = p.lost_since_us.is_none()
             && p.seen_us < timestamp_us
             && p.body_at(timestamp_us).distance_in_torsos(&body) > JUMP_TORSOS;

@@ -108,6 +108,7 @@ impl<F> PeopleTracker<F> {
             person.created_us = was.created_us;
             person.appearance = was.appearance;
             person.appearance_frames = was.appearance_frames;
+            person.confirmed |= was.confirmed;
             *assigned = Some(Assignment::Reacquired(was.id));
         }
     }

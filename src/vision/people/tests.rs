@@ -239,39 +239,115 @@ fn the_detector_backs_off_while_it_finds_nobody_new_and_comes_back_when_someone_
 }
 
 #[test]
-fn tiles_are_squares_of_the_short_side_along_the_long_one() {
+fn tiles_are_squares_of_the_short_side_at_most_half_a_square_apart() {
     let tiles = detection_tiles(960, 540);
-    assert_eq!(tiles.len(), 2, "{tiles:?}");
+    assert_eq!(tiles.len(), 3, "{tiles:?}");
     assert_eq!(tiles[0].size_in_image, [540.0, 540.0]);
     assert_eq!(tiles[0].center_in_image, [270.0, 270.0]);
-    assert_eq!(tiles[1].center_in_image, [690.0, 270.0]);
+    assert_eq!(tiles[1].center_in_image, [480.0, 270.0]);
+    assert_eq!(tiles[2].center_in_image, [690.0, 270.0]);
+    let four_by_three = detection_tiles(640, 480);
+    assert_eq!(four_by_three.len(), 2);
+    assert_eq!(four_by_three[1].center_in_image, [400.0, 240.0]);
     let tall = detection_tiles(480, 1500);
-    assert_eq!(tall.len(), 4);
-    assert_eq!(tall[3].center_in_image, [240.0, 1260.0]);
+    assert_eq!(tall.len(), 6);
+    assert_eq!(tall[5].center_in_image, [240.0, 1260.0]);
+    for pair in tall.windows(2) {
+        assert!(pair[1].center_in_image[1] - pair[0].center_in_image[1] <= 240.0);
+    }
     assert!(detection_tiles(500, 500).is_empty());
-    assert!(detection_tiles(600, 500).len() == 2);
+    assert_eq!(detection_tiles(600, 500).len(), 2);
 }
 
 #[test]
-fn the_whole_frame_alternates_with_the_tiles_while_someone_is_missing() {
+fn every_detection_looks_at_a_tile_in_turn_while_someone_is_missing() {
     let mut t = PeopleTracker::<()>::default();
-    let regions: Vec<_> = (0..6).map(|_| t.detection_region(2, 1, true, 3)).collect();
+    let regions: Vec<_> = (0..4).map(|_| t.detection_region(2, 1, true, 3)).collect();
     assert_eq!(
         regions,
-        [
-            Some(None),
-            Some(Some(0)),
-            Some(None),
-            Some(Some(1)),
-            Some(None),
-            Some(Some(2))
-        ]
+        [Some(Some(0)), Some(Some(1)), Some(Some(2)), Some(Some(0))]
     );
     assert_eq!(
         t.detection_region(2, 1, false, 3),
         Some(None),
         "static: whole frame"
     );
+    assert_eq!(t.detection_region(2, 1, true, 0), Some(None), "no tiles");
+}
+
+#[test]
+fn the_tile_looked_at_is_one_without_tracked_people() {
+    let tiles = detection_tiles(960, 540);
+    let mut t = PeopleTracker::<()>::default();
+    // Someone tracked at x 300: in the left tile (0–540) and the middle one (210–750).
+    t.associate(&[candidate(300.0, 270.0, 100.0)], 0, 3, || ());
+    see_all(&mut t, FRAME_US, &[(1, 300.0, 270.0)]);
+    assert_eq!(pick_tile(&tiles, 0, &t.people, FRAME_US), 2);
+    assert_eq!(pick_tile(&tiles, 1, &t.people, FRAME_US), 2);
+    // Nobody tracked: the tiles take turns.
+    let empty = PeopleTracker::<()>::default();
+    assert_eq!(pick_tile(&tiles, 1, &empty.people, 0), 1);
+}
+
+#[test]
+fn a_tiles_find_is_added_only_away_from_what_the_whole_frame_found_and_from_tracked_people() {
+    let mut whole = vec![candidate(200.0, 300.0, 100.0)];
+    let tracked = [body(500.0, 300.0, 100.0)];
+    let tile = vec![
+        candidate(230.0, 300.0, 100.0), // on the whole frame's find
+        candidate(580.0, 300.0, 100.0), // 0.8 torso from someone tracked: a partial view of them
+        candidate(800.0, 300.0, 100.0), // someone new
+    ];
+    add_tile_candidates(&mut whole, tile, &tracked);
+    let xs: Vec<f32> = whole.iter().map(|c| c.body.centre_in_image()[0]).collect();
+    assert_eq!(xs, [200.0, 800.0]);
+}
+
+#[test]
+fn a_newcomer_near_someone_is_reported_from_their_third_frame_and_one_alone_at_once() {
+    let mut t = PeopleTracker::<()>::default();
+    t.associate(&[candidate(100.0, 300.0, 100.0)], 0, 3, || ());
+    assert!(t.is_confirmed(1), "the first person found: at once");
+    see_all(&mut t, FRAME_US, &[(1, 100.0, 300.0)]);
+    // One 1.5 torsos from person 1, one far away.
+    let at = 2 * FRAME_US;
+    t.associate(
+        &[
+            candidate(250.0, 300.0, 100.0),
+            candidate(700.0, 300.0, 100.0),
+        ],
+        at,
+        3,
+        || (),
+    );
+    let near = t
+        .people
+        .iter()
+        .find(|p| p.body.centre_in_image()[0] == 250.0)
+        .map(|p| p.id);
+    let far = t
+        .people
+        .iter()
+        .find(|p| p.body.centre_in_image()[0] == 700.0)
+        .map(|p| p.id);
+    let (Some(near), Some(far)) = (near, far) else {
+        panic!(
+            "both are tracked: {:?}",
+            t.people.iter().map(|p| p.id).collect::<Vec<_>>()
+        );
+    };
+    assert!(t.is_confirmed(far), "alone: at once");
+    let mut reported = Vec::new();
+    for k in 0..CONFIRM_FRAMES {
+        let at = (3 + i64::from(k)) * FRAME_US;
+        see_all(
+            &mut t,
+            at,
+            &[(1, 100.0, 300.0), (near, 250.0, 300.0), (far, 700.0, 300.0)],
+        );
+        reported.push(t.is_confirmed(near));
+    }
+    assert_eq!(reported, [false, false, true]);
 }
 
 #[test]
