@@ -439,7 +439,8 @@ impl Engine {
             out.timings.add(Stage::Smoothing, start.elapsed());
         }
         let given_up = people.settle(timestamp_us);
-        // A new person near someone is reported from their `CONFIRM_FRAMES`th frame (people::CONFIRM_FRAMES).
+        // Newcomers not confirmed yet are tracked but not reported (`people::CONFIRM_FRAMES`); static
+        // mode reports everyone found.
         out.people.retain(|(id, _)| {
             !given_up.contains(id) && (!config.tracking || people.is_confirmed(*id))
         });

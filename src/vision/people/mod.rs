@@ -40,7 +40,7 @@ mod tiles;
 pub use appearance::Appearance;
 pub use body::BodyInImage;
 pub use motion::RoiMotion;
-pub use tiles::{TILE_CLEAR_TORSOS, add_tile_candidates, detection_tiles, pick_tile};
+pub use tiles::{add_tile_candidates, detection_tiles, pick_tile};
 
 use crate::vision::roi::Roi;
 use reidentify::Lookalike;

@@ -62,9 +62,10 @@ pub fn pick_tile<F>(tiles: &[Roi], turn: usize, people: &[PersonTrack<F>], at_us
         .unwrap_or(0)
 }
 
-/// The whole frame's candidates, then those of a tile that are on nobody the whole frame found (within
-/// [`MATCH_TORSOS`] of one of its candidates) and near nobody tracked ([`TILE_CLEAR_TORSOS`] of their
-/// predicted bodies).
+/// The whole frame's candidates (best score first), then those of a tile that are on nobody the whole
+/// frame found (within [`MATCH_TORSOS`] of one of its candidates) and near nobody tracked
+/// ([`TILE_CLEAR_TORSOS`] of their predicted bodies): association matches by distance, so the order
+/// only decides who of two new people gets the lower id.
 pub fn add_tile_candidates(
     whole: &mut Vec<Candidate>,
     tile: Vec<Candidate>,
