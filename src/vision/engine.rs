@@ -317,17 +317,14 @@ impl Engine {
             tiles.len(),
         ) {
             out.detector_ran = true;
-            let tile = region.and_then(|turn| {
-                tiles
-                    .get(pick_tile(&tiles, turn, &people.people, timestamp_us))
-                    .copied()
-            });
             let tracked_bodies: Vec<BodyInImage> = people
                 .people
                 .iter()
                 .filter(|p| p.is_tracked())
                 .map(|p| p.body_at(timestamp_us))
                 .collect();
+            let tile = region
+                .and_then(|turn| tiles.get(pick_tile(&tiles, turn, &tracked_bodies)).copied());
             // The people tracked mostly keep their regions whatever the detector finds, so with
             // lanes to spare their landmarks run beside it (the detector taking one lane's place). A
             // person whose region a detection replaces (a cut body that drifted) runs again after.

@@ -282,11 +282,11 @@ fn the_tile_looked_at_is_one_without_tracked_people() {
     // Someone tracked at x 300: in the left tile (0–540) and the middle one (210–750).
     t.associate(&[candidate(300.0, 270.0, 100.0)], 0, 3, || ());
     see_all(&mut t, FRAME_US, &[(1, 300.0, 270.0)]);
-    assert_eq!(pick_tile(&tiles, 0, &t.people, FRAME_US), 2);
-    assert_eq!(pick_tile(&tiles, 1, &t.people, FRAME_US), 2);
+    let tracked: Vec<BodyInImage> = t.people.iter().map(|p| p.body_at(FRAME_US)).collect();
+    assert_eq!(pick_tile(&tiles, 0, &tracked), 2);
+    assert_eq!(pick_tile(&tiles, 1, &tracked), 2);
     // Nobody tracked: the tiles take turns.
-    let empty = PeopleTracker::<()>::default();
-    assert_eq!(pick_tile(&tiles, 1, &empty.people, 0), 1);
+    assert_eq!(pick_tile(&tiles, 1, &[]), 1);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! the whole frame and at one tile; the tile's finds are added where the whole frame found nobody
 //! (docs/MEASUREMENTS.md, "The whole frame and a tile at every detection").
 
-use crate::vision::people::{BodyInImage, Candidate, MATCH_TORSOS, PersonTrack};
+use crate::vision::people::{BodyInImage, Candidate, MATCH_TORSOS};
 use crate::vision::roi::Roi;
 
 /// A tile's find within this many torso lengths of a tracked person is not added: near someone
@@ -39,21 +39,13 @@ pub fn detection_tiles(width: u32, height: u32) -> Vec<Roi> {
         .collect()
 }
 
-/// The tile to look at this time: the one with the fewest tracked people's bodies in it (where someone
+/// The tile to look at this time: the one holding the fewest of the `tracked` bodies (where someone
 /// missing more likely is), taking turns from `turn` between equal ones.
-pub fn pick_tile<F>(tiles: &[Roi], turn: usize, people: &[PersonTrack<F>], at_us: i64) -> usize {
-    let centres: Vec<[f32; 2]> = people
-        .iter()
-        .filter(|p| p.is_tracked())
-        .map(|p| p.body_at(at_us).centre_in_image())
-        .collect();
+pub fn pick_tile(tiles: &[Roi], turn: usize, tracked: &[BodyInImage]) -> usize {
     let tracked_in = |t: &Roi| {
-        centres
+        tracked
             .iter()
-            .filter(|c| {
-                (c[0] - t.center_in_image[0]).abs() <= t.size_in_image[0] * 0.5
-                    && (c[1] - t.center_in_image[1]).abs() <= t.size_in_image[1] * 0.5
-            })
+            .filter(|b| t.contains(b.centre_in_image()))
             .count()
     };
     (0..tiles.len())
